@@ -1,0 +1,31 @@
+"""Writing clips as browser-playable H.264 mp4 files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
+    """Write (T, H, W, 3) uint8 frames as H.264 (yuv420p, faststart); atomic via a temp file."""
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    T, H, W, _ = frames.shape
+    if H % 2 or W % 2:
+        frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)), mode="edge")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    tmp.replace(path)
+    return path
