@@ -285,3 +285,100 @@ def write_dataset(out_dir: str | Path, n: int, seed: int, batch: int = 64, progr
             if progress:
                 progress(1)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries: partial descriptions of clips, and whether a clip satisfies one
+
+
+@dataclass(frozen=True)
+class Query:
+    """The attributes a text names; None means the text does not care."""
+
+    scene: str | None = None
+    objects: tuple[tuple[str | None, str | None], ...] = ()  # (colour, shape) per named object
+    motion: str | None = None  # "falling", "colliding", "moving [slowly|quickly] DIR"
+
+    @property
+    def text(self) -> str:
+        """The query in the canonical word order of WORLD.md."""
+        nouns = [_noun_phrase(c, s) for c, s in self.objects] or ["something"]
+        words = [" and ".join(nouns)]
+        if self.motion:
+            words.append(self.motion)
+        if self.scene:
+            words.append(self.scene)
+        return " ".join(words)
+
+    def matches(self, spec: ClipSpec, *, visible_only: bool = False) -> bool:
+        """True when every attribute named is true of the clip.
+
+        `visible_only` ignores what a single frame cannot show (direction, speed, falling),
+        keeping what it can: scene, colours, shapes and that "colliding" means two objects.
+        """
+        if self.scene and self.scene != spec.scene:
+            return False
+        if not _objects_match(self.objects, spec.objects):
+            return False
+        if self.motion == "colliding" or not self.motion:
+            return self.motion != "colliding" or len(spec.objects) == 2
+        return visible_only or _motion_matches(self.motion, spec)
+
+
+def _noun_phrase(colour: str | None, shape: str | None) -> str:
+    if colour and shape:
+        return f"a {colour} {shape}"
+    if shape:
+        return f"a {shape}"
+    return f"a {colour} object" if colour else "something"
+
+
+def _objects_match(named, objects: tuple[ObjectSpec, ...]) -> bool:
+    """Each named object matches a different object of the clip."""
+    if len(named) > len(objects):
+        return False
+    if len(named) == 2:
+        return any(
+            _object_matches(named[0], objects[i]) and _object_matches(named[1], objects[1 - i])
+            for i in (0, 1)
+        )
+    return not named or any(_object_matches(named[0], o) for o in objects)
+
+
+def _object_matches(named: tuple[str | None, str | None], obj: ObjectSpec) -> bool:
+    colour, shape = named
+    return (colour is None or colour == obj.colour) and (shape is None or shape == obj.shape)
+
+
+def _motion_matches(motion: str, spec: ClipSpec) -> bool:
+    """A query's motion; "moving left" names no speed band, so any speed matches."""
+    if len(spec.objects) != 1:
+        return False
+    actual = spec.objects[0].motion
+    if motion == "falling" or actual == "falling":
+        return motion == actual
+    want, have = motion.split()[1:], actual.split()[1:]
+    return want[-1] == have[-1] and (len(want) == 1 or want == have)
+
+
+def full_query(spec: ClipSpec) -> Query:
+    """The query of the clip's whole canonical caption."""
+    objects = tuple((o.colour, o.shape) for o in spec.objects)
+    motion = "colliding" if len(spec.objects) == 2 else spec.objects[0].motion
+    return Query(spec.scene, objects, motion)
+
+
+def partial_query(spec: ClipSpec, rng: np.random.Generator) -> Query:
+    """A random part of the clip's caption (each attribute kept or dropped), never empty."""
+    full = full_query(spec)
+    while True:
+        keep = rng.random(4) < 0.5  # scene, colour, shape, motion
+        objects = tuple(
+            (c if keep[1] else None, s if keep[2] else None)
+            for c, s in full.objects[: 1 if rng.random() < 0.5 else 2]
+        )
+        if not (keep[1] or keep[2]):
+            objects = ()
+        query = Query(full.scene if keep[0] else None, objects, full.motion if keep[3] else None)
+        if query != Query() and query != full:
+            return query

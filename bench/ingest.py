@@ -1,0 +1,60 @@
+"""Ingest throughput beside the encoder alone on the same frames, in one run.
+
+For each model: render world clips, time the whole `ingest` (hashing, crash-isolated decoding,
+encoding, Milvus Lite writes), then time the encoder alone on exactly the frames the ingest
+sampled, batched the same way. Target: the whole ingest at 80% of the encoder-only rate or
+better. ViT-B-32 runs with random weights (speed only).
+
+    python3 bench/ingest.py [--clips 200] [--vit-clips 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from generator import world
+from indexer.encoder import ClipEncoder, resolve_device
+from indexer.ingest import ingest
+from indexer.models import load_clip, random_clip
+from indexer.reader import read_frames
+from indexer.store import VideoStore
+
+
+def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path) -> None:
+    folder = tmp / f"world-{name}"
+    paths = world.write_dataset(folder, clips, seed=31337)
+    store = VideoStore(str(tmp / f"{name}.db"), model=encoder.name, dim=encoder.dim)
+    encoder.encode_images(np.zeros((8, 64, 64, 3), np.uint8))  # warm up
+    started = time.perf_counter()
+    report = ingest([folder], store, encoder, tmp / f"library-{name}")
+    ingest_s = time.perf_counter() - started
+    store.close()
+    frames = np.concatenate([read_frames(p).frames for p in paths])
+    started = time.perf_counter()
+    for i in range(0, len(frames), 128):
+        encoder.encode_images(frames[i : i + 128])
+    encode_s = time.perf_counter() - started
+    ingest_fps, encode_fps = report.frames / ingest_s, len(frames) / encode_s
+    print(f"{name:14s} {len(report.added):4d} videos {report.frames:5d} frames | ingest {ingest_fps:7.1f} frames/s | "
+          f"encoder alone {encode_fps:7.1f} frames/s | ratio {ingest_fps / encode_fps:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--vit-clips", type=int, default=40)
+    args = parser.parse_args()
+    device = resolve_device("auto")
+    print(f"device {device}")
+    with tempfile.TemporaryDirectory() as tmp:
+        measure("reelbase-tiny", ClipEncoder(load_clip("reelbase-tiny", device), device), args.clips, Path(tmp))
+        measure("ViT-B-32", ClipEncoder(random_clip("ViT-B-32", device), device), args.vit_clips, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Rectified flow: the training loss and an Euler sampler with classifier-free guidance.
+
+Rectified flow (Liu et al. 2022) with SD3's logit-normal timestep sampling (Esser et al. 2024).
+Convention: x_t = (1 - t) * x0 + t * noise, so t = 1 is pure noise and the velocity the model
+predicts is v = noise - x0. Given frames (a frame mask) stay clean with t = 0 in training and
+sampling (Open-Sora 1.2); region masks are filled in at sampling time by replacing the known
+part after every step with the known latents noised to the current time (RePaint, Lugmayr et
+al. 2022); variations start part-way, from start latents noised to t = strength (SDEdit, Meng
+et al. 2022).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+class Cancelled(Exception):
+    """Sampling was stopped by its callback."""
+
+
+def sample_times(n: int, generator: torch.Generator | None = None, device="cpu",
+                 mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """Logit-normal times in (0, 1), (n,): most weight on the middle of the path (SD3)."""
+    return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
+
+
+def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = None, device="cpu",
+                      p_given: float = 0.5) -> torch.Tensor:
+    """Given frames for training, (n, T) bool: none, or a prefix of 1 to T/2 frames.
+
+    A one-frame prefix trains image-to-video, longer ones "continue this clip" (Open-Sora).
+    """
+    given = torch.rand(n, generator=generator, device=device) < p_given
+    lengths = torch.randint(1, frames // 2 + 1, (n,), generator=generator, device=device)
+    prefix = torch.arange(frames, device=device)[None] < lengths[:, None]  # (n, T)
+    return prefix & given[:, None]
+
+
+def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask: torch.Tensor | None = None,
+                  prompt_drop: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Velocity MSE on the frames that are not given; given frames stay clean (t = 0)."""
+    B, T = latents.shape[:2]
+    device = latents.device
+    t = sample_times(B, generator, device)  # (B,)
+    noise = torch.randn(latents.shape, generator=generator, device=device)
+    x_t = (1 - t.view(B, 1, 1, 1, 1)) * latents + t.view(B, 1, 1, 1, 1) * noise  # (B, T, C, h, w)
+    generated = torch.ones(B, T, device=device)
+    if frame_mask is not None:
+        x_t = torch.where(frame_mask[:, :, None, None, None], latents, x_t)
+        generated = (~frame_mask).float()
+    drop = torch.rand(B, generator=generator, device=device) < prompt_drop  # train the null prompt
+    v = model(x_t, t, tokens, frame_mask=frame_mask, drop=drop)
+    err = F.mse_loss(v.float(), (noise - latents).float(), reduction="none").mean(dim=(2, 3, 4))  # (B, T)
+    return (err * generated).sum() / generated.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float = 0.999) -> None:
+    """Exponential moving average of the weights, the model to sample from (DiT)."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+def prompt_context(model, tokens: torch.Tensor, neg_tokens: torch.Tensor | None, guidance: float):
+    """Text features and mask for the sampler: conditional, then unconditional when guiding."""
+    if guidance == 1.0:
+        return model.encode_text(tokens)
+    if neg_tokens is None:  # the learned null prompt
+        uncond = model.encode_text(tokens, drop=torch.ones(len(tokens), dtype=torch.bool, device=tokens.device))
+    else:
+        uncond = model.encode_text(neg_tokens.expand_as(tokens))
+    cond = model.encode_text(tokens)
+    return torch.cat([cond[0], uncond[0]]), torch.cat([cond[1], uncond[1]])  # (2B, L, D), (2B, L)
+
+
+def guided_velocity(model, x, t, context, context_mask, guidance: float, frame_mask=None) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022), both passes batched in one forward."""
+    if guidance == 1.0:
+        return model.velocity(x, t, context, context_mask, frame_mask)
+    frame_mask = None if frame_mask is None else torch.cat([frame_mask, frame_mask])
+    v = model.velocity(torch.cat([x, x]), torch.cat([t, t]), context, context_mask, frame_mask)
+    v_cond, v_uncond = v.chunk(2)
+    return v_uncond + guidance * (v_cond - v_uncond)
+
+
+def replace_known(x, known, known_mask, frame_mask, noise, t) -> torch.Tensor:
+    """Known regions take the known latents noised to t; wholly known frames stay clean."""
+    renoised = (1 - t) * known + t * noise
+    if frame_mask is not None:
+        renoised = torch.where(frame_mask[:, :, None, None, None], known, renoised)
+    return known_mask * renoised + (1 - known_mask) * x
+
+
+@torch.no_grad()
+def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torch.Tensor | None = None,
+           steps: int = 30, guidance: float = 4.0, generator: torch.Generator | None = None,
+           known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
+           start_latents: torch.Tensor | None = None, strength: float = 1.0,
+           callback: Callable[[int, int, torch.Tensor], bool | None] | None = None) -> torch.Tensor:
+    """Euler-integrate the flow from noise (t = 1) to latents (t = 0), shape (B, T, C, h, w).
+
+    `known` with `known_mask` (broadcastable to shape; 1 = known) conditions on frames or
+    regions; `start_latents` with `strength` < 1 makes variations, running the last
+    round(steps * strength) steps. `callback(step, steps, latents)` returning False stops
+    sampling with `Cancelled`.
+    """
+    B, device = shape[0], tokens.device
+    noise = torch.randn(shape, generator=generator, device=device)
+    x, t_start = noise, 1.0
+    if start_latents is not None:
+        x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)
+    n = round(steps * t_start)
+    times = torch.linspace(t_start, 0.0, n + 1, device=device)
+    context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
+    frame_mask = None
+    if known is not None:
+        known_mask = known_mask.to(x.dtype).expand(shape)  # (B, T, C, h, w)
+        frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
+        frame_mask = frame_mask if frame_mask.any() else None
+    for i in range(n):
+        if known is not None:
+            x = replace_known(x, known, known_mask, frame_mask, noise, times[i])
+        v = guided_velocity(model, x, times[i].expand(B), context, context_mask, guidance, frame_mask)
+        x = x + (times[i + 1] - times[i]) * v
+        if callback is not None and callback(i + 1, n, x) is False:
+            raise Cancelled(f"cancelled at step {i + 1} of {n}")
+    if known is not None:
+        x = replace_known(x, known, known_mask, frame_mask, noise, times[-1])  # t = 0: exactly known
+    return x

@@ -1,0 +1,91 @@
+"""The encoder unit of the indexing pipeline: frames and texts to L2-normalised CLIP vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from indexer.models import ClipModel, load_clip
+
+
+def resolve_device(device: str) -> str:
+    """`auto` picks CUDA when present; anything else is passed to torch as it is."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class ClipEncoder:
+    """Batched CLIP embeddings on the CPU or CUDA (fp16 autocast there)."""
+
+    def __init__(self, clip: ClipModel, device: str = "cpu", batch_size: int = 128):
+        self.clip = clip
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.clip.model.to(self.device)
+        mean, std = torch.tensor(clip.mean), torch.tensor(clip.std)
+        self._mean = mean.view(1, 3, 1, 1).to(self.device)
+        self._std = std.view(1, 3, 1, 1).to(self.device)
+
+    @classmethod
+    def load(cls, spec: str, device: str = "auto") -> ClipEncoder:
+        """Load the model a spec names (see indexer.models) onto `device`."""
+        device = resolve_device(device)
+        return cls(load_clip(spec, device), device)
+
+    @property
+    def name(self) -> str:
+        return self.clip.spec
+
+    @property
+    def dim(self) -> int:
+        return self.clip.dim
+
+    def encode_images(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 frames to (N, D) float32 unit vectors."""
+        step = self.batch_size
+        out = [self._encode_image_batch(frames[i : i + step]) for i in range(0, len(frames), step)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts to (N, D) float32 unit vectors."""
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            tokens = self.clip.tokenizer(texts[i : i + self.batch_size]).to(self.device)
+            with torch.inference_mode(), self._autocast():
+                out.append(F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_text(self, text: str) -> np.ndarray:
+        return self.encode_texts([text])[0]
+
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 frames to the model's input: short side resized, centre-cropped, normalised."""
+        return self.normalize(self.resize(frames))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) pixels in 0..1 to the model's input scale."""
+        return (x - self._mean) / self._std
+
+    def resize(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: short side to S, centre crop."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
+        size = self.clip.image_size
+        h, w = x.shape[-2:]
+        if (h, w) != (size, size):
+            scale = size / min(h, w)
+            nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+            x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
+            top, left = (nh - size) // 2, (nw - size) // 2
+            x = x[..., top : top + size, left : left + size]
+        return x
+
+    def _encode_image_batch(self, frames: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), self._autocast():
+            features = self.clip.model.encode_image(self.preprocess(frames))
+        return F.normalize(features.float(), dim=-1).cpu().numpy()
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda")

@@ -1,0 +1,239 @@
+"""The ingest runner: reader -> encoder -> writer, joined with crash safety.
+
+A video is in the library once its row is in the `videos` collection, which is written last
+(after its file is in the library folder and its frame vectors are in `frames`). Everything
+before that is idempotent (content-addressed file names, deterministic frame keys), so a run
+killed half-way is repaired by running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexer.encoder import ClipEncoder
+from indexer.reader import BadVideo, FrameReader, ReadLimits, SampledFrames, sniff
+from indexer.store import VideoRecord, VideoStore
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {
+    ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts",
+}
+ID_LENGTH = 32  # hex characters of the sha256 kept as the content id
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: each file is added, already present, or failed with a reason."""
+
+    added: list[str] = field(default_factory=list)  # video ids
+    present: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    ignored: int = 0  # files that are not videos by name or content
+    frames: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"added {len(self.added)} videos ({self.frames} frames), {len(self.present)} already "
+            f"in the library, {len(self.failed)} failed, {self.ignored} non-video files ignored "
+            f"in {self.seconds:.1f} s"
+        ]
+        lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "present": self.present, "ignored": self.ignored, "frames": self.frames,
+                "seconds": round(self.seconds, 3), "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+
+
+class Progress(Protocol):
+    """Told how many files were found, then the outcome of each ("added", "present", "failed")."""
+
+    def found(self, total: int) -> None: ...
+
+    def done(self, path: str, outcome: str) -> None: ...
+
+
+@dataclass
+class Candidate:
+    """A file on its way in: its content id once hashed, its frames once read."""
+
+    path: Path
+    video_id: str
+
+
+def content_id(path: str | Path) -> str:
+    """The sha256 of the file's bytes, hex, shortened (DESIGN.md)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:ID_LENGTH]
+
+
+def find_videos(root: str | Path) -> tuple[list[Path], int]:
+    """Video files under `root` (a file or a folder, recursively), and how many others were skipped.
+
+    A file counts when its name says video or its content does; a `.mp4` holding text is
+    still returned, so that it is reported as bad rather than silently passed over.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"no such file or folder: {root}")
+    if root.is_file():
+        return [root], 0
+    found, ignored = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() in VIDEO_SUFFIXES or sniff(path):
+                found.append(path)
+            else:
+                ignored += 1
+    return found, ignored
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    store: VideoStore,
+    encoder: ClipEncoder,
+    library_dir: str | Path,
+    *,
+    rate: float = 2.0,
+    cap: int = 512,
+    limits: ReadLimits = ReadLimits(),
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files and folders into the library, reporting each file to `progress`."""
+    started = time.time()
+    report = IngestReport()
+    library = Path(library_dir)
+    library.mkdir(parents=True, exist_ok=True)
+    files = []
+    for root in paths:
+        found, ignored = find_videos(root)
+        files += found
+        report.ignored += ignored
+    if progress:
+        progress.found(len(files))
+    todo = _new_candidates(files, store, report, progress)
+    by_path = {c.path: c for c in todo}
+    with FrameReader(rate=rate, cap=cap, limits=limits) as reader:
+        for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
+            for sampled, embeddings in batch:
+                candidate = by_path[sampled.path]
+                _write(candidate, sampled, embeddings, store, library)
+                report.added.append(candidate.video_id)
+                report.frames += len(embeddings)
+                if progress:
+                    progress.done(str(sampled.path), "added")
+    report.seconds = time.time() - started
+    return report
+
+
+def _new_candidates(files, store, report, progress) -> list[Candidate]:
+    """Hash every file; those whose content is already in (or earlier in this run) are done."""
+    seen: set[str] = set()
+    todo = []
+    for path in files:
+        try:
+            video_id = content_id(path)
+        except OSError as exc:
+            report.failed.append((str(path), f"cannot read: {exc.strerror or exc}"))
+            if progress:
+                progress.done(str(path), "failed")
+            continue
+        if video_id in seen or store.has_video(video_id):
+            report.present.append(video_id)
+            if progress:
+                progress.done(str(path), "present")
+            continue
+        seen.add(video_id)
+        todo.append(Candidate(path, video_id))
+    return todo
+
+
+def _encode_in_batches(results: Iterator, encoder: ClipEncoder, report, progress, batch_frames: int = 128):
+    """Group read results so the encoder sees full batches; yield [(sampled, embeddings)]."""
+    pending: list[SampledFrames] = []
+    for result in results:
+        if isinstance(result, BadVideo):
+            report.failed.append((str(result.path), result.reason))
+            if progress:
+                progress.done(str(result.path), "failed")
+            continue
+        pending.append(result)
+        if sum(len(s.frames) for s in pending) >= batch_frames:
+            yield _encode(pending, encoder)
+            pending = []
+    if pending:
+        yield _encode(pending, encoder)
+
+
+def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[SampledFrames, np.ndarray]]:
+    embeddings = encoder.encode_images(np.concatenate([s.frames for s in batch]))
+    splits = np.cumsum([len(s.frames) for s in batch])[:-1]
+    return list(zip(batch, np.split(embeddings, splits)))
+
+
+def _write(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray, store: VideoStore,
+           library: Path) -> None:
+    """File into the library first, then vectors; the video row (last) commits it."""
+    name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
+    _copy_atomic(candidate.path, library / name)
+    info = sampled.info
+    record = VideoRecord(
+        video_id=candidate.video_id,
+        uri=name,
+        source="ingested",
+        duration_s=float(info.duration_s),
+        fps=float(info.fps),
+        width=int(info.width),
+        height=int(info.height),
+        num_frames=int(info.num_frames),
+        created_at=time.time(),
+        meta=_meta(candidate.path),
+    )
+    store.add_video(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings)
+
+
+def _suffix(path: Path, sampled: SampledFrames) -> str:
+    suffix = path.suffix.lower()
+    return suffix if suffix in VIDEO_SUFFIXES else f".{sampled.info.container.split('/')[0]}"
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def _meta(path: Path) -> dict:
+    """The original file name, and the caption of a JSON sidecar (`clip.json` beside `clip.mp4`)."""
+    meta = {"original_name": path.name, "original_path": str(path.resolve())}
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file() and sidecar.stat().st_size < 1 << 20:
+        try:
+            caption = json.loads(sidecar.read_text()).get("caption")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            caption = None
+        if isinstance(caption, str):
+            meta["caption"] = caption[:1000]
+    return meta

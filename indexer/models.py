@@ -1,0 +1,106 @@
+"""CLIP model specs: one resolution ladder from a spec string to a loaded open_clip model.
+
+A spec is, in this order (like open_clip's own factory, kept small):
+1. `NAME:/path/to/weights` — an open_clip architecture with local weights (safetensors or a
+   torch checkpoint, loaded without unpickling);
+2. a built-in name (`reelbase-tiny`) — an open_clip config and safetensors shipped in
+   `indexer/weights/`, trained by `reelbase train clip`;
+3. `NAME:TAG` — an open_clip pretrained tag, downloaded by open_clip where a network is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+BUILTIN = ("reelbase-tiny",)
+POPULAR_TAGS = ("ViT-B-32:laion2b_s34b_b79k", "ViT-B-16:laion2b_s34b_b88k", "ViT-L-14:openai", "ViT-B-32:openai")
+
+open_clip.add_model_config(WEIGHTS_DIR)  # registers reelbase-tiny as an open_clip architecture
+
+
+@dataclass
+class ClipModel:
+    """A loaded open_clip model with what it takes to feed it."""
+
+    spec: str
+    model: torch.nn.Module
+    tokenizer: object
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    dim: int
+
+
+class UnknownModel(ValueError):
+    """A spec that names no local file, built-in model or open_clip pretrained tag."""
+
+
+def load_clip(spec: str, device: str = "cpu") -> ClipModel:
+    """Resolve `spec` (explicit path, built-in name, pretrained tag) and load it on `device`."""
+    name, _, source = spec.partition(":")
+    if source and _looks_like_path(source):
+        weights = Path(source).expanduser()
+        if not weights.is_file():
+            raise UnknownModel(f"CLIP weights file not found: {weights} (from spec '{spec}')")
+        return _create(spec, name, str(weights), device)
+    if spec in BUILTIN:
+        weights = WEIGHTS_DIR / f"{spec}.safetensors"
+        if not weights.is_file():
+            raise UnknownModel(
+                f"built-in model '{spec}' has no weights at {weights}; "
+                "train them with `reelbase train clip`"
+            )
+        return _create(spec, spec, str(weights), device)
+    if source and (name, source) in set(open_clip.list_pretrained()):
+        return _create(spec, name, source, device)
+    raise UnknownModel(f"unknown CLIP model spec '{spec}'. {available_models()}")
+
+
+def available_models() -> str:
+    """A one-paragraph list of what a spec may name."""
+    tags = [f"{n}:{t}" for n, t in open_clip.list_pretrained()]
+    examples = [t for t in POPULAR_TAGS if t in tags] or tags[:4]
+    return (
+        f"Built in: {', '.join(BUILTIN)}. open_clip pretrained tags ({len(tags)}), e.g. "
+        f"{', '.join(examples)}, ... (all: python -c 'import open_clip; "
+        "print(open_clip.list_pretrained())'). Local weights: ARCH:/path/to/weights, "
+        f"ARCH one of open_clip's {len(open_clip.list_models())} architectures."
+    )
+
+
+def random_clip(arch: str, device: str = "cpu") -> ClipModel:
+    """An open_clip architecture with random weights (for speed benchmarks, never for search)."""
+    return _create(f"{arch}:random", arch, None, device)
+
+
+def _looks_like_path(source: str) -> bool:
+    return "/" in source or source.endswith((".safetensors", ".bin", ".pt", ".pth"))
+
+
+def _create(spec: str, arch: str, pretrained: str | None, device: str) -> ClipModel:
+    if arch not in open_clip.list_models():
+        raise UnknownModel(f"unknown open_clip architecture '{arch}' in spec '{spec}'. {available_models()}")
+    model = open_clip.create_model(arch, pretrained=pretrained, device=device, weights_only=True)
+    model.eval()
+    cfg = model.visual.preprocess_cfg
+    size = cfg["size"]
+    tokenizer = open_clip.get_tokenizer(arch)
+    with torch.inference_mode():
+        dim = model.encode_text(tokenizer(["a"]).to(device)).shape[-1]
+    return ClipModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        image_size=size if isinstance(size, int) else size[0],
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        dim=dim,
+    )

@@ -1,0 +1,478 @@
+"""The reader unit of the indexing pipeline: video files in, sampled and downscaled frames out.
+
+No file may crash or hang the caller. Files are checked before decoding (size, magic bytes,
+stream metadata against `ReadLimits`), and `FrameReader` decodes in a child process, because
+decord can abort the whole process on broken input (a corrupt `stts` box makes it throw
+`std::bad_alloc`, which ends in SIGABRT). This module imports only numpy, av and decord, so the
+spawned child starts fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import re
+import signal
+import struct
+import sys
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import av
+import decord
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CHUNK = 32  # frames per decord get_batch call; the child reports progress after each
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What a file may declare before we refuse to decode it."""
+
+    max_bytes: int = 2 * 1024**3
+    max_pixels: int = 4096 * 2160  # declared width * height
+    max_duration_s: float = 4 * 3600
+    max_frames: int = 2_000_000
+    timeout_s: float = 120.0  # per file without progress
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream metadata of one video file."""
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    codec: str
+    container: str
+
+
+@dataclass
+class SampledFrames:
+    """The frames sampled from one video: the batch the reader hands to the encoder."""
+
+    path: Path
+    info: VideoInfo
+    indices: np.ndarray  # (N,) int frame indices
+    times: np.ndarray  # (N,) float seconds
+    frames: np.ndarray  # (N, H, W, 3) uint8, shorter side <= max_side
+
+
+class BadVideo(Exception):
+    """A file that cannot be read as a video, with a short human reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+    def __reduce__(self):
+        return BadVideo, (self.path, self.reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking a file before decoding it
+
+HEAD_BYTES = 512
+QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif")
+MAGIC = (
+    (b"\x1a\x45\xdf\xa3", "webm/mkv"),
+    (b"FLV\x01", "flv"),
+    (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "asf"),
+    (b"OggS", "ogg"),
+    (b"\x00\x00\x01\xba", "mpeg"),
+)
+NOT_VIDEO = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"),
+)
+
+
+def sniff(path: str | Path) -> str | None:
+    """The container named by the file's magic bytes, or None when it is no known video."""
+    return _container_of(_read_head(Path(path)))
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(HEAD_BYTES)
+
+
+def _container_of(head: bytes) -> str | None:
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return None if brand in IMAGE_BRANDS else "mov" if brand == b"qt  " else "mp4"
+    if head[4:8] in QUICKTIME_BOXES:
+        return "mov"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if any(
+        head[i : i + 1] == head[i + 188 : i + 189] == head[i + 376 : i + 377] == b"G" for i in (0, 4)
+    ):  # MPEG-TS sync bytes, plain (188) or with a 4-byte prefix (M2TS)
+        return "mpegts"
+    return next((name for magic, name in MAGIC if head.startswith(magic)), None)
+
+
+def _describe(head: bytes) -> str:
+    """What a file that is not a video seems to be, for the reason text."""
+    if head[4:8] == b"ftyp":
+        return "an HEIF/AVIF image"
+    kind = next((name for magic, name in NOT_VIDEO if head.startswith(magic)), None)
+    return kind or ("looks like text" if _looks_like_text(head) else "unrecognised content")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # a multi-byte character cut at the end is fine
+            return False
+        text = head[: e.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
+def _check_boxes(path: Path, size: int) -> None:
+    """Fail when a top-level ISO-BMFF box runs past the end of the file (a cut download)."""
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = struct.unpack(">I4s", header[:8])
+            if box_size == 1 and len(header) == 16:
+                box_size = struct.unpack(">Q", header[8:])[0]
+            elif box_size == 0:  # the last box, running to the end of the file
+                return
+            name = kind.decode("latin-1")
+            if box_size < 8:
+                raise BadVideo(path, f"truncated or corrupt: box '{name}' has size {box_size}")
+            if offset + box_size > size:
+                end = offset + box_size
+                raise BadVideo(path, f"truncated: box '{name}' ends at byte {end}, file has {size}")
+            offset += box_size
+
+
+def _stream_info(path: Path, container: str) -> VideoInfo:
+    """Read the first video stream's metadata with PyAV (headers only, no full decode)."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise BadVideo(path, "no video stream")
+            s = c.streams.video[0]
+            fps = float(s.average_rate or s.guessed_rate or s.base_rate or 0)
+            if s.duration and s.time_base:
+                duration = float(s.duration * s.time_base)
+            else:
+                duration = (c.duration or 0) / av.time_base
+            num_frames = s.frames or round(duration * fps)
+            ctx = s.codec_context
+            return VideoInfo(ctx.width, ctx.height, fps, num_frames, duration, ctx.name, container)
+    except av.error.FFmpegError as e:
+        raise BadVideo(path, f"truncated or corrupt: {e.strerror or e}") from e
+
+
+def _check_limits(path: Path, info: VideoInfo, limits: ReadLimits) -> None:
+    w, h = info.width, info.height
+    if w <= 0 or h <= 0:
+        raise BadVideo(path, f"invalid picture size {w}x{h}")
+    if w * h > limits.max_pixels:
+        raise BadVideo(path, f"declared resolution {w}x{h} exceeds the limit of {limits.max_pixels} pixels")
+    if info.fps <= 0:
+        raise BadVideo(path, "no frame rate")
+    if info.num_frames <= 0:
+        raise BadVideo(path, "no frames")
+    if info.num_frames > limits.max_frames:
+        raise BadVideo(path, f"declares {info.num_frames} frames, over the limit of {limits.max_frames}")
+    if info.duration_s > limits.max_duration_s:
+        raise BadVideo(path, f"duration {info.duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
+
+
+def probe(path: str | Path, limits: ReadLimits = ReadLimits()) -> VideoInfo:
+    """Check size, magic bytes and stream metadata against `limits`; raise BadVideo if unfit."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadVideo(path, "no such file" if not path.exists() else "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise BadVideo(path, "empty file (0 bytes)")
+    if size > limits.max_bytes:
+        raise BadVideo(path, f"file of {size} bytes exceeds the limit of {limits.max_bytes}")
+    head = _read_head(path)
+    container = _container_of(head)
+    if container is None:
+        raise BadVideo(path, f"not a video ({_describe(head)})")
+    if container in ("mp4", "mov"):
+        _check_boxes(path, size)
+    info = _stream_info(path, container)
+    _check_limits(path, info, limits)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and decoding
+
+
+def sample_indices(num_frames: int, fps: float, rate: float = 2.0, cap: int = 512) -> np.ndarray:
+    """About `rate` frames per second, always the first and last frame, at most `cap`, sorted."""
+    if cap < 2 or rate <= 0 or fps <= 0:
+        raise ValueError(f"need cap >= 2, rate > 0 and fps > 0, got {cap}, {rate}, {fps}")
+    if num_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    last = num_frames - 1
+    picks = np.arange(0, num_frames, fps / rate)
+    if len(picks) + 1 > cap:
+        picks = np.linspace(0, last, cap)
+    picks = np.append(np.round(picks), last).clip(0, last)
+    return np.unique(picks.astype(np.int64))
+
+
+def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Width and height with the shorter side at most `max_side`, aspect kept, never upscaled."""
+    scale = max_side / min(width, height)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode_decord(
+    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None]
+) -> SampledFrames:
+    """Decode the sampled frames with decord, downscaled by its decoder."""
+    width, height = size if size != (info.width, info.height) else (-1, -1)
+    reader = decord.VideoReader(str(path), width=width, height=height)
+    if len(reader) != info.num_frames:
+        log.info("%s: decord counts %d frames, PyAV %d", path, len(reader), info.num_frames)
+        info = replace(info, num_frames=len(reader))
+    if info.num_frames == 0:
+        raise ValueError("decord finds no frames")
+    indices = sample_indices(info.num_frames, info.fps, rate, cap)
+    batches = []
+    for start in range(0, len(indices), CHUNK):
+        batches.append(reader.get_batch(indices[start : start + CHUNK].tolist()).asnumpy())
+        progress()
+    return SampledFrames(path, info, indices, indices / info.fps, np.concatenate(batches))
+
+
+def _decode_pyav(
+    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None]
+) -> SampledFrames:
+    """Decode sequentially with PyAV, skipping packets it rejects; the fallback for decord."""
+    wanted = set(sample_indices(info.num_frames, info.fps, rate, cap).tolist())
+    kept, count, last = {}, 0, None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for n, packet in enumerate(container.demux(stream), start=1):
+            if n % (CHUNK * 8) == 0:
+                progress()
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a broken packet: skip it, as players do
+            for last in frames:  # `last` stays the final frame, which is always kept
+                if count in wanted:
+                    kept[count] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
+                count += 1
+    if count < max(1, info.num_frames / 2):
+        raise BadVideo(path, f"truncated or corrupt: only {count} of {info.num_frames} frames decodable")
+    kept[count - 1] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
+    indices = np.array(sorted(kept), dtype=np.int64)
+    info = replace(info, num_frames=count)
+    frames = np.stack([kept[i] for i in indices])
+    return SampledFrames(path, info, indices, indices / info.fps, frames)
+
+
+def _read(
+    path: Path, rate: float, cap: int, max_side: int, limits: ReadLimits, progress: Callable[[], None] = lambda: None
+) -> SampledFrames:
+    """Probe, then decode with decord, falling back to PyAV where decord fails."""
+    info = probe(path, limits)
+    size = _target_size(info.width, info.height, max_side)
+    try:
+        return _decode_decord(path, info, rate, cap, size, progress)
+    except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
+        message = re.sub(r"\[[\d:]+\] \S+:\d+: ", "", str(e)).strip()  # no "[time] file:line: "
+        log.warning("%s: decord failed (%s); decoding with PyAV", path, message or type(e).__name__)
+    try:
+        return _decode_pyav(path, info, rate, cap, size, progress)
+    except av.error.FFmpegError as e:
+        raise BadVideo(path, f"truncated or corrupt: {e.strerror or e}") from e
+
+
+def read_frames(
+    path: str | Path, rate: float = 2.0, cap: int = 512, max_side: int = 256, limits: ReadLimits = ReadLimits()
+) -> SampledFrames:
+    """Read sampled frames in this process; raises BadVideo (a decoder crash is not contained)."""
+    return _read(Path(path), rate, cap, max_side, limits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding in a child process
+
+
+def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits) -> None:
+    """Serve (seq, path) jobs from the parent until it sends None or goes away."""
+    try:
+        while (job := conn.recv()) is not None:
+            seq, path = job
+            progress = partial(conn.send, (seq, "progress", None))
+            try:
+                result = ("ok", _read(Path(path), rate, cap, max_side, limits, progress))
+            except BadVideo as e:
+                result = ("bad", e.reason)
+            except Exception as e:  # a bug or an unexpected library error: report, keep serving
+                log.exception("%s: unexpected error", path)
+                result = ("bad", f"unexpected error: {type(e).__name__}: {e}")
+            conn.send((seq, *result))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+class _ChildLost(Exception):
+    """The child died or stalled; the message is the reason for the file it was reading."""
+
+
+@contextmanager
+def _main_module_hidden():
+    """Hide the caller's __main__ from spawn, so the child does not re-run the app's script."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+class FrameReader:
+    """Reads files in one child process, in order, surviving decoder crashes and hangs."""
+
+    def __init__(
+        self,
+        rate: float = 2.0,
+        cap: int = 512,
+        max_side: int = 256,
+        limits: ReadLimits = ReadLimits(),
+        prefetch: int = 2,
+    ):
+        sample_indices(2, 1.0, rate, cap)  # fail here on bad options, not once per file in the child
+        self.options = (rate, cap, max_side, limits)
+        self.limits, self.prefetch = limits, max(0, prefetch)
+        self._process, self._conn = None, None
+        self._seqs = itertools.count()  # job numbers, never reused, so stale results are ignored
+
+    def __enter__(self) -> FrameReader:
+        self._start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, None while no child runs."""
+        return self._process.pid if self._process else None
+
+    def read(self, paths: Iterable[str | Path]) -> Iterator[SampledFrames | BadVideo]:
+        """Yield one result per path, in input order; the child works up to `prefetch` ahead."""
+        todo = ((next(self._seqs), Path(p)) for p in paths)
+        sent = deque()  # (seq, path) handed to the child, results not yet yielded
+        try:
+            self._send_more(sent, todo)
+            while sent:
+                seq, path = sent.popleft()
+                try:
+                    result = self._receive(seq, path)
+                except _ChildLost as lost:
+                    log.warning("%s: %s; restarting the reader process", path, lost)
+                    result = BadVideo(path, str(lost))
+                    for job in sent:  # the new child gets the files the dead one had queued
+                        self._send(job)
+                self._send_more(sent, todo)
+                yield result
+        finally:
+            if sent:  # the caller stopped early: drop the child with its queued work
+                self.close()
+
+    def close(self) -> None:
+        """Stop the child process."""
+        if self._process is not None:
+            self._send(None)
+            self._drop_child(grace_s=2.0)
+
+    def _start(self) -> None:
+        if self._process is not None:
+            return
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_child_main, args=(child_conn, *self.options), name="reelbase-reader", daemon=True
+        )
+        with _main_module_hidden():
+            self._process.start()
+        child_conn.close()
+
+    def _send(self, job: tuple[int, Path] | None) -> None:
+        """Hand a job (None: stop) to the child; a dead child is noticed when receiving."""
+        self._start()
+        try:
+            self._conn.send(job and (job[0], str(job[1])))
+        except OSError:
+            pass
+
+    def _send_more(self, sent: deque, todo: Iterator[tuple[int, Path]]) -> None:
+        while len(sent) < self.prefetch + 1 and (job := next(todo, None)) is not None:
+            self._send(job)
+            sent.append(job)
+
+    def _receive(self, seq: int, path: Path) -> SampledFrames | BadVideo:
+        """Wait for the result of `seq`; raise _ChildLost when the child dies or stalls."""
+        timeout = self.limits.timeout_s
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = wait([self._conn, self._process.sentinel], max(0, deadline - time.monotonic()))
+            if not ready:
+                self._drop_child()
+                raise _ChildLost(f"timed out after {timeout:g} s")
+            try:
+                got, kind, payload = self._conn.recv() if self._conn in ready else (None,) * 3
+            except (EOFError, OSError):
+                got = kind = None
+            if kind is None:
+                raise _ChildLost(_death_reason(self._drop_child(grace_s=1.0)))
+            if kind == "progress":
+                deadline = time.monotonic() + timeout
+            elif got == seq:
+                return payload if kind == "ok" else BadVideo(path, payload)
+
+    def _drop_child(self, grace_s: float = 0.0) -> int:
+        """Forget the child, killing it if it still runs after `grace_s`; its exit code."""
+        process, self._process = self._process, None
+        process.join(timeout=grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        self._conn.close()
+        self._conn = None
+        return process.exitcode
+
+
+def _death_reason(exitcode: int) -> str:
+    """How a child process ended, as the reason text for the file it was reading."""
+    if exitcode < 0:
+        return f"decoder crashed (signal {signal.Signals(-exitcode).name})"
+    return f"decoder exited with code {exitcode}"

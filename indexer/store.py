@@ -1,0 +1,423 @@
+"""The Milvus catalog of reelbase: videos, their frames and prompts, on Lite, a server or Zilliz."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = ("videos", "frames", "prompts")
+MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
+MAX_TOPK = 16384  # Milvus' limit on search and query result windows
+BATCH = 1000  # rows per write or id lookup, well under gRPC message limits
+
+
+@dataclass
+class VideoRecord:
+    """One row of the `videos` collection, without its embedding."""
+
+    video_id: str
+    uri: str
+    source: str  # "generated" | "ingested"
+    prompt: str = ""
+    parent_id: str = ""  # the video this one was re-seeded from
+    duration_s: float = 0.0
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    num_frames: int = 0
+    created_at: float = 0.0  # unix seconds
+    meta: dict = field(default_factory=dict)  # JSON: generation parameters, original file name, ...
+
+    def to_dict(self) -> dict:
+        """Return the record as a plain dict, one key per field."""
+        return asdict(self)
+
+
+VIDEO_FIELDS = [f.name for f in fields(VideoRecord)]
+
+
+@dataclass
+class FrameHit:
+    """One matching frame of a video: its index, time in seconds and cosine score."""
+
+    index: int
+    t: float
+    score: float
+
+
+@dataclass
+class VideoHit:
+    """One video found by a frame search, with its best frames."""
+
+    video: VideoRecord
+    score: float  # score of the best frame
+    best_t: float
+    frames: list[FrameHit]  # best first
+
+
+class StoreError(Exception):
+    """A catalog problem the user can act on."""
+
+
+class ModelMismatch(StoreError):
+    """The collections were written by another embedding model or dimension."""
+
+
+class StoreLocked(StoreError):
+    """The Milvus Lite database is held by another process."""
+
+
+def _schema(name: str, dim: int, description: str):
+    """Build the schema of one collection; each has exactly one vector field, `embedding`."""
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                   description=description)
+    text = DataType.VARCHAR
+    if name == "videos":
+        s.add_field("video_id", text, is_primary=True, max_length=64)
+        s.add_field("uri", text, max_length=2048)
+        s.add_field("source", text, max_length=16)
+        s.add_field("prompt", text, max_length=8192)
+        s.add_field("parent_id", text, max_length=64)
+        for f in ("duration_s", "fps"):
+            s.add_field(f, DataType.DOUBLE)
+        for f in ("width", "height", "num_frames"):
+            s.add_field(f, DataType.INT64)
+        s.add_field("created_at", DataType.DOUBLE)
+        s.add_field("meta", DataType.JSON)
+    elif name == "frames":
+        s.add_field("frame_id", text, is_primary=True, max_length=96)  # "{video_id}:{index}"
+        s.add_field("video_id", text, max_length=64)
+        s.add_field("index", DataType.INT64)
+        s.add_field("t", DataType.DOUBLE)
+    else:
+        s.add_field("video_id", text, is_primary=True, max_length=64)
+        s.add_field("prompt", text, max_length=8192)
+    s.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+    return s
+
+
+def _model_record(desc: dict) -> tuple[str, int] | None:
+    """Read (model, dim) from collection properties, else from the schema description."""
+    props = desc.get("properties") or {}
+    if MODEL_KEY in props:
+        return props[MODEL_KEY], int(props[DIM_KEY])
+    try:  # Milvus servers keep the description; Milvus Lite drops it
+        record = json.loads(desc.get("description") or "")
+        return record["model"], int(record["dim"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _supports_group_by(version: str) -> bool:
+    """Tell from the server version whether search has group-by (Milvus >= 2.4; 2.3 ignores it)."""
+    m = re.match(r"v?(\d+)\.(\d+)", version)  # "v2.3.5", "2.4.1"; Lite and Zilliz name themselves
+    return m is None or (int(m[1]), int(m[2])) >= (2, 4)
+
+
+def group_frame_hits(hits: list[dict], top_k: int, per_video: int) -> dict[str, list[FrameHit]]:
+    """Group raw frame hits by video, best video and best frame first, keeping top_k videos."""
+    groups: dict[str, list[FrameHit]] = {}
+    for h in sorted(hits, key=lambda h: h["distance"], reverse=True):
+        e = h["entity"]
+        if e["video_id"] not in groups and len(groups) == top_k:
+            continue
+        frames = groups.setdefault(e["video_id"], [])
+        if len(frames) < per_video:
+            frames.append(FrameHit(int(e["index"]), float(e["t"]), float(h["distance"])))
+    return groups
+
+
+def _is_lite(uri: str) -> bool:
+    """Return whether the URI names a Milvus Lite database file rather than a server."""
+    return "://" not in uri
+
+
+class _LiteStartFailure(logging.Filter):
+    """Catch the error Milvus Lite logs (rather than raises) when it cannot open a database."""
+
+    def __init__(self):
+        super().__init__()
+        self.error: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            self.error = record.exc_info[1]
+        return not record.exc_info  # we raise it plainly instead of logging a traceback
+
+
+def _connect(uri: str, token: str) -> MilvusClient:
+    """Open a client; a failure becomes StoreError, and a Lite file held elsewhere StoreLocked."""
+    if _is_lite(uri):
+        os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
+    lite_log = logging.getLogger("milvus_lite.server_manager")
+    failure = _LiteStartFailure()
+    lite_log.addFilter(failure)
+    try:
+        return MilvusClient(uri=uri, token=token)
+    except MilvusException as e:
+        if type(failure.error).__name__ == "DataDirLockedError":
+            raise StoreLocked(
+                f"the Milvus Lite database {os.path.abspath(uri)} is held by another process, "
+                "such as a running `reelbase serve`; Milvus Lite allows one process per file. "
+                "Stop that process, use its HTTP API, or set REELBASE_MILVUS_URI to a Milvus "
+                "server that several processes can share.") from e
+        raise StoreError(f"cannot open Milvus at {uri}: {failure.error or e.message}") from e
+    finally:
+        lite_log.removeFilter(failure)
+
+
+def _quote(s: str) -> str:
+    """Quote a string for a Milvus boolean expression."""
+    return json.dumps(s)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Return v scaled to unit length (zero stays zero)."""
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class VideoStore:
+    """Videos, frames and prompts in three Milvus collections written by one embedding model."""
+
+    def __init__(self, uri: str, *, model: str, dim: int, token: str = ""):
+        self.uri, self.model, self.dim = uri, model, int(dim)
+        self._client = _connect(uri, token)
+        self._closed = False
+        self.server_version = self._client.get_server_version()
+        self.group_by = _supports_group_by(self.server_version)
+        for name in COLLECTIONS:
+            self._open_collection(name)
+        # Lite's AUTOINDEX is HNSW when faiss-cpu is installed (else brute force, which ignores ef)
+        self._ef = _is_lite(uri) or self._client.describe_index(
+            "frames", "embedding")["index_type"] == "HNSW"
+        log.info("opened %s (%s, group-by %s) for model %r dim %d",
+                 uri, self.server_version, self.group_by, model, self.dim)
+
+    # --- collections ---
+
+    def _open_collection(self, name: str) -> None:
+        """Create the collection on first use, else refuse it if another model wrote it."""
+        c = self._client
+        if not c.has_collection(name):
+            c.create_collection(name, schema=_schema(name, self.dim, json.dumps(
+                {"model": self.model, "dim": self.dim})), consistency_level="Strong",
+                properties={MODEL_KEY: self.model, DIM_KEY: str(self.dim)})
+        else:
+            self._check_model(name, c.describe_collection(name))
+        if not c.list_indexes(name):  # also repairs a crash between create and index
+            self._create_vector_index(name)
+        c.load_collection(name)
+
+    def _check_model(self, name: str, desc: dict) -> None:
+        """Raise ModelMismatch unless this collection was written by our model and dim."""
+        record = _model_record(desc)
+        if record is None:
+            raise StoreError(f"collection '{name}' at {self.uri} has no reelbase model record; "
+                             "it was not created by reelbase. Point REELBASE_MILVUS_URI elsewhere.")
+        if record != (self.model, self.dim):
+            raise ModelMismatch(
+                f"this store was written by embedding model '{record[0]}' (dim {record[1]}); "
+                f"you opened it with '{self.model}' (dim {self.dim}). Re-index with "
+                "`reelbase reindex` or point REELBASE_DATA_DIR / REELBASE_MILVUS_URI at "
+                "another store.")
+
+    def _create_vector_index(self, name: str) -> None:
+        """Index `embedding` for COSINE: HNSW on servers; AUTOINDEX on Lite or if refused."""
+        if not _is_lite(self.uri):  # Lite takes HNSW without faiss-cpu, then finds nothing
+            try:
+                self._client.create_index(name, self._index_params("HNSW"), sync=False)
+                return
+            except MilvusException as e:  # e.g. Zilliz Cloud serverless takes AUTOINDEX only
+                log.warning("HNSW refused for %s (%s); using AUTOINDEX", name, e.message)
+        self._client.create_index(name, self._index_params("AUTOINDEX"), sync=False)
+
+    def _index_params(self, index_type: str):
+        """Return index params for `embedding` (the collection is empty, so no wait to build)."""
+        params = self._client.prepare_index_params()
+        build = {"M": 16, "efConstruction": 200} if index_type == "HNSW" else {}
+        params.add_index("embedding", index_type=index_type, metric_type="COSINE", params=build)
+        return params
+
+    # --- writing ---
+
+    def add_video(self, record: VideoRecord, frame_indices: Sequence[int],
+                  frame_times: Sequence[float], frame_embeddings: np.ndarray,
+                  prompt_embedding: np.ndarray | None = None) -> None:
+        """Write frames, then the prompt, then the video row, which marks the video complete."""
+        emb = np.asarray(frame_embeddings, dtype=np.float32)
+        n = len(frame_indices)
+        if not n or emb.shape != (n, self.dim) or len(frame_times) != n:
+            raise ValueError(f"need N >= 1 frame indices, N times and (N, {self.dim}) embeddings; "
+                             f"got {n}, {len(frame_times)} and {emb.shape}")
+        vid = record.video_id
+        self._write_frames(vid, frame_indices, frame_times, emb)
+        if prompt_embedding is None:
+            self._client.delete("prompts", ids=[vid])
+        else:
+            prompt = np.asarray(prompt_embedding, dtype=np.float32).reshape(-1).tolist()
+            self._client.upsert("prompts", [{"video_id": vid, "prompt": record.prompt,
+                                             "embedding": prompt}])
+        row = record.to_dict() | {"embedding": _unit(emb.mean(axis=0)).tolist()}
+        self._client.upsert("videos", [row])  # last: the commit marker
+        log.debug("added video %s with %d frames", vid, len(emb))
+
+    def _write_frames(self, video_id: str, indices: Sequence[int], times: Sequence[float],
+                      emb: np.ndarray) -> None:
+        """Upsert frames by deterministic key, then drop frames left by an earlier, longer write."""
+        indices = [int(i) for i in indices]
+        rows = [{"frame_id": f"{video_id}:{i}", "video_id": video_id, "index": i, "t": float(t),
+                 "embedding": e.tolist()} for i, t, e in zip(indices, times, emb, strict=True)]
+        for i in range(0, len(rows), BATCH):
+            self._client.upsert("frames", rows[i:i + BATCH])
+        keep = ", ".join(map(str, indices))
+        self._client.delete("frames", filter=f"video_id == {_quote(video_id)} "
+                                             f"and index not in [{keep}]")
+
+    def delete_video(self, video_id: str) -> None:
+        """Delete the video row first (so a crash leaves only orphans), then frames and prompt."""
+        self._client.delete("videos", ids=[video_id])
+        self._client.delete("frames", filter=f"video_id == {_quote(video_id)}")
+        self._client.delete("prompts", ids=[video_id])
+
+    def orphan_frame_video_ids(self) -> set[str]:
+        """Return ids with frames or a prompt but no video row, as an interrupted add leaves."""
+        ids = self._video_ids_in("frames") | self._video_ids_in("prompts")
+        return ids - set(self.get_videos(sorted(ids)))
+
+    def delete_orphans(self) -> int:
+        """Delete frames and prompts whose video row is absent; return how many videos they were."""
+        orphans = sorted(self.orphan_frame_video_ids())
+        for i in range(0, len(orphans), BATCH):
+            batch = orphans[i:i + BATCH]
+            self._client.delete("frames", filter=f"video_id in {json.dumps(batch)}")
+            self._client.delete("prompts", ids=batch)
+        if orphans:
+            log.info("deleted frames and prompts of %d orphaned videos", len(orphans))
+        return len(orphans)
+
+    # --- reading ---
+
+    def has_video(self, video_id: str) -> bool:
+        """Return whether the video row (the commit marker) exists."""
+        return bool(self._client.get("videos", ids=[video_id], output_fields=["video_id"]))
+
+    def get_video(self, video_id: str) -> VideoRecord | None:
+        """Return one video record, or None."""
+        return self.get_videos([video_id]).get(video_id)
+
+    def get_videos(self, ids: list[str]) -> dict[str, VideoRecord]:
+        """Return the records that exist among ids, by id."""
+        found: dict[str, VideoRecord] = {}
+        for i in range(0, len(ids), BATCH):
+            rows = self._client.get("videos", ids=list(ids[i:i + BATCH]),
+                                    output_fields=VIDEO_FIELDS)
+            found.update((r["video_id"], VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}))
+                         for r in rows)
+        return found
+
+    def iter_videos(self, batch: int = BATCH) -> Iterator[VideoRecord]:
+        """Yield every video record, batch rows per round trip."""
+        for rows in self._iterate("videos", VIDEO_FIELDS, batch):
+            yield from (VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}) for r in rows)
+
+    def list_videos(self, offset: int = 0, limit: int = 50, filter: str = "") -> list[VideoRecord]:
+        """Return one page of video records matching filter, in the order Milvus keeps them."""
+        rows = self._client.query("videos", filter=filter, offset=offset, limit=limit,
+                                  output_fields=VIDEO_FIELDS)
+        return [VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}) for r in rows]
+
+    def search_frames(self, query: np.ndarray, top_k: int = 10, frames_per_video: int = 3,
+                      filter: str = "") -> list[VideoHit]:
+        """Find the videos whose frames best match query, one hit per video, best first."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if q.size != self.dim:
+            raise ValueError(f"query has dim {q.size}; this store holds dim {self.dim}")
+        groups = group_frame_hits(self._search_raw(q, top_k, frames_per_video, filter),
+                                  top_k, frames_per_video)
+        videos = self.get_videos(list(groups))
+        if len(videos) < len(groups):
+            log.warning("search skipped %d videos without a video row (orphans of an "
+                        "interrupted add); run delete_orphans()", len(groups) - len(videos))
+        hits = [VideoHit(videos[v], f[0].score, f[0].t, f)
+                for v, f in groups.items() if v in videos]
+        return sorted(hits, key=lambda h: h.score, reverse=True)
+
+    def _search_raw(self, q: np.ndarray, top_k: int, per_video: int, filter: str) -> list:
+        """Search frames, grouped by video on the server where it can, else over-fetched."""
+        if self.group_by:
+            limit = min(top_k, MAX_TOPK // per_video)
+            # strict_group_size is left at its default (off): Milvus Lite 3.2 reads False as on
+            extra = {"group_by_field": "video_id", "group_size": per_video}
+        else:
+            limit, extra = min(top_k * per_video * 4, MAX_TOPK), {}
+        params = {"metric_type": "COSINE"}
+        if self._ef:
+            params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= limit
+        return self._client.search("frames", data=[q.tolist()], anns_field="embedding",
+                                   limit=limit, filter=filter, search_params=params,
+                                   output_fields=["video_id", "index", "t"], **extra)[0]
+
+    # --- counting ---
+
+    def count_videos(self) -> int:
+        """Return the number of committed videos."""
+        return self._count("videos")
+
+    def count_frames(self) -> int:
+        """Return the number of frame rows."""
+        return self._count("frames")
+
+    def stats(self) -> dict:
+        """Return counts of videos by source, frames and prompts, and the model record."""
+        by_source = {s: self._count("videos", f"source == {_quote(s)}")
+                     for s in ("generated", "ingested")}
+        return {"videos": sum(by_source.values()), "videos_by_source": by_source,
+                "frames": self.count_frames(), "prompts": self._count("prompts"),
+                "model": self.model, "dim": self.dim, "server": self.server_version}
+
+    def _count(self, name: str, filter: str = "") -> int:
+        """Count rows matching filter with a strongly consistent count(*)."""
+        rows = self._client.query(name, filter=filter, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def _iterate(self, name: str, output_fields: list[str], batch: int) -> Iterator[list[dict]]:
+        """Yield all rows of a collection in primary-key pages."""
+        it = self._client.query_iterator(name, batch_size=batch, filter="",
+                                         output_fields=output_fields)
+        try:
+            while rows := it.next():
+                yield rows
+        finally:
+            it.close()
+
+    def _video_ids_in(self, name: str) -> set[str]:
+        """Return the distinct video ids in the frames or prompts collection."""
+        return {r["video_id"] for rows in self._iterate(name, ["video_id"], BATCH) for r in rows}
+
+    # --- lifetime ---
+
+    def close(self) -> None:
+        """Flush Milvus Lite's segments to disk and close the client; a second call does nothing."""
+        if self._closed:
+            return
+        if _is_lite(self.uri):  # writes already survive a kill in Lite's WAL; flush seals them
+            for name in COLLECTIONS:
+                self._client.flush(name)
+        self._client.close()
+        self._closed = True
+
+    def __enter__(self) -> VideoStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

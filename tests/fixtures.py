@@ -1,0 +1,134 @@
+"""Media files for tests: real clips of the synthetic world, and files that are bad on purpose.
+
+Every writer takes the path to write and returns it. Bad files are built from real world clips
+where that makes them realistic (a cut download, flipped bytes), and their names end in .mp4
+whatever their content, as files people bring often do.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from generator.video import write_mp4
+from generator.world import FPS, sample_clips, write_dataset
+
+
+def write_world_videos(out_dir: str | Path, n: int, seed: int = 0) -> list[Path]:
+    """Write `n` world clips as NNNNN.mp4 with a NNNNN.json truth record beside each."""
+    return write_dataset(out_dir, n, seed)
+
+
+def write_world_mp4(path: str | Path, seed: int = 0, index: int = 0) -> Path:
+    """Write clip `index` of the world stream `seed` as one H.264 mp4."""
+    (clip,) = sample_clips(seed, index, 1)
+    return write_mp4(path, clip.frames, FPS)
+
+
+def write_world_ts(path: str | Path, seed: int = 0, index: int = 0) -> Path:
+    """Write a world clip as H.264 in MPEG-TS, a container where decord fails on the last frame."""
+    (clip,) = sample_clips(seed, index, 1)
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = clip.frames.shape[2], clip.frames.shape[1], "yuv420p"
+        for frame in clip.frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return Path(path)
+
+
+def write_truncated(path: str | Path) -> Path:
+    """A world clip cut in half, as an interrupted download leaves it."""
+    data = write_world_mp4(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    return Path(path)
+
+
+def write_zero_byte(path: str | Path) -> Path:
+    """An empty file."""
+    Path(path).write_bytes(b"")
+    return Path(path)
+
+
+def write_text_as_mp4(path: str | Path) -> Path:
+    """A text file with a video's name."""
+    Path(path).write_text("This is not a video, just some notes someone saved as .mp4.\n" * 20)
+    return Path(path)
+
+
+def write_random_bytes(path: str | Path, size: int = 4096, seed: int = 0) -> Path:
+    """Random bytes with a video's name."""
+    Path(path).write_bytes(np.random.default_rng(seed).bytes(size))
+    return Path(path)
+
+
+def write_corrupt_mdat(path: str | Path, span: int = 400) -> Path:
+    """A world clip with `span` bytes in the middle of its frame data (mdat) inverted."""
+    data = bytearray(write_world_mp4(path, index=3).read_bytes())
+    start, size = _find_box(data, b"mdat")
+    middle = start + size // 2
+    for i in range(max(start + 8, middle - span // 2), min(start + size, middle + span // 2)):
+        data[i] ^= 0xFF
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+def write_png_as_mp4(path: str | Path) -> Path:
+    """A PNG image (the first frame of a world clip) with a video's name."""
+    (clip,) = sample_clips(0, 0, 1)
+    Image.fromarray(clip.frames[0]).save(path, format="PNG")
+    return Path(path)
+
+
+def write_huge_resolution(path: str | Path, width: int = 16000, height: int = 16000) -> Path:
+    """A tiny valid QuickTime file whose headers then declare `width` x `height` pixels.
+
+    H.264 will not do: FFmpeg takes the picture size from the stream's SPS, not from the
+    `tkhd`/`avc1` boxes. Raw video has no SPS, so the size in the sample entry is the size.
+    (FFmpeg itself zeroes sizes over about 16k x 16k, hence the default.)
+    """
+    frames = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("rawvideo", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "rgb24"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    data = bytearray(Path(path).read_bytes())
+    tkhd, size = _find_box(data, b"tkhd")
+    data[tkhd + size - 8 : tkhd + size] = struct.pack(">II", width << 16, height << 16)  # 16.16
+    entry, _ = _find_box(data, b"raw ")  # visual sample entry: size and type, 24 bytes, w, h
+    data[entry + 32 : entry + 36] = struct.pack(">HH", width, height)
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+def write_huge_frame_count(path: str | Path, count: int = 4_000_000_000) -> Path:
+    """A world clip whose `stts` box claims `count` frames: decord aborts on it (bad_alloc)."""
+    data = bytearray(write_world_mp4(path).read_bytes())
+    stts, _ = _find_box(data, b"stts")  # size, type, version/flags, entry count, first count
+    data[stts + 16 : stts + 20] = struct.pack(">I", count)
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+BAD_WRITERS = {  # every kind of bad file, by name
+    "truncated": write_truncated,
+    "zero_byte": write_zero_byte,
+    "text": write_text_as_mp4,
+    "random": write_random_bytes,
+    "corrupt_mdat": write_corrupt_mdat,
+    "png": write_png_as_mp4,
+    "huge_resolution": write_huge_resolution,
+    "huge_frame_count": write_huge_frame_count,
+}
+
+
+def _find_box(data: bytes | bytearray, kind: bytes) -> tuple[int, int]:
+    """Offset and size of the first ISO-BMFF box of type `kind` (a plain byte search)."""
+    start = data.index(kind) - 4
+    return start, struct.unpack(">I", data[start : start + 4])[0]

@@ -1,0 +1,122 @@
+"""The ST-DiT: shapes, zero-initialised output, per-frame timesteps, prompts and checkpoints."""
+
+from dataclasses import replace
+
+import torch
+
+from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
+
+CONFIG = DIT_CONFIGS["test"]  # 4 frames of 4x4x4 latents, 2x2 patches -> 4 tokens per frame
+
+
+def woken(model: STDiT, seed: int = 0) -> STDiT:
+    """The model with its zero-initialised layers filled with small noise, so outputs vary."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def inputs(batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, CONFIG.frames, CONFIG.latent_channels, CONFIG.latent_size, CONFIG.latent_size, generator=g)
+    tokens = torch.randint(1, CONFIG.vocab_size, (batch, CONFIG.context_length), generator=g)
+    tokens[:, -2:] = 0  # padding
+    return x, torch.rand(batch, generator=g), tokens
+
+
+def test_output_shape_and_zero_init():
+    torch.manual_seed(0)
+    model = STDiT(CONFIG)
+    x, t, tokens = inputs()
+    out = model(x, t, tokens)
+    assert out.shape == x.shape
+    assert torch.equal(out, torch.zeros_like(out))  # DiT's zeroed output layer
+
+
+def test_tiny_config_fits_clips():
+    config = DIT_CONFIGS["tiny"]
+    assert (config.latent_size // config.patch) ** 2 == 16 and config.frames == 16
+    assert config.width % 4 == 0 and config.width % config.heads == 0
+
+
+def test_patchify_and_unpatchify_agree():
+    config = replace(CONFIG, width=CONFIG.patch**2 * CONFIG.latent_channels, heads=1)
+    model = STDiT(config)
+    p, C = config.patch, config.latent_channels
+    weight = torch.zeros_like(model.patch_embed.proj.weight)  # (D, C, p, p), D = p*p*C
+    for py in range(p):
+        for px in range(p):
+            for c in range(C):
+                weight[(py * p + px) * C + c, c, py, px] = 1
+    with torch.no_grad():
+        model.patch_embed.proj.weight.copy_(weight)
+    x = inputs()[0]
+    assert torch.equal(model.unpatchify(model.patch_embed(x)), x)
+
+
+def test_frame_mask_sets_given_frames_to_time_zero():
+    torch.manual_seed(0)
+    model = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    frame_mask = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    per_frame = t[:, None].expand(2, CONFIG.frames).masked_fill(frame_mask, 0.0)
+    context, context_mask = model.encode_text(tokens)
+    with torch.no_grad():
+        masked = model(x, t, tokens, frame_mask=frame_mask)
+        assert torch.allclose(masked, model.velocity(x, per_frame, context, context_mask), atol=1e-6)
+        assert not torch.allclose(masked, model(x, t, tokens), atol=1e-4)
+
+
+def test_temporal_attention_mixes_frames():
+    torch.manual_seed(0)
+    model = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    moved = x.clone()
+    moved[:, 0] += 1.0
+    with torch.no_grad():
+        a, b = model(x, t, tokens), model(moved, t, tokens)
+    assert not torch.allclose(a[:, -1], b[:, -1], atol=1e-5)  # the last frame sees the first
+
+
+def test_prompt_matters_and_dropped_prompts_become_null():
+    torch.manual_seed(0)
+    model = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    other = inputs(seed=1)[2]
+    drop = torch.tensor([True, False])
+    with torch.no_grad():
+        assert not torch.allclose(model(x, t, tokens), model(x, t, other), atol=1e-5)
+        features, mask = model.encode_text(tokens, drop)
+        assert torch.equal(features[0], model.text_encoder.null_prompt) and mask[0].all()
+        assert torch.equal(features[1], model.encode_text(tokens)[0][1])
+        dropped = model(x, t, tokens, drop=torch.ones(2, dtype=torch.bool))
+        assert torch.allclose(dropped, model(x, t, other, drop=torch.ones(2, dtype=torch.bool)))
+
+
+def test_padding_is_ignored():
+    torch.manual_seed(0)
+    model = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    shorter = tokens[:, : CONFIG.context_length - 2]  # drops only padding
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, tokens), model(x, t, shorter), atol=1e-5)
+
+
+def test_clip_tokenizer_ids():
+    tokens = tokenize(["a red ball moving right on black"], context_length=32)
+    assert tokens.shape == (1, 32) and tokens[0, 0] == 49406 and 49407 in tokens[0]
+    assert tokens.max() < DIT_CONFIGS["tiny"].vocab_size
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = woken(STDiT(CONFIG))
+    save_checkpoint(tmp_path / "dit.safetensors", model, CONFIG, {"step": 7, "ema": True})
+    loaded, config, extra = load_checkpoint(tmp_path / "dit.safetensors")
+    assert config == CONFIG and extra == {"step": 7, "ema": True}
+    x, t, tokens = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, tokens), model(x, t, tokens))

@@ -1,0 +1,171 @@
+"""Rectified flow: the loss, and the sampler's guidance, conditioning, variations and cancel."""
+
+import pytest
+import torch
+
+from generator import flow
+from generator.dit import DIT_CONFIGS, STDiT
+
+CONFIG = DIT_CONFIGS["test"]
+SHAPE = (2, CONFIG.frames, CONFIG.latent_channels, CONFIG.latent_size, CONFIG.latent_size)
+
+
+def woken_model(seed: int = 0) -> STDiT:
+    """A test-size model with its zero-initialised layers filled with small noise."""
+    torch.manual_seed(seed)
+    model = STDiT(CONFIG)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.2)
+    return model.eval()
+
+
+def tokens(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, CONFIG.vocab_size, (SHAPE[0], CONFIG.context_length), generator=g)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_times_are_logit_normal():
+    t = flow.sample_times(4000, gen())
+    assert 0 < t.min() and t.max() < 1
+    assert abs(t.mean().item() - 0.5) < 0.02 and abs(t.logit().std().item() - 1) < 0.05
+
+
+def test_frame_masks_are_prefixes():
+    mask = flow.sample_frame_mask(200, 16, gen())
+    assert not mask.all(dim=1).any() and 0.3 < mask.any(dim=1).float().mean() < 0.7
+    assert torch.equal(mask, mask.cummin(dim=1).values)  # given frames come first
+
+
+def test_loss_falls_when_overfitting_one_batch():
+    torch.manual_seed(0)
+    model = STDiT(CONFIG)
+    latents, toks = torch.randn(SHAPE, generator=gen(1)), tokens()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = flow.training_loss(model, latents, toks, prompt_drop=0.0, generator=gen(2))  # same noise
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+class Spy(torch.nn.Module):
+    """Wraps a model: records its inputs and adds junk to its output on the given frames."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, None
+
+    def forward(self, x, t, tokens, frame_mask=None, drop=None):
+        self.seen = x
+        v = self.model(x, t, tokens, frame_mask=frame_mask, drop=drop)
+        return v + 100.0 * frame_mask[:, :, None, None, None] if frame_mask is not None else v
+
+
+def test_given_frames_stay_clean_and_leave_the_loss_alone():
+    model = woken_model()
+    latents, toks = torch.randn(SHAPE, generator=gen(1)), tokens()
+    frame_mask = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    spy = Spy(model)
+    junk = flow.training_loss(spy, latents, toks, frame_mask, generator=gen(3))
+    assert torch.equal(spy.seen[frame_mask], latents[frame_mask])  # x_t = x0 on given frames
+    assert not torch.equal(spy.seen[~frame_mask], latents[~frame_mask])
+    clean = flow.training_loss(model, latents, toks, frame_mask, generator=gen(3))
+    assert torch.allclose(junk, clean)
+
+
+def test_sampler_is_deterministic_for_a_seed():
+    model = woken_model()
+    a = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5))
+    b = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5))
+    c = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(6))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_batched_guidance_equals_separate_passes():
+    model = woken_model()
+    x, t, toks = torch.randn(SHAPE, generator=gen(1)), torch.rand(2, generator=gen(2)), tokens()
+    with torch.no_grad():
+        context, mask = flow.prompt_context(model, toks, None, guidance=4.0)
+        batched = flow.guided_velocity(model, x, t, context, mask, 4.0)
+        cond = model(x, t, toks)
+        uncond = model(x, t, toks, drop=torch.ones(2, dtype=torch.bool))
+    assert torch.allclose(batched, uncond + 4.0 * (cond - uncond), atol=1e-5)
+
+
+def test_negative_prompt_replaces_the_null_prompt():
+    model = woken_model()
+    plain = flow.sample(model, SHAPE, tokens(), steps=3, generator=gen(5))
+    negative = flow.sample(model, SHAPE, tokens(), neg_tokens=tokens(9)[:1], steps=3, generator=gen(5))
+    assert not torch.allclose(plain, negative)
+
+
+def test_known_frames_and_regions_are_kept_exactly():
+    model = woken_model()
+    known = torch.randn(SHAPE, generator=gen(1))
+    frames = torch.zeros(SHAPE[:2] + (1, 1, 1))
+    frames[:, 0] = 1  # first frame given: image-to-video
+    out = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5), known=known, known_mask=frames)
+    assert torch.equal(out[:, 0], known[:, 0]) and not torch.allclose(out[:, 1:], known[:, 1:])
+    region = torch.zeros(SHAPE, dtype=torch.bool)
+    region[..., :2, :] = True  # top half of every frame: outpaint the rest
+    out = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5), known=known, known_mask=region)
+    assert torch.equal(out[region], known[region]) and not torch.allclose(out[~region], known[~region])
+
+
+def test_known_frames_are_clean_conditioning_in_the_model():
+    spy = Spy(woken_model())
+    spy.velocity = lambda x, t, c, m, frame_mask=None: setattr(spy, "frame_mask", frame_mask) or torch.zeros_like(x)
+    spy.encode_text = spy.model.encode_text
+    known = torch.randn(SHAPE, generator=gen(1))
+    frames = torch.zeros(SHAPE[:2] + (1, 1, 1))
+    frames[:, :2] = 1
+    flow.sample(spy, SHAPE, tokens(), steps=2, guidance=1.0, generator=gen(5), known=known, known_mask=frames)
+    assert torch.equal(spy.frame_mask, torch.tensor([[True, True, False, False]] * 2))
+
+
+def test_variation_with_zero_strength_returns_the_start():
+    model = woken_model()
+    start = torch.randn(SHAPE, generator=gen(1))
+    calls = []
+    out = flow.sample(model, SHAPE, tokens(), start_latents=start, strength=0.0, generator=gen(5),
+                      callback=lambda *a: calls.append(a))
+    assert torch.equal(out, start) and not calls
+    half = flow.sample(model, SHAPE, tokens(), steps=10, start_latents=start, strength=0.5, generator=gen(5),
+                       callback=lambda *a: calls.append(a[:2]))
+    assert calls == [(i, 5) for i in range(1, 6)] and not torch.allclose(half, start)
+
+
+def test_callback_cancels():
+    model = woken_model()
+    seen = []
+
+    def stop_at_two(step, steps, latents):
+        seen.append(step)
+        return step < 2
+
+    with pytest.raises(flow.Cancelled):
+        flow.sample(model, SHAPE, tokens(), steps=6, generator=gen(5), callback=stop_at_two)
+    assert seen == [1, 2]
+
+    def raise_cancelled(step, steps, latents):
+        raise flow.Cancelled("user")
+
+    with pytest.raises(flow.Cancelled, match="user"):
+        flow.sample(model, SHAPE, tokens(), steps=6, generator=gen(5), callback=raise_cancelled)
+
+
+def test_ema_moves_toward_the_model():
+    model, ema = woken_model(0), woken_model(1)
+    before = [p.clone() for p in ema.parameters()]
+    flow.update_ema(ema, model, decay=0.5)
+    for b, e, p in zip(before, ema.parameters(), model.parameters()):
+        assert torch.allclose(e, (b + p) / 2, atol=1e-6)

@@ -1,0 +1,277 @@
+"""Tests of the reader: frame sampling, decoding real world clips, and surviving bad files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator.video import write_mp4
+from generator.world import FPS, sample_clips
+from indexer.reader import (
+    BadVideo,
+    FrameReader,
+    ReadLimits,
+    SampledFrames,
+    VideoInfo,
+    probe,
+    read_frames,
+    sample_indices,
+    sniff,
+)
+from tests.fixtures import BAD_WRITERS, write_world_ts, write_world_videos
+
+REPO = Path(__file__).resolve().parents[2]
+
+REASONS = {  # the start of the reason each bad file kind must give
+    "truncated": "truncated: box 'mdat' ends at byte",
+    "zero_byte": "empty file (0 bytes)",
+    "text": "not a video (looks like text)",
+    "random": "not a video (unrecognised content)",
+    "png": "not a video (a PNG image)",
+    "huge_resolution": "declared resolution 16000x16000 exceeds the limit",
+    "huge_frame_count": "declares 4000000000 frames, over the limit",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> list[Path]:
+    return write_world_videos(tmp_path_factory.mktemp("world"), 6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    return {name: write(folder / f"{name}.mp4") for name, write in BAD_WRITERS.items()}
+
+
+@pytest.fixture(scope="module")
+def bad_through_reader(world, bad) -> tuple[list[Path], list]:
+    """Every bad file, each followed by a good one, read by one FrameReader."""
+    paths = [p for name in bad for p in (bad[name], world[0])]
+    with FrameReader() as reader:
+        return paths, list(reader.read(paths))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+@pytest.mark.parametrize(
+    "num_frames, fps, rate, cap",
+    [
+        (1, 8, 2, 512),
+        (2, 8, 2, 512),
+        (16, 8, 2, 512),
+        (16, 8, 100, 512),
+        (7, 25, 0.1, 2),
+        (1000, 24, 2, 10),
+        (100_000, 30, 2, 512),
+        (333, 29.97, 2, 512),
+    ],
+)
+def test_sample_indices_keep_first_and_last_within_cap(num_frames, fps, rate, cap):
+    indices = sample_indices(num_frames, fps, rate, cap)
+    assert indices[0] == 0 and indices[-1] == num_frames - 1
+    assert len(indices) <= cap
+    assert np.all(np.diff(indices) > 0)
+    assert indices.dtype.kind == "i"
+
+
+def test_sample_indices_follow_the_rate():
+    indices = sample_indices(300, 30.0, rate=2.0)  # 10 s: every 15th frame, then the last
+    assert indices.tolist() == [*range(0, 300, 15), 299]
+    assert len(sample_indices(16, 8.0, rate=100.0)) == 16  # faster than the video: every frame
+
+
+def test_sample_indices_spread_evenly_under_the_cap():
+    indices = sample_indices(100_000, 30.0, rate=2.0, cap=512)
+    assert len(indices) == 512
+    assert np.ptp(np.diff(indices)) <= 1
+
+
+def test_sample_indices_edge_cases():
+    assert sample_indices(1, 8.0).tolist() == [0]
+    assert sample_indices(0, 8.0).tolist() == []
+    with pytest.raises(ValueError):
+        sample_indices(10, 8.0, cap=1)
+    with pytest.raises(ValueError):
+        sample_indices(10, 0.0)
+
+
+def test_bad_video_survives_pickling():
+    error = pickle.loads(pickle.dumps(BadVideo(Path("a.mp4"), "empty file (0 bytes)")))
+    assert (error.path, error.reason, str(error)) == (
+        Path("a.mp4"),
+        "empty file (0 bytes)",
+        "a.mp4: empty file (0 bytes)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing and reading in this process
+
+
+def test_read_frames_matches_the_source_clip(world):
+    clip = sample_clips(0, 0, 1)[0]
+    got = read_frames(world[0])
+    assert got.info == VideoInfo(64, 64, 8.0, 16, 2.0, "h264", "mp4")
+    assert got.indices.tolist() == [0, 4, 8, 12, 15]
+    np.testing.assert_allclose(got.times, got.indices / FPS)
+    assert got.frames.shape == (5, 64, 64, 3) and got.frames.dtype == np.uint8
+    error = np.abs(got.frames.astype(float) - clip.frames[got.indices]).mean()
+    assert error < 4.0  # H.264 is lossy; about 1.7 measured at crf 18
+
+
+def test_read_frames_downscales_but_never_upscales(world, tmp_path):
+    clip = sample_clips(0, 0, 1)[0]
+    small = read_frames(world[0], max_side=32)
+    reference = clip.frames[small.indices].reshape(-1, 32, 2, 32, 2, 3).mean(axis=(2, 4))
+    assert small.frames.shape == (5, 32, 32, 3)
+    assert np.abs(small.frames - reference).mean() < 5.0
+    assert read_frames(world[0], max_side=1000).frames.shape == (5, 64, 64, 3)
+    wide = write_mp4(tmp_path / "wide.mp4", np.concatenate([clip.frames] * 2, axis=2), FPS)
+    assert read_frames(wide, max_side=32).frames.shape == (5, 32, 64, 3)  # aspect kept
+
+
+def test_read_frames_falls_back_where_decord_fails(tmp_path):
+    clip = sample_clips(0, 0, 1)[0]
+    got = read_frames(write_world_ts(tmp_path / "clip.ts"))  # decord cannot read its last frame
+    assert got.info.container == "mpegts" and got.info.num_frames == 16
+    assert got.indices.tolist() == [0, 4, 8, 12, 15]
+    assert np.abs(got.frames.astype(float) - clip.frames[got.indices]).mean() < 4.0
+
+
+def test_sniff_reads_content_not_name(world, bad, tmp_path):
+    renamed = shutil.copy(world[0], tmp_path / "holiday notes.txt")
+    assert sniff(renamed) == "mp4"
+    assert probe(renamed).container == "mp4"
+    assert read_frames(renamed).frames.shape == (5, 64, 64, 3)
+    assert sniff(bad["text"]) is None and sniff(bad["png"]) is None
+
+
+@pytest.mark.parametrize(
+    "limits, reason",
+    [
+        (ReadLimits(max_bytes=100), "file of"),
+        (ReadLimits(max_pixels=1000), "declared resolution"),
+        (ReadLimits(max_duration_s=1.0), "duration 2 s"),
+        (ReadLimits(max_frames=10), "declares 16"),
+    ],
+)
+def test_probe_enforces_limits(world, limits, reason):
+    with pytest.raises(BadVideo, match=reason):
+        probe(world[0], limits)
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_read_frames_rejects_bad_files(bad, kind):
+    with pytest.raises(BadVideo) as caught:
+        read_frames(bad[kind])
+    assert caught.value.reason.startswith(REASONS[kind])
+    assert caught.value.path == bad[kind]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading in a child process
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_frame_reader_survives_bad_files(bad_through_reader, bad, kind):
+    paths, results = bad_through_reader
+    at = paths.index(bad[kind])
+    assert isinstance(results[at], BadVideo)
+    assert results[at].reason.startswith(REASONS[kind])
+    assert isinstance(results[at + 1], SampledFrames)  # the good file after it still comes
+
+
+def test_frame_reader_on_flipped_bytes_gives_frames_or_a_reason(bad_through_reader, bad):
+    paths, results = bad_through_reader
+    result = results[paths.index(bad["corrupt_mdat"])]
+    if isinstance(result, BadVideo):
+        assert "corrupt" in result.reason
+    else:
+        assert result.frames.shape[1:] == (64, 64, 3) and len(result.frames) >= 2
+
+
+def test_frame_reader_keeps_input_order(bad_through_reader):
+    paths, results = bad_through_reader
+    assert [r.path for r in results] == paths
+
+
+def test_frame_reader_survives_a_real_decoder_crash(world, bad):
+    limits = ReadLimits(max_frames=10**10)  # let the file past the probe, so decord meets it
+    with FrameReader(limits=limits) as reader:
+        first_pid = reader.pid
+        results = list(reader.read([world[0], bad["huge_frame_count"], world[1]]))
+        assert reader.pid != first_pid
+    assert results[1].reason == "decoder crashed (signal SIGABRT)"  # decord: std::bad_alloc
+    assert [type(r) for r in results] == [SampledFrames, BadVideo, SampledFrames]
+
+
+def test_frame_reader_restarts_a_killed_child(world):
+    with FrameReader(prefetch=2) as reader:
+        pid = reader.pid
+        os.kill(pid, signal.SIGSTOP)  # frozen before the first file, which it will never finish
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        results = list(reader.read(world[:4]))
+    assert results[0].reason == "decoder crashed (signal SIGKILL)"
+    assert all(isinstance(r, SampledFrames) for r in results[1:])  # resent to the new child
+    assert [r.path for r in results] == world[:4]
+
+
+def test_frame_reader_times_out_a_stalled_child(world):
+    with FrameReader(limits=ReadLimits(timeout_s=1.0)) as reader:
+        os.kill(reader.pid, signal.SIGSTOP)
+        results = list(reader.read(world[:2]))
+    assert results[0].reason == "timed out after 1 s"
+    assert isinstance(results[1], SampledFrames)
+
+
+def test_frame_reader_can_stop_early_and_read_again(world):
+    with FrameReader() as reader:
+        results = reader.read(world)
+        next(results)
+        results.close()  # the caller breaks out with files still queued in the child
+        again = list(reader.read(world[:2]))
+    assert [r.path for r in again] == world[:2]
+
+
+def test_frame_reader_costs_little_over_reading_in_process(world):
+    paths = world * 5
+    start = time.perf_counter()
+    expected = [read_frames(p) for p in paths]
+    in_process = time.perf_counter() - start
+    start = time.perf_counter()
+    with FrameReader() as reader:
+        got = list(reader.read(paths))
+    in_child = time.perf_counter() - start
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(expected, got, strict=True))
+    assert in_child < 2 * in_process + 3.0  # spawn start-up and pickling, on a busy machine
+
+
+def test_child_starts_without_the_callers_heavy_imports(world, tmp_path):
+    marker = tmp_path / "imports.txt"
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import sys\n"
+        f"open({str(marker)!r}, 'a').write('app imported\\n')  # the caller's heavy set-up\n"
+        "if __name__ == '__main__':\n"
+        "    from indexer.reader import FrameReader\n"
+        "    assert not {'torch', 'generator', 'search'} & {m.split('.')[0] for m in sys.modules}\n"
+        "    with FrameReader() as reader:\n"
+        f"        print(type(next(reader.read([{str(world[0])!r}]))).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "SampledFrames"
+    assert marker.read_text() == "app imported\n"  # once: the child did not re-run app.py

@@ -1,0 +1,304 @@
+"""VideoStore against a real Milvus Lite database and a real Milvus 2.3 server."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymilvus import MilvusClient
+
+from indexer.store import (
+    COLLECTIONS,
+    MODEL_KEY,
+    ModelMismatch,
+    StoreLocked,
+    VideoRecord,
+    VideoStore,
+    _supports_group_by,
+)
+
+MODEL, DIM = "test-clip", 16
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def uri(request, tmp_path):
+    """A store URI: a fresh Lite file, or the session's Milvus 2.3 server with its rows cleared."""
+    if request.param == "lite":
+        return str(tmp_path / "data" / "milvus.db")  # the parent folder does not exist yet
+    uri = request.getfixturevalue("milvus_server_uri")
+    client = MilvusClient(uri)
+    for name in COLLECTIONS:  # emptied, not dropped: creating and loading takes seconds each
+        if client.has_collection(name):
+            client.delete(name, filter='video_id != ""')
+    client.close()
+    return uri
+
+
+@pytest.fixture
+def store(uri):
+    s = VideoStore(uri, model=MODEL, dim=DIM)
+    yield s
+    s.close()
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n_videos: int, n_frames: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Frame embeddings per video: noisy copies of the video's own random centre."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(n_videos, DIM)))
+    return {f"vid{v:02d}": unit(centres[v] + 0.3 * rng.normal(size=(n_frames, DIM))) for v in range(n_videos)}
+
+
+def record(vid: str, n: int, source: str = "generated") -> VideoRecord:
+    return VideoRecord(
+        vid,
+        f"/library/{vid}.mp4",
+        source,
+        prompt=f"a ball, {vid}",
+        duration_s=n / 2,
+        fps=2.0,
+        width=64,
+        height=48,
+        num_frames=n,
+        created_at=1.7e9 + 0.25,
+        meta={"seed": 7, "file": f"{vid}.mp4"},
+    )
+
+
+def add(store: VideoStore, vid: str, emb: np.ndarray, source: str = "generated") -> VideoRecord:
+    rec = record(vid, len(emb), source)
+    store.add_video(rec, range(len(emb)), [i / 2 for i in range(len(emb))], emb, emb[0])
+    return rec
+
+
+def test_add_get_has_delete(store):
+    emb = clustered(1, 4)["vid00"]
+    rec = add(store, "vid00", emb)
+    assert store.has_video("vid00") and not store.has_video("nope")
+    assert store.get_video("vid00") == rec
+    assert store.get_videos(["vid00", "nope"]) == {"vid00": rec}
+    assert (store.count_videos(), store.count_frames()) == (1, 4)
+
+    store.delete_video("vid00")
+    assert not store.has_video("vid00") and store.get_video("vid00") is None
+    assert (store.count_videos(), store.count_frames(), store.stats()["prompts"]) == (0, 0, 0)
+    assert store.orphan_frame_video_ids() == set()
+
+
+def brute_force(videos: dict[str, np.ndarray], q: np.ndarray, top_k: int, per_video: int):
+    """Expected (video_id, [(index, score), ...]) per hit, by exact cosine over all frames."""
+    per = {v: sorted(enumerate(e @ q), key=lambda p: -p[1])[:per_video] for v, e in videos.items()}
+    ranked = sorted(per, key=lambda v: -per[v][0][1])[:top_k]
+    return [(v, per[v]) for v in ranked]
+
+
+def test_search_one_hit_per_video_ranked(store):
+    videos = clustered(8, 6)
+    for vid, emb in videos.items():
+        add(store, vid, emb)
+    q = unit(videos["vid03"][4] + 0.05 * np.random.default_rng(1).normal(size=DIM))
+
+    hits = store.search_frames(q, top_k=5, frames_per_video=3)
+    expected = brute_force(videos, q, 5, 3)
+    assert [h.video.video_id for h in hits] == [v for v, _ in expected]
+    assert hits[0].video == record("vid03", 6) and hits[0].best_t == 2.0
+    for hit, (_, frames) in zip(hits, expected, strict=True):
+        assert [f.index for f in hit.frames] == [i for i, _ in frames]
+        assert [f.score for f in hit.frames] == pytest.approx([s for _, s in frames], abs=1e-4)
+        assert (hit.score, hit.best_t) == (hit.frames[0].score, hit.frames[0].t)
+
+    # a smaller window: the server without group-by then sees only some frames
+    hits = store.search_frames(q, top_k=2, frames_per_video=2)
+    assert [h.video.video_id for h in hits] == [v for v, _ in brute_force(videos, q, 2, 2)]
+    assert all(len(h.frames) <= 2 for h in hits)
+
+
+def test_search_passes_filter_to_frames(store):
+    videos = clustered(6, 3)
+    for vid, emb in videos.items():
+        add(store, vid, emb)
+    hits = store.search_frames(videos["vid02"][0], top_k=5, filter='video_id in ["vid01", "vid05"]')
+    assert {h.video.video_id for h in hits} == {"vid01", "vid05"}
+
+
+def test_group_by_detected_from_server_version(store):
+    assert store.group_by == ("://" not in store.uri)  # Lite has group-by, Milvus 2.3 has not
+
+
+@pytest.mark.parametrize(
+    "version, grouped",
+    [
+        ("v2.3.5-lite", False),
+        ("v2.3.21", False),
+        ("v2.4.1", True),
+        ("2.5.4", True),
+        ("milvus_lite-3.2.2", True),
+        ("Zilliz Cloud Vector Database(Compatible with Milvus 2.5)", True),
+    ],
+)
+def test_supports_group_by(version, grouped):
+    assert _supports_group_by(version) is grouped
+
+
+def test_model_mismatch_refused(store, uri):
+    add(store, "vid00", clustered(1, 2)["vid00"])
+    with pytest.raises(ModelMismatch) as e:
+        VideoStore(uri, model="ViT-B-32:laion2b_s34b_b79k", dim=DIM)
+    assert "'test-clip' (dim 16)" in str(e.value)
+    assert "'ViT-B-32:laion2b_s34b_b79k' (dim 16)" in str(e.value)
+    assert "reelbase reindex" in str(e.value)
+    with pytest.raises(ModelMismatch, match=r"'test-clip' \(dim 32\)"):
+        VideoStore(uri, model=MODEL, dim=32)
+
+
+def test_model_record_round_trips(store, uri):
+    client = MilvusClient(uri)
+    for name in COLLECTIONS:
+        assert client.describe_collection(name)["properties"][MODEL_KEY] == MODEL
+    store.close()
+    assert VideoStore(uri, model=MODEL, dim=DIM).count_videos() == 0
+
+
+def test_orphan_frames_hidden_then_repaired(store):
+    videos = clustered(3, 4)
+    add(store, "vid00", videos["vid00"])
+    add(store, "vid01", videos["vid01"])
+    # a crash after the frames were written, before the video row: frames without a video
+    store._write_frames("vid02", range(4), [0, 0.5, 1, 1.5], videos["vid02"])
+    q = videos["vid02"][1]
+    assert "vid02" not in [h.video.video_id for h in store.search_frames(q)]
+    assert not store.has_video("vid02")
+    assert store.orphan_frame_video_ids() == {"vid02"}
+
+    add(store, "vid02", videos["vid02"])  # the rerun
+    assert store.search_frames(q)[0].video.video_id == "vid02"
+    assert store.orphan_frame_video_ids() == set()
+    assert (store.count_videos(), store.count_frames()) == (3, 12)
+
+
+def test_delete_orphans(store):
+    videos = clustered(2, 3)
+    add(store, "vid00", videos["vid00"])
+    store._write_frames("vid01", range(3), [0, 1, 2], videos["vid01"])
+    assert store.delete_orphans() == 1
+    assert store.orphan_frame_video_ids() == set() and store.count_frames() == 3
+    assert store.delete_orphans() == 0
+
+
+def test_readding_is_idempotent_and_replaces(store):
+    emb = clustered(1, 5)["vid00"]
+    add(store, "vid00", emb)
+    before = store.stats()
+    add(store, "vid00", emb)
+    assert store.stats() == before
+
+    rec = VideoRecord(**{**record("vid00", 2).to_dict(), "prompt": ""})
+    store.add_video(rec, [0, 1], [0.0, 0.5], emb[:2])  # re-index: fewer frames, no prompt
+    assert (store.count_videos(), store.count_frames(), store.stats()["prompts"]) == (1, 2, 0)
+    assert store.get_video("vid00") == rec
+
+
+def test_delete_leaves_no_orphans(store):
+    videos = clustered(2, 3)
+    for vid, emb in videos.items():
+        add(store, vid, emb)
+    store.delete_video("vid00")
+    assert (store.count_frames(), store.stats()["prompts"]) == (3, 1)
+    assert store.orphan_frame_video_ids() == set()
+    assert [h.video.video_id for h in store.search_frames(videos["vid00"][0])] == ["vid01"]
+
+
+def test_browse_and_stats(store):
+    videos = clustered(5, 2)
+    for i, (vid, emb) in enumerate(videos.items()):
+        add(store, vid, emb, "ingested" if i < 2 else "generated")
+    assert sorted(r.video_id for r in store.iter_videos(batch=2)) == sorted(videos)
+    pages = store.list_videos(0, 3) + store.list_videos(3, 3)
+    assert sorted(r.video_id for r in pages) == sorted(videos)
+    assert {r.video_id for r in store.list_videos(filter='source == "ingested"')} == {"vid00", "vid01"}
+    assert store.stats() == {
+        "videos": 5,
+        "videos_by_source": {"generated": 3, "ingested": 2},
+        "frames": 10,
+        "prompts": 5,
+        "model": MODEL,
+        "dim": DIM,
+        "server": store.server_version,
+    }
+
+
+def test_add_rejects_wrong_shapes(store):
+    with pytest.raises(ValueError, match="embeddings"):
+        store.add_video(record("vid00", 2), [0, 1], [0.0, 0.5], np.zeros((2, DIM + 1)))
+    with pytest.raises(ValueError, match="embeddings"):
+        store.add_video(record("vid00", 0), [], [], np.zeros((0, DIM)))
+
+
+# --- Milvus Lite only: other processes ---
+
+
+def child(code: str) -> subprocess.Popen:
+    """Start a Python process running code in the repository, with pipes for stdin and stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+
+
+def test_lite_lock_is_reported_plainly(tmp_path):
+    path = str(tmp_path / "milvus.db")
+    holder = child(f"""
+        import sys
+        from indexer.store import VideoStore
+        VideoStore({path!r}, model={MODEL!r}, dim={DIM})
+        print("ready", flush=True)
+        sys.stdin.read()
+    """)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLocked) as e:
+            VideoStore(path, model=MODEL, dim=DIM)
+        assert path in str(e.value) and "reelbase serve" in str(e.value)
+    finally:
+        holder.communicate("")  # closing stdin lets it exit
+
+
+def test_lite_committed_video_survives_kill9(tmp_path):
+    path = str(tmp_path / "milvus.db")
+    writer = child(f"""
+        import os, signal
+        import numpy as np
+        from indexer.store import VideoRecord, VideoStore
+        store = VideoStore({path!r}, model={MODEL!r}, dim={DIM})
+        store.add_video(VideoRecord("vid00", "u", "ingested"), range(4), [0, 1, 2, 3],
+                        np.eye({DIM}, dtype=np.float32)[:4])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    writer.communicate()
+    assert writer.returncode == -signal.SIGKILL
+    store = VideoStore(path, model=MODEL, dim=DIM)
+    assert store.has_video("vid00") and store.count_frames() == 4
+    assert store.search_frames(np.eye(DIM)[2])[0].best_t == 2.0
+
+
+def test_lite_without_faiss_still_searches(tmp_path):
+    finder = child(f"""
+        import sys
+        sys.modules["faiss"] = None  # as on a machine without faiss-cpu
+        import numpy as np
+        from indexer.store import VideoRecord, VideoStore
+        store = VideoStore({str(tmp_path / "milvus.db")!r}, model={MODEL!r}, dim={DIM})
+        store.add_video(VideoRecord("vid00", "u", "ingested"), range(2), [0, 1],
+                        np.eye({DIM}, dtype=np.float32)[:2])
+        print(store.search_frames(np.eye({DIM})[1])[0].video.video_id)
+    """)
+    out, _ = finder.communicate()
+    assert out.strip() == "vid00"
