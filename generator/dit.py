@@ -7,7 +7,8 @@ position, then to the prompt's token features (cross-attention as in PixArt-alph
 frames that are given as conditioning are marked clean (t = 0) while the others are denoised.
 
 Dims: B batch, T frames, C latent channels, h x w latent size, N patches per frame, L text
-tokens, D width, S a batch of sequences (B*T for spatial attention, B*N for temporal).
+tokens, D width, H heads, S a batch of sequences (B*T for spatial attention, B*N for
+temporal) and M the keys each attends to.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class Attention(nn.Module):
         S, N, D = x.shape
         context = x if context is None else context
         q = self.q(x).view(S, N, self.heads, -1).transpose(1, 2)  # (S, H, N, D/H)
-        k, v = self.kv(context).view(S, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        kv = self.kv(context).view(S, context.shape[1], 2, self.heads, -1)  # (S, M, 2, H, D/H)
+        k, v = kv.permute(2, 0, 3, 1, 4)  # 2 x (S, H, M, D/H)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (S, 1, 1, M), True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (S, H, N, D/H)
         return self.proj(out.transpose(1, 2).reshape(S, N, D))

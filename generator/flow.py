@@ -107,8 +107,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     """Euler-integrate the flow from noise (t = 1) to latents (t = 0), shape (B, T, C, h, w).
 
     `known` with `known_mask` (broadcastable to shape; 1 = known) conditions on frames or
-    regions; `start_latents` with `strength` < 1 makes variations, running the last
-    round(steps * strength) steps. `callback(step, steps, latents)` returning False stops
+    regions; `start_latents` with `strength` < 1 makes variations, running only the last
+    steps * strength steps. `callback(step, steps, latents)` returning False stops
     sampling with `Cancelled`.
     """
     B, device = shape[0], tokens.device
@@ -116,7 +116,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     x, t_start = noise, 1.0
     if start_latents is not None:
         x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)
-    n = round(steps * t_start)
+    n = max(1, round(steps * t_start)) if t_start > 0 else 0  # same step size as a full run
     times = torch.linspace(t_start, 0.0, n + 1, device=device)
     context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
     frame_mask = None

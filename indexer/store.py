@@ -15,6 +15,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 log = logging.getLogger(__name__)
 
 COLLECTIONS = ("videos", "frames", "prompts")
+SOURCES = ("generated", "ingested")
 MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
 MAX_TOPK = 16384  # Milvus' limit on search and query result windows
 BATCH = 1000  # rows per write or id lookup, well under gRPC message limits
@@ -43,6 +44,11 @@ class VideoRecord:
 
 
 VIDEO_FIELDS = [f.name for f in fields(VideoRecord)]
+
+
+def _to_record(row: dict) -> VideoRecord:
+    """Build a VideoRecord from a `videos` row, leaving out the embedding and anything else."""
+    return VideoRecord(**{k: row[k] for k in VIDEO_FIELDS})
 
 
 @dataclass
@@ -195,8 +201,12 @@ class VideoStore:
         self._closed = False
         self.server_version = self._client.get_server_version()
         self.group_by = _supports_group_by(self.server_version)
-        for name in COLLECTIONS:
-            self._open_collection(name)
+        try:
+            for name in COLLECTIONS:
+                self._open_collection(name)
+        except BaseException:
+            self._client.close()
+            raise
         # Lite's AUTOINDEX is HNSW when faiss-cpu is installed (else brute force, which ignores ef)
         self._ef = _is_lite(uri) or self._client.describe_index(
             "frames", "embedding")["index_type"] == "HNSW"
@@ -255,6 +265,8 @@ class VideoStore:
                   prompt_embedding: np.ndarray | None = None) -> None:
         """Write frames, then the prompt, then the video row, which marks the video complete."""
         emb = np.asarray(frame_embeddings, dtype=np.float32)
+        if record.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {record.source!r}")
         n = len(frame_indices)
         if not n or emb.shape != (n, self.dim) or len(frame_times) != n:
             raise ValueError(f"need N >= 1 frame indices, N times and (N, {self.dim}) embeddings; "
@@ -321,27 +333,27 @@ class VideoStore:
         for i in range(0, len(ids), BATCH):
             rows = self._client.get("videos", ids=list(ids[i:i + BATCH]),
                                     output_fields=VIDEO_FIELDS)
-            found.update((r["video_id"], VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}))
-                         for r in rows)
+            found.update((r["video_id"], _to_record(r)) for r in rows)
         return found
 
     def iter_videos(self, batch: int = BATCH) -> Iterator[VideoRecord]:
         """Yield every video record, batch rows per round trip."""
         for rows in self._iterate("videos", VIDEO_FIELDS, batch):
-            yield from (VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}) for r in rows)
+            yield from map(_to_record, rows)
 
     def list_videos(self, offset: int = 0, limit: int = 50, filter: str = "") -> list[VideoRecord]:
         """Return one page of video records matching filter, in the order Milvus keeps them."""
         rows = self._client.query("videos", filter=filter, offset=offset, limit=limit,
                                   output_fields=VIDEO_FIELDS)
-        return [VideoRecord(**{k: r[k] for k in VIDEO_FIELDS}) for r in rows]
+        return [_to_record(r) for r in rows]
 
     def search_frames(self, query: np.ndarray, top_k: int = 10, frames_per_video: int = 3,
                       filter: str = "") -> list[VideoHit]:
         """Find the videos whose frames best match query, one hit per video, best first."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if q.size != self.dim:
-            raise ValueError(f"query has dim {q.size}; this store holds dim {self.dim}")
+        if q.size != self.dim or top_k < 1 or frames_per_video < 1:
+            raise ValueError(f"need a query of dim {self.dim} (got {q.size}), top_k >= 1 and "
+                             "frames_per_video >= 1")
         groups = group_frame_hits(self._search_raw(q, top_k, frames_per_video, filter),
                                   top_k, frames_per_video)
         videos = self.get_videos(list(groups))
@@ -380,7 +392,7 @@ class VideoStore:
     def stats(self) -> dict:
         """Return counts of videos by source, frames and prompts, and the model record."""
         by_source = {s: self._count("videos", f"source == {_quote(s)}")
-                     for s in ("generated", "ingested")}
+                     for s in SOURCES}
         return {"videos": sum(by_source.values()), "videos_by_source": by_source,
                 "frames": self.count_frames(), "prompts": self._count("prompts"),
                 "model": self.model, "dim": self.dim, "server": self.server_version}

@@ -42,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=48)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("generate", help="write a clip from a prompt (mp4 and a JSON record beside it)")
+    p.add_argument("prompt")
+    p.add_argument("--negative", default="", help="negative prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--model", default="reelbase-tiny", help="built-in name or a .safetensors checkpoint")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="clip.mp4")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(func=cmd_generate)
+
     p = sub.add_parser("world", help="write a data set of synthetic world clips")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -64,10 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("train", help="train a built-in model")
-    p.add_argument("what", choices=["clip"])
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--run-dir", default="runs/clip", help="checkpoints; training resumes from here")
+    p.add_argument("what", choices=["clip", "autoencoder", "generator"])
+    p.add_argument("--steps", type=int, default=None, help="total steps (default: the model's own)")
+    p.add_argument("--config", default="tiny", help="generator size: tiny, base")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--run-dir", default=None, help="checkpoints, default runs/WHAT; training resumes from here")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
     p.set_defaults(func=cmd_train)
     return parser
@@ -98,6 +114,37 @@ def cmd_demo(args) -> int:
     finally:
         service.close()
     print("Try: reelbase search \"a yellow ball falling\"   ·   reelbase stats")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from generator.pipeline import Generator
+    from generator.video import write_mp4
+
+    generator = Generator.load(args.model, args.device)
+    bar = tqdm(desc="generate", unit="step", file=sys.stderr, disable=args.json)
+
+    def progress(step: int, total: int) -> None:
+        bar.total = total
+        bar.n = step
+        bar.refresh()
+
+    try:
+        clip = generator.generate(args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
+                                  guidance=args.guidance, frames=args.frames, callback=progress)
+    finally:
+        bar.close()
+    out = write_mp4(args.out, clip.frames, clip.fps)
+    record_path = Path(out).with_suffix(".json")
+    record_path.write_text(json.dumps(clip.record, indent=2))
+    for warning in clip.record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps({**clip.record, "path": str(out)}, indent=2) if args.json else
+          f"wrote {out} ({len(clip.frames)} frames at {clip.fps} fps) and its record {record_path}")
     return 0
 
 
@@ -194,11 +241,37 @@ def cmd_stats(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from indexer.encoder import resolve_device
-    from indexer.train_clip import TrainConfig, train
+    import dataclasses
+    import shutil
 
-    result = train(args.run_dir, TrainConfig(steps=args.steps), resolve_device(args.device), export=not args.no_export)
-    print(result)
+    import torch
+
+    from indexer.encoder import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    run_dir = args.run_dir or f"runs/{args.what}"
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None}
+    if args.what == "clip":
+        from indexer.train_clip import TrainConfig, train
+
+        overrides.pop("batch", None)
+        result = train(run_dir, dataclasses.replace(TrainConfig(), **overrides), device, export=not args.no_export)
+    elif args.what == "autoencoder":
+        from generator.autoencoder import train_autoencoder
+        from generator.train import WEIGHTS_DIR
+
+        result = train_autoencoder(run_dir, device=device, **overrides)
+        if not args.no_export:
+            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / "autoencoder-tiny.safetensors")
+    else:
+        from generator.train import GeneratorTrainConfig, train_generator
+
+        cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
+        result = train_generator(run_dir, cfg, device, export=None if args.no_export else
+                                 f"generator/weights/generator-{args.config}.safetensors")
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -1,0 +1,193 @@
+"""Training the generator: the frame autoencoder first, then the ST-DiT on its latents.
+
+`reelbase train generator` streams clips from the synthetic world (or reads a folder of
+captioned videos), encodes them with the frozen autoencoder, and trains the DiT with the
+rectified-flow loss, frame masks (given first / last / random frames) and prompt dropout for
+guidance. It keeps an EMA of the weights, checkpoints atomically and resumes, and uses CUDA
+with bf16 autocast where present.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from generator import world
+from generator.autoencoder import load_autoencoder, to_video_tensor
+from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
+from generator.flow import training_loss, update_ema
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class GeneratorTrainConfig:
+    config: str = "tiny"  # a DIT_CONFIGS name
+    steps: int = 2000
+    batch: int = 16
+    lr: float = 6e-4
+    warmup: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.998
+    prompt_drop: float = 0.1  # share of prompts replaced by the null prompt (for guidance)
+    seed: int = 0
+    checkpoint_every: int = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+SHAPE_SYNONYMS = {"ball": ("ball", "circle", "disc"), "square": ("square", "box", "block")}
+SPEED_SYNONYMS = {"slowly": ("slowly", "slow"), "quickly": ("quickly", "fast")}
+SCENE_SYNONYMS = {"on black": ("on black", "on a black background"), "in a forest": ("in a forest", "in the forest"),
+                  "at sunset": ("at sunset",)}
+
+
+def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
+    """The canonical caption most of the time; else synonyms, another word order, or a part."""
+    roll = rng.random()
+    if roll < 0.6:
+        return spec.caption
+    if roll < 0.75:
+        return world.partial_query(spec, rng).text
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    nouns = [f"a {o.colour} {pick(SHAPE_SYNONYMS[o.shape])}" for o in spec.objects]
+    motion = "colliding" if len(spec.objects) == 2 else spec.objects[0].motion
+    words = motion.split()
+    if len(words) == 3:  # "moving quickly up" -> "moving fast up" / "moving up fast"
+        speed = pick(SPEED_SYNONYMS[words[1]])
+        motion = f"moving {speed} {words[2]}" if rng.random() < 0.5 else f"moving {words[2]} {speed}"
+    scene = pick(SCENE_SYNONYMS[spec.scene])
+    subject = " and ".join(nouns)
+    return f"{subject} {motion} {scene}" if rng.random() < 0.7 else f"{scene}, {subject} {motion}"
+
+
+def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
+    """Fresh world clips (B, T, 3, H, W) in [-1, 1] and training captions."""
+    rng = np.random.default_rng(step_seed)
+    clips = world.sample_clips(step_seed, 0, batch, device=device)
+    video = to_video_tensor(np.stack([c.frames for c in clips]), device)
+    return video, [training_caption(c.spec, rng) for c in clips]
+
+
+def sample_frame_mask(batch: int, frames: int, rng: torch.Generator, device) -> torch.Tensor:
+    """Given frames (B, T) bool, Open-Sora style: none 40%, first frame 20%, first k 20%,
+    last k 10%, random frames 10%."""
+    kind = torch.rand(batch, generator=rng).tolist()
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    for b, u in enumerate(kind):
+        k = int(torch.randint(2, frames // 2 + 1, (1,), generator=rng))
+        if u < 0.4:
+            continue
+        if u < 0.6:
+            mask[b, 0] = True
+        elif u < 0.8:
+            mask[b, :k] = True
+        elif u < 0.9:
+            mask[b, -k:] = True
+        else:
+            mask[b] = torch.rand(frames, generator=rng) < 0.3
+    return mask.to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loop
+
+
+def lr_at(step: int, cfg: GeneratorTrainConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
+                    autoencoder: str | Path = WEIGHTS_DIR / "autoencoder-tiny.safetensors",
+                    export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors") -> dict:
+    """Train (or resume) the DiT in `run_dir`; export its EMA weights when done."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    ae, _ = load_autoencoder(autoencoder, device)
+    ae.requires_grad_(False)
+    dit_config = DIT_CONFIGS[cfg.config]
+    model = STDiT(dit_config).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed = _resume(run_dir, model, ema, optimizer)
+    rng = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+    losses: list[float] = []
+    started = time.time() - elapsed
+    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train generator")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        video, captions = world_batch(cfg.seed * 1_000_003 + step, cfg.batch, device)
+        with torch.no_grad():
+            latents = ae.encode(video)  # (B, T, C, h, w)
+        frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
+        with autocast:
+            loss = training_loss(model, latents, tokenize(captions, dit_config.context_length).to(device),
+                                 frame_mask, cfg.prompt_drop)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            _save(run_dir, model, ema, optimizer, step + 1, time.time() - started, dit_config)
+            log.info("step %d loss %.4f", step + 1, np.mean(losses[-100:]))
+    result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
+              "final_loss": float(np.mean(losses[-100:])) if losses else None, "config": asdict(cfg)}
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    if export:
+        save_checkpoint(export, ema, dit_config, {"train": result})
+        log.info("wrote %s", export)
+    return result
+
+
+def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, dit_config) -> None:
+    """Training state (atomic) and the EMA weights as a loadable safetensors checkpoint."""
+    state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+             "step": step, "elapsed": elapsed}
+    tmp = run_dir / "state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(run_dir / "state.pt")
+    save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step})
+
+
+def _resume(run_dir: Path, model, ema, optimizer) -> tuple[int, float]:
+    """Continue from the training state, or warm-start from EMA weights alone (shipped ones)."""
+    state_path = run_dir / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        log.info("resumed from %s at step %d", state_path, state["step"])
+        return state["step"], state["elapsed"]
+    warm = run_dir / "warm_start.safetensors"
+    if warm.exists():
+        loaded, _, extra = load_checkpoint(warm)
+        model.load_state_dict(loaded.state_dict())
+        ema.load_state_dict(loaded.state_dict())
+        step = int(extra.get("train", {}).get("steps", 0))
+        log.info("warm-started from %s (trained %d steps)", warm, step)
+        return 0, 0.0
+    return 0, 0.0
