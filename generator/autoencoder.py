@@ -10,7 +10,6 @@ Stable Diffusion's scaling factor.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from generator import world
+from generator.checkpoint import read_weights, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -241,20 +239,12 @@ def _resume(path: Path, model, optimizer) -> tuple[int, float]:
 
 def save_autoencoder(path: str | Path, model: FrameAutoencoder, extra: dict | None = None) -> None:
     """Weights as safetensors with the config JSON in the metadata, written atomically."""
-    path = Path(path)
-    metadata = {"config": json.dumps(asdict(model.config)), "extra": json.dumps(extra or {})}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    save_weights(path, model, asdict(model.config), extra)
 
 
 def load_autoencoder(path: str | Path, device: str = "cpu") -> tuple[FrameAutoencoder, dict]:
     """Rebuild the autoencoder from its safetensors file alone; returns (model, extra)."""
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata()
-    raw = json.loads(metadata["config"])
-    config = AutoencoderConfig(**{**raw, "widths": tuple(raw["widths"])})
-    model = FrameAutoencoder(config)
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device).eval(), json.loads(metadata["extra"])
+    state, raw, extra = read_weights(path)
+    model = FrameAutoencoder(AutoencoderConfig(**{**raw, "widths": tuple(raw["widths"])}))
+    model.load_state_dict(state)
+    return model.to(device).eval(), extra

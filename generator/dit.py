@@ -14,17 +14,15 @@ temporal) and M the keys each attends to.
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+
+from generator.checkpoint import read_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -315,19 +313,13 @@ class STDiT(nn.Module):
 
 def save_checkpoint(path: str | Path, model: STDiT, config: DiTConfig, extra: dict | None = None) -> None:
     """Weights and config (and JSON-ready `extra`) in one safetensors file, written atomically."""
-    path = Path(path)
-    metadata = {"config": json.dumps(asdict(config)), "extra": json.dumps(extra or {})}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    save_weights(path, model, asdict(config), extra)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[STDiT, DiTConfig, dict]:
     """Rebuild the model from its file alone; returns (model in eval mode, config, extra)."""
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata()
-    config = DiTConfig(**json.loads(metadata["config"]))
+    state, raw, extra = read_weights(path)
+    config = DiTConfig(**raw)
     model = STDiT(config)
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device).eval(), config, json.loads(metadata["extra"])
+    model.load_state_dict(state)
+    return model.to(device).eval(), config, extra

@@ -27,16 +27,17 @@ def sample_times(n: int, generator: torch.Generator | None = None, device="cpu",
     return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
 
 
-def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = None, device="cpu",
-                      p_given: float = 0.5) -> torch.Tensor:
-    """Given frames for training, (n, T) bool: none, or a prefix of 1 to T/2 frames.
-
-    A one-frame prefix trains image-to-video, longer ones "continue this clip" (Open-Sora).
-    """
-    given = torch.rand(n, generator=generator, device=device) < p_given
-    lengths = torch.randint(1, frames // 2 + 1, (n,), generator=generator, device=device)
-    prefix = torch.arange(frames, device=device)[None] < lengths[:, None]  # (n, T)
-    return prefix & given[:, None]
+def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """Given frames for training, (n, T) bool, Open-Sora style: none 40%, the first frame 20%
+    (image-to-video), the first k 20% (continue a clip), the last k 10%, random frames 10%."""
+    kind = torch.rand(n, generator=generator)
+    k = torch.randint(2, frames // 2 + 1, (n, 1), generator=generator)
+    position = torch.arange(frames)[None]  # (1, T)
+    mask = torch.where((kind >= 0.4)[:, None] & (kind < 0.6)[:, None], position == 0, False)
+    mask |= ((kind >= 0.6) & (kind < 0.8))[:, None] & (position < k)
+    mask |= ((kind >= 0.8) & (kind < 0.9))[:, None] & (position >= frames - k)
+    mask |= (kind >= 0.9)[:, None] & (torch.rand(n, frames, generator=generator) < 0.3)
+    return mask.to(device)
 
 
 def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask: torch.Tensor | None = None,

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from generator import world
 from generator.autoencoder import load_autoencoder, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
-from generator.flow import training_loss, update_ema
+from generator.flow import sample_frame_mask, training_loss, update_ema
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +82,6 @@ def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[
     return video, [training_caption(c.spec, rng) for c in clips]
 
 
-def sample_frame_mask(batch: int, frames: int, rng: torch.Generator, device) -> torch.Tensor:
-    """Given frames (B, T) bool, Open-Sora style: none 40%, first frame 20%, first k 20%,
-    last k 10%, random frames 10%."""
-    kind = torch.rand(batch, generator=rng).tolist()
-    mask = torch.zeros(batch, frames, dtype=torch.bool)
-    for b, u in enumerate(kind):
-        k = int(torch.randint(2, frames // 2 + 1, (1,), generator=rng))
-        if u < 0.4:
-            continue
-        if u < 0.6:
-            mask[b, 0] = True
-        elif u < 0.8:
-            mask[b, :k] = True
-        elif u < 0.9:
-            mask[b, -k:] = True
-        else:
-            mask[b] = torch.rand(frames, generator=rng) < 0.3
-    return mask.to(device)
-
-
 # ---------------------------------------------------------------------------------------------
 # Training loop
 
@@ -154,7 +134,8 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
             _save(run_dir, model, ema, optimizer, step + 1, time.time() - started, dit_config)
             log.info("step %d loss %.4f", step + 1, np.mean(losses[-100:]))
     result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
-              "final_loss": float(np.mean(losses[-100:])) if losses else None, "config": asdict(cfg)}
+              "initial_loss": float(np.mean(losses[:10])) if losses else None,
+              "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg)}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     if export:
         save_checkpoint(export, ema, dit_config, {"train": result})

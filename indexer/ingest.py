@@ -22,7 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from indexer.encoder import ClipEncoder
-from indexer.reader import BadVideo, FrameReader, ReadLimits, SampledFrames, sniff
+from indexer.frame_reader import FrameReader
+from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
 from indexer.store import VideoRecord, VideoStore
 
 log = logging.getLogger(__name__)

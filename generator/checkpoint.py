@@ -1,0 +1,33 @@
+"""Model files: safetensors weights with the config (and notes) as JSON in the metadata.
+
+A model rebuilds from its file alone; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+
+def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: dict | None = None) -> None:
+    """Weights, config and JSON-ready `extra` in one safetensors file, written atomically."""
+    path = Path(path)
+    metadata = {"config": json.dumps(config), "extra": json.dumps(extra or {})}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """The state dict, config and extra of a file written by `save_weights`."""
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+    if "config" not in metadata:
+        raise ValueError(f"{path} has no reelbase config in its metadata; it is not a reelbase model file")
+    return load_file(str(path)), json.loads(metadata["config"]), json.loads(metadata.get("extra", "{}"))
