@@ -96,8 +96,13 @@ def lr_at(step: int, cfg: GeneratorTrainConfig) -> float:
 
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
                     autoencoder: str | Path = WEIGHTS_DIR / "autoencoder-tiny.safetensors",
-                    export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors") -> dict:
-    """Train (or resume) the DiT in `run_dir`; export its EMA weights when done."""
+                    export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors",
+                    init: str | Path | None = None) -> dict:
+    """Train (or resume) the DiT in `run_dir`; export its EMA weights (fp16) when done.
+
+    `init` starts a new run from a model file (the shipped weights, say) instead of from scratch,
+    so training can go on across machines that keep only the shipped file.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -107,7 +112,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     model = STDiT(dit_config).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, elapsed = _resume(run_dir, model, ema, optimizer)
+    step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init)
     rng = torch.Generator().manual_seed(cfg.seed * 7919 + step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
     losses: list[float] = []
@@ -131,30 +136,31 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            _save(run_dir, model, ema, optimizer, step + 1, time.time() - started, dit_config)
+            _save(run_dir, model, ema, optimizer, step + 1, time.time() - started, earlier, dit_config)
             log.info("step %d loss %.4f", step + 1, np.mean(losses[-100:]))
     result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
               "initial_loss": float(np.mean(losses[:10])) if losses else None,
-              "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg)}
+              "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg),
+              "steps_before": earlier, "steps_total": earlier + cfg.steps}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     if export:
-        save_checkpoint(export, ema, dit_config, {"train": result})
+        save_checkpoint(export, ema.half(), dit_config, {"train": result})
         log.info("wrote %s", export)
     return result
 
 
-def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, dit_config) -> None:
+def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earlier: int, dit_config) -> None:
     """Training state (atomic) and the EMA weights as a loadable safetensors checkpoint."""
     state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-             "step": step, "elapsed": elapsed}
+             "step": step, "elapsed": elapsed, "earlier": earlier}
     tmp = run_dir / "state.pt.tmp"
     torch.save(state, tmp)
     tmp.replace(run_dir / "state.pt")
-    save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step})
+    save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step, "steps_total": earlier + step})
 
 
-def _resume(run_dir: Path, model, ema, optimizer) -> tuple[int, float]:
-    """Continue from the training state, or warm-start from EMA weights alone (shipped ones)."""
+def _resume(run_dir: Path, model, ema, optimizer, init) -> tuple[int, float, int]:
+    """(step, seconds, steps trained before this run): from the run's state, or `init` weights."""
     state_path = run_dir / "state.pt"
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -162,13 +168,12 @@ def _resume(run_dir: Path, model, ema, optimizer) -> tuple[int, float]:
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         log.info("resumed from %s at step %d", state_path, state["step"])
-        return state["step"], state["elapsed"]
-    warm = run_dir / "warm_start.safetensors"
-    if warm.exists():
-        loaded, _, extra = load_checkpoint(warm)
+        return state["step"], state["elapsed"], state.get("earlier", 0)
+    if init:
+        loaded, _, extra = load_checkpoint(init)
         model.load_state_dict(loaded.state_dict())
         ema.load_state_dict(loaded.state_dict())
-        step = int(extra.get("train", {}).get("steps", 0))
-        log.info("warm-started from %s (trained %d steps)", warm, step)
-        return 0, 0.0
-    return 0, 0.0
+        earlier = int(extra.get("train", {}).get("steps_total", extra.get("train", {}).get("steps", 0)))
+        log.info("starting from %s (trained %d steps before)", init, earlier)
+        return 0, 0.0, earlier
+    return 0, 0.0, 0

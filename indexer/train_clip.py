@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int = 1500
     clips_per_step: int = 64
     frames_per_clip: int = 4  # batch = clips_per_step * frames_per_clip images
-    lr: float = 1e-3
+    lr: float = 5e-4
     warmup: int = 100
     weight_decay: float = 0.05
     full_caption_share: float = 0.5  # the rest are partial descriptions

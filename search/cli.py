@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
+    p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.set_defaults(func=cmd_train)
     return parser
 
@@ -266,11 +267,11 @@ def cmd_train(args) -> int:
         if not args.no_export:
             shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / "autoencoder-tiny.safetensors")
     else:
-        from generator.train import GeneratorTrainConfig, train_generator
+        from generator.train import WEIGHTS_DIR, GeneratorTrainConfig, train_generator
 
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
-        result = train_generator(run_dir, cfg, device, export=None if args.no_export else
-                                 f"generator/weights/generator-{args.config}.safetensors")
+        export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
+        result = train_generator(run_dir, cfg, device, export=export, init=args.init)
     print(json.dumps(result, indent=2))
     return 0
 

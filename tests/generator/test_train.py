@@ -34,6 +34,9 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert losses["steps"] == 40 and result["final_loss"] < first["initial_loss"]
     gen = Generator.load(str(export), "cpu", autoencoder=ae_path)
     assert gen.generate("a red ball", steps=2).frames.shape == (16, 64, 64, 3)
+    again = train_generator(tmp_path / "run2", dataclasses.replace(cfg, steps=2), autoencoder=ae_path, export=None,
+                            init=export)  # a new machine that has only the shipped weights
+    assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
 def test_training_captions_vary_but_stay_in_the_world_vocabulary():
