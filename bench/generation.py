@@ -21,8 +21,8 @@ import torch
 
 from generator import world
 from generator.dit import STDiT
+from generator.evaluation import evaluate_clip, seam_velocity_ok, summarize
 from generator.pipeline import Generator
-from generator.tracker import evaluate_clip, seam_velocity_ok, summarize
 
 EVAL_SEED = 4_242_424  # training streams use seeds seed*1000003+step; this one is never reached
 SEAM = 8  # extend: frames given from the truth, then generated

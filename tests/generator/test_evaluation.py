@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from generator import tracker, world
+from generator import evaluation, tracker, world
 from generator.world import ClipSpec, ObjectSpec
 
 N = 150
@@ -35,8 +35,8 @@ def h264(clips, tmp_path_factory):
 
 
 def summary_of(clips, frames, with_truth=True):
-    results = [tracker.evaluate_clip(f, c.spec, c.centres if with_truth else None) for c, f in zip(clips, frames)]
-    return tracker.summarize(results)
+    results = [evaluation.evaluate_clip(f, c.spec, c.centres if with_truth else None) for c, f in zip(clips, frames)]
+    return evaluation.summarize(results)
 
 
 def moving_clips(clips):
@@ -70,7 +70,7 @@ def test_touching_objects_of_one_colour_stay_two_tracks():
     clip = world.make_clips([ClipSpec("in a forest", (a, b), (2.5, 2.0), ((12.0, 30.0), (41.0, 30.0)))])[0]
     tracks = tracker.track(clip.frames, clip.spec.scene)
     assert any(tr.merged.any() for tr in tracks.tracks)  # they do touch and merge into one blob
-    result = tracker.evaluate_clip(clip.frames, clip.spec, clip.centres)
+    result = evaluation.evaluate_clip(clip.frames, clip.spec, clip.centres)
     assert result["count"] and result["permanence"] and result["direction"] and result["shape"]
     assert result["velocity_error"] < 0.2
 
@@ -79,8 +79,8 @@ def test_passing_through_instead_of_bouncing_fails_direction():
     a, b = ObjectSpec("ball", "red", 5, "colliding"), ObjectSpec("square", "red", 5, "colliding")
     spec = ClipSpec("on black", (a, b), (2.0, 2.0), ((14.0, 30.0), (50.0, 30.0)))
     through = np.array([[[14.0 + 2 * t, 30.0], [50.0 - 2 * t, 30.0]] for t in range(world.NUM_FRAMES)])
-    assert tracker.evaluate_clip(world.make_clips([spec])[0].frames, spec)["direction"]
-    assert not tracker.evaluate_clip(world.render([spec], [through]).numpy()[0], spec)["direction"]
+    assert evaluation.evaluate_clip(world.make_clips([spec])[0].frames, spec)["direction"]
+    assert not evaluation.evaluate_clip(world.render([spec], [through]).numpy()[0], spec)["direction"]
 
 
 def test_ceiling_on_simulator_clips(clips):
@@ -103,7 +103,7 @@ def test_noise_and_blank_frames_fail(clips):
         background = world.backgrounds([clip.spec.scene])[0].numpy().round().astype(np.uint8)
         blank = np.repeat(background[None], world.NUM_FRAMES, axis=0)
         for frames in (noise, blank):
-            result = tracker.evaluate_clip(frames, clip.spec, clip.centres)
+            result = evaluation.evaluate_clip(frames, clip.spec, clip.centres)
             assert not result["count"] and not result["colour"] and not result["permanence"]
 
 
@@ -112,7 +112,7 @@ def test_another_colour_fails_colour(clips):
         unused = [c for c in world.COLOURS if c not in {o.colour for o in clip.spec.objects}]
         recoloured = (dataclasses.replace(clip.spec.objects[0], colour=unused[0]), *clip.spec.objects[1:])
         other = world.make_clips([dataclasses.replace(clip.spec, objects=recoloured)])[0]
-        assert not tracker.evaluate_clip(other.frames, clip.spec)["colour"]
+        assert not evaluation.evaluate_clip(other.frames, clip.spec)["colour"]
 
 
 def test_shuffled_time_fails_direction_or_gravity(clips):
@@ -120,7 +120,7 @@ def test_shuffled_time_fails_direction_or_gravity(clips):
     single = [c for c in clips if len(c.spec.objects) == 1]
     failed = [
         not (r["direction"] and r["gravity"] is not False)
-        for r in (tracker.evaluate_clip(c.frames[rng.permutation(world.NUM_FRAMES)], c.spec) for c in single)
+        for r in (evaluation.evaluate_clip(c.frames[rng.permutation(world.NUM_FRAMES)], c.spec) for c in single)
     ]
     assert np.mean(failed) >= 0.8
 
@@ -129,22 +129,22 @@ def test_velocity_error_zero_on_truth_large_reversed(clips):
     movers = moving_clips(clips)
     assert len(movers) >= 20
     for clip in movers:
-        assert tracker.evaluate_clip(clip.frames, clip.spec, clip.centres)["velocity_error"] < 0.3
-        assert tracker.evaluate_clip(clip.frames[::-1], clip.spec, clip.centres)["velocity_error"] > 1.0
+        assert evaluation.evaluate_clip(clip.frames, clip.spec, clip.centres)["velocity_error"] < 0.3
+        assert evaluation.evaluate_clip(clip.frames[::-1], clip.spec, clip.centres)["velocity_error"] > 1.0
     falling = [c for c in clips if c.spec.objects[0].motion == "falling"]
-    assert all(tracker.evaluate_clip(c.frames[::-1], c.spec, c.centres)["velocity_error"] > 1.0 for c in falling)
+    assert all(evaluation.evaluate_clip(c.frames[::-1], c.spec, c.centres)["velocity_error"] > 1.0 for c in falling)
 
 
 def test_seam_velocity(clips):
     movers = moving_clips(clips)[:10]
-    assert all(tracker.seam_velocity_ok(c.frames, seam=8) for c in movers)
+    assert all(evaluation.seam_velocity_ok(c.frames, seam=8) for c in movers)
     for clip in movers:
         jumped = np.concatenate([clip.frames[:8], clip.frames[4:12]])  # back to frame 4 at the seam
-        assert tracker.seam_velocity_ok(jumped, seam=8) is False
+        assert evaluation.seam_velocity_ok(jumped, seam=8) is False
         background = world.backgrounds([clip.spec.scene])[0].numpy().round().astype(np.uint8)
         lost = np.concatenate([clip.frames[:8], np.repeat(background[None], 8, axis=0)])
-        assert tracker.seam_velocity_ok(lost, seam=8, scene=clip.spec.scene) is False  # gone after the seam
-    assert tracker.guess_scene(clips[0].frames) == clips[0].spec.scene
+        assert evaluation.seam_velocity_ok(lost, seam=8, scene=clip.spec.scene) is False  # gone after the seam
+    assert evaluation.guess_scene(clips[0].frames) == clips[0].spec.scene
 
 
 def test_summarize_leaves_out_none():
@@ -152,4 +152,4 @@ def test_summarize_leaves_out_none():
         {"direction": True, "gravity": None, "velocity_error": 0.5},
         {"direction": False, "gravity": True, "velocity_error": None},
     ]
-    assert tracker.summarize(results) == {"direction": 0.5, "gravity": 1.0, "velocity_error": 0.5}
+    assert evaluation.summarize(results) == {"direction": 0.5, "gravity": 1.0, "velocity_error": 0.5}
