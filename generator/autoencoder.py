@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from generator import world
-from generator.checkpoint import read_weights, save_weights
+from generator.checkpoint import load_training_state, read_weights, save_training_state, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,8 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
     torch.manual_seed(seed)
     model = FrameAutoencoder(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    step, elapsed = _resume(run_dir / "checkpoint.pt", model, optimizer)
+    state = load_training_state(run_dir / "checkpoint.pt", {"model": model, "optimizer": optimizer})
+    step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
     clips = max(1, batch // frames_per_clip)
     started, losses = time.time() - elapsed, []
     bar = tqdm(range(step, steps), initial=step, total=steps, desc="train autoencoder")
@@ -210,7 +210,8 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            _save_state(run_dir / "checkpoint.pt", model, optimizer, step + 1, time.time() - started)
+            save_training_state(run_dir / "checkpoint.pt", {"model": model, "optimizer": optimizer},
+                                step=step + 1, elapsed=time.time() - started)
     model.eval()
     model.calibrate(world_frames(EVAL_SEED + 1, 0, 32, 4, device))
     metrics = {"steps": steps, "seconds": round(time.time() - started, 1),
@@ -218,23 +219,6 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
     save_autoencoder(run_dir / "autoencoder.safetensors", model, metrics)
     log.info("autoencoder: %s", metrics)
     return metrics
-
-
-def _save_state(path: Path, model, optimizer, step: int, elapsed: float) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "elapsed": elapsed}, tmp)
-    tmp.replace(path)  # atomic: a kill never leaves half a checkpoint
-
-
-def _resume(path: Path, model, optimizer) -> tuple[int, float]:
-    if not path.exists():
-        return 0, 0.0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    log.info("resumed from %s at step %d", path, state["step"])
-    return state["step"], state["elapsed"]
 
 
 def save_autoencoder(path: str | Path, model: FrameAutoencoder, extra: dict | None = None) -> None:

@@ -31,3 +31,23 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]
     if "config" not in metadata:
         raise ValueError(f"{path} has no reelbase config in its metadata; it is not a reelbase model file")
     return load_file(str(path)), json.loads(metadata["config"]), json.loads(metadata.get("extra", "{}"))
+
+
+def save_training_state(path: str | Path, parts: dict, **values) -> None:
+    """Modules and optimizers (`parts`, by name) and plain `values` (step, ...); atomic, for resuming."""
+    path = Path(path)
+    state = {name: part.state_dict() for name, part in parts.items()} | values
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a kill never leaves half a state
+
+
+def load_training_state(path: str | Path, parts: dict) -> dict | None:
+    """Load a saved state into `parts`; returns the whole state (with its values), or None if absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    return state

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from generator import world
 from generator.autoencoder import load_autoencoder, to_video_tensor
+from generator.checkpoint import load_training_state, save_training_state
 from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
 from generator.flow import sample_frame_mask, training_loss, update_ema
 
@@ -151,23 +152,16 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
 
 def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earlier: int, dit_config) -> None:
     """Training state (atomic) and the EMA weights as a loadable safetensors checkpoint."""
-    state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-             "step": step, "elapsed": elapsed, "earlier": earlier}
-    tmp = run_dir / "state.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(run_dir / "state.pt")
+    save_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer},
+                        step=step, elapsed=elapsed, earlier=earlier)
     save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step, "steps_total": earlier + step})
 
 
 def _resume(run_dir: Path, model, ema, optimizer, init) -> tuple[int, float, int]:
     """(step, seconds, steps trained before this run): from the run's state, or `init` weights."""
-    state_path = run_dir / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        log.info("resumed from %s at step %d", state_path, state["step"])
+    state = load_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer})
+    if state:
+        log.info("resumed from %s at step %d", run_dir / "state.pt", state["step"])
         return state["step"], state["elapsed"], state.get("earlier", 0)
     if init:
         loaded, _, extra = load_checkpoint(init)
