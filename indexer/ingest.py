@@ -149,8 +149,8 @@ def ingest(
 
 def _new_candidates(files, store, report, progress) -> list[Candidate]:
     """Hash every file; those whose content is already in (or earlier in this run) are done."""
-    seen: set[str] = set()
-    todo = []
+    hashed: dict[str, Path] = {}
+    repeats: list[tuple[Path, str]] = []
     for path in files:
         try:
             video_id = content_id(path)
@@ -159,14 +159,16 @@ def _new_candidates(files, store, report, progress) -> list[Candidate]:
             if progress:
                 progress.done(str(path), "failed")
             continue
-        if video_id in seen or store.has_video(video_id):
-            report.present.append(video_id)
-            if progress:
-                progress.done(str(path), "present")
-            continue
-        seen.add(video_id)
-        todo.append(Candidate(path, video_id))
-    return todo
+        if video_id in hashed:
+            repeats.append((path, video_id))
+        else:
+            hashed[video_id] = path
+    present = set(store.get_videos(list(hashed)))  # one catalog lookup, not one per file
+    for path, video_id in [(p, v) for v, p in hashed.items() if v in present] + repeats:
+        report.present.append(video_id)
+        if progress:
+            progress.done(str(path), "present")
+    return [Candidate(path, video_id) for video_id, path in hashed.items() if video_id not in present]
 
 
 def _encode_in_batches(results: Iterator, encoder: ClipEncoder, report, progress, batch_frames: int = 128):
