@@ -1,7 +1,8 @@
 """The ingest runner: reader -> encoder -> writer, joined with crash safety.
 
 A video is in the library once its row is in the `videos` collection, which is written last
-(after its file is in the library folder and its frame vectors are in `frames`). Everything
+(after its file is in the library folder and its frame vectors are in `frames`); videos are
+written a batch at a time, so a few calls carry many videos. Everything
 before that is idempotent (content-addressed file names, deterministic frame keys), so a run
 killed half-way is repaired by running it again.
 """
@@ -24,7 +25,7 @@ import numpy as np
 from indexer.encoder import ClipEncoder
 from indexer.frame_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
-from indexer.store import VideoRecord, VideoStore
+from indexer.store import VideoEntry, VideoRecord, VideoStore
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts",
 }
 ID_LENGTH = 32  # hex characters of the sha256 kept as the content id
+PREFETCH = 8  # files the reader may decode ahead of the encoder
 
 
 @dataclass
@@ -134,12 +136,12 @@ def ingest(
         progress.found(len(files))
     todo = _new_candidates(files, store, report, progress)
     by_path = {c.path: c for c in todo}
-    with FrameReader(rate=rate, cap=cap, limits=limits) as reader:
+    with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
-            for sampled, embeddings in batch:
-                candidate = by_path[sampled.path]
-                _write(candidate, sampled, embeddings, store, library)
-                report.added.append(candidate.video_id)
+            entries = [_file_into_library(by_path[sampled.path], sampled, emb, library) for sampled, emb in batch]
+            store.add_videos(entries)  # frames, then the video rows: a crash here is repaired by a rerun
+            for (sampled, embeddings), entry in zip(batch, entries):
+                report.added.append(entry.record.video_id)
                 report.frames += len(embeddings)
                 if progress:
                     progress.done(str(sampled.path), "added")
@@ -194,9 +196,9 @@ def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[Samp
     return list(zip(batch, np.split(embeddings, splits)))
 
 
-def _write(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray, store: VideoStore,
-           library: Path) -> None:
-    """File into the library first, then vectors; the video row (last) commits it."""
+def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
+                       library: Path) -> VideoEntry:
+    """Copy the file into the library (content-addressed, atomic) and describe its catalog rows."""
     name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
     _copy_atomic(candidate.path, library / name)
     info = sampled.info
@@ -212,7 +214,7 @@ def _write(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
         created_at=time.time(),
         meta=_meta(candidate.path),
     )
-    store.add_video(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings)
+    return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings)
 
 
 def _suffix(path: Path, sampled: SampledFrames) -> str:

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -49,6 +49,17 @@ VIDEO_FIELDS = [f.name for f in fields(VideoRecord)]
 def _to_record(row: dict) -> VideoRecord:
     """Build a VideoRecord from a `videos` row, leaving out the embedding and anything else."""
     return VideoRecord(**{k: row[k] for k in VIDEO_FIELDS})
+
+
+@dataclass
+class VideoEntry:
+    """A video ready to write: its record and its sampled frames' indices, times and vectors."""
+
+    record: VideoRecord
+    frame_indices: Sequence[int]
+    frame_times: Sequence[float]
+    frame_embeddings: np.ndarray  # (N, dim), unit length
+    prompt_embedding: np.ndarray | None = None  # (dim,), generated videos
 
 
 @dataclass
@@ -264,36 +275,49 @@ class VideoStore:
                   frame_times: Sequence[float], frame_embeddings: np.ndarray,
                   prompt_embedding: np.ndarray | None = None) -> None:
         """Write frames, then the prompt, then the video row, which marks the video complete."""
-        emb = np.asarray(frame_embeddings, dtype=np.float32)
-        if record.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, not {record.source!r}")
-        n = len(frame_indices)
-        if not n or emb.shape != (n, self.dim) or len(frame_times) != n:
-            raise ValueError(f"need N >= 1 frame indices, N times and (N, {self.dim}) embeddings; "
-                             f"got {n}, {len(frame_times)} and {emb.shape}")
-        vid = record.video_id
-        self._write_frames(vid, frame_indices, frame_times, emb)
-        if prompt_embedding is None:
-            self._client.delete("prompts", ids=[vid])
-        else:
-            prompt = np.asarray(prompt_embedding, dtype=np.float32).reshape(-1).tolist()
-            self._client.upsert("prompts", [{"video_id": vid, "prompt": record.prompt,
-                                             "embedding": prompt}])
-        row = record.to_dict() | {"embedding": _unit(emb.mean(axis=0)).tolist()}
-        self._client.upsert("videos", [row])  # last: the commit marker
-        log.debug("added video %s with %d frames", vid, len(emb))
+        self.add_videos([VideoEntry(record, frame_indices, frame_times, frame_embeddings, prompt_embedding)])
 
-    def _write_frames(self, video_id: str, indices: Sequence[int], times: Sequence[float],
-                      emb: np.ndarray) -> None:
-        """Upsert frames by deterministic key, then drop frames left by an earlier, longer write."""
-        indices = [int(i) for i in indices]
-        rows = [{"frame_id": f"{video_id}:{i}", "video_id": video_id, "index": i, "t": float(t),
-                 "embedding": e.tolist()} for i, t, e in zip(indices, times, emb, strict=True)]
+    def add_videos(self, entries: Sequence[VideoEntry]) -> None:
+        """Add several videos in a few calls: all frames, then prompts, then the video rows last."""
+        entries = [self._checked(e) for e in entries]
+        if not entries:
+            return
+        self._write_frames([(e.record.video_id, e.frame_indices, e.frame_times, e.frame_embeddings) for e in entries])
+        with_prompt = [e for e in entries if e.prompt_embedding is not None]
+        without = [e.record.video_id for e in entries if e.prompt_embedding is None]
+        if without:
+            self._client.delete("prompts", ids=without)
+        if with_prompt:
+            self._client.upsert("prompts", [
+                {"video_id": e.record.video_id, "prompt": e.record.prompt,
+                 "embedding": np.asarray(e.prompt_embedding, dtype=np.float32).reshape(-1).tolist()}
+                for e in with_prompt])
+        rows = [e.record.to_dict() | {"embedding": _unit(e.frame_embeddings.mean(axis=0)).tolist()} for e in entries]
+        for i in range(0, len(rows), BATCH):
+            self._client.upsert("videos", rows[i:i + BATCH])  # last: the commit markers
+        log.debug("added %d videos", len(entries))
+
+    def _checked(self, entry: VideoEntry) -> VideoEntry:
+        """The entry with float32 embeddings, or ValueError on a bad source or shapes."""
+        emb = np.asarray(entry.frame_embeddings, dtype=np.float32)
+        if entry.record.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {entry.record.source!r}")
+        n = len(entry.frame_indices)
+        if not n or emb.shape != (n, self.dim) or len(entry.frame_times) != n:
+            raise ValueError(f"need N >= 1 frame indices, N times and (N, {self.dim}) embeddings; "
+                             f"got {n}, {len(entry.frame_times)} and {emb.shape}")
+        return replace(entry, frame_embeddings=emb)
+
+    def _write_frames(self, videos: list[tuple[str, Sequence[int], Sequence[float], np.ndarray]]) -> None:
+        """Replace the frames of these videos: drop what an earlier write left, then insert by deterministic key."""
+        ids = [video_id for video_id, *_ in videos]
+        for i in range(0, len(ids), BATCH):
+            self._client.delete("frames", filter=f"video_id in {json.dumps(ids[i:i + BATCH])}")
+        rows = [{"frame_id": f"{video_id}:{int(i)}", "video_id": video_id, "index": int(i), "t": float(t),
+                 "embedding": e.tolist()}
+                for video_id, indices, times, emb in videos for i, t, e in zip(indices, times, emb, strict=True)]
         for i in range(0, len(rows), BATCH):
             self._client.upsert("frames", rows[i:i + BATCH])
-        keep = ", ".join(map(str, indices))
-        self._client.delete("frames", filter=f"video_id == {_quote(video_id)} "
-                                             f"and index not in [{keep}]")
 
     def delete_video(self, video_id: str) -> None:
         """Delete the video row first (so a crash leaves only orphans), then frames and prompt."""

@@ -172,7 +172,7 @@ def test_orphan_frames_hidden_then_repaired(store):
     add(store, "vid00", videos["vid00"])
     add(store, "vid01", videos["vid01"])
     # a crash after the frames were written, before the video row: frames without a video
-    store._write_frames("vid02", range(4), [0, 0.5, 1, 1.5], videos["vid02"])
+    store._write_frames([("vid02", range(4), [0, 0.5, 1, 1.5], videos["vid02"])])
     q = videos["vid02"][1]
     assert "vid02" not in [h.video.video_id for h in store.search_frames(q)]
     assert not store.has_video("vid02")
@@ -187,7 +187,7 @@ def test_orphan_frames_hidden_then_repaired(store):
 def test_delete_orphans(store):
     videos = clustered(2, 3)
     add(store, "vid00", videos["vid00"])
-    store._write_frames("vid01", range(3), [0, 1, 2], videos["vid01"])
+    store._write_frames([("vid01", range(3), [0, 1, 2], videos["vid01"])])
     assert store.delete_orphans() == 1
     assert store.orphan_frame_video_ids() == set() and store.count_frames() == 3
     assert store.delete_orphans() == 0

@@ -94,3 +94,17 @@ def test_a_lite_file_held_by_another_process_is_reported_clearly(library):
         result = reelbase("stats", data_dir=data, check=False)
     assert result.returncode == 2 and "milvus.db" in result.stderr and "Traceback" not in result.stderr
     print(result.stderr)
+
+
+def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
+    import decord
+
+    out = tmp_path / "clip.mp4"
+    result = reelbase("generate", "a red ball moving right on black", "--seed", "1", "--steps", "3",
+                      "--frames", "16", "--out", str(out), data_dir=tmp_path / "d")
+    assert "wrote" in result.stdout and decord.VideoReader(str(out)).__len__() == 16
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["seed"] == 1 and record["steps"] == 3 and record["parsed_prompt"]["scene"] == "on black"
+    warned = reelbase("generate", "a dragon over a castle", "--steps", "1", "--out", str(tmp_path / "d.mp4"),
+                      data_dir=tmp_path / "d")
+    assert "warning: the model does not know the word(s) 'dragon'" in warned.stderr
