@@ -11,10 +11,8 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing as mp
-import queue
 import signal
 import sys
-import threading
 import time
 import types
 from collections import deque
@@ -32,16 +30,13 @@ log = logging.getLogger(__name__)
 def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits) -> None:
     """Serve (seq, path) jobs from the parent until it sends None or goes away.
 
-    Results leave through a sender thread, so decoding goes on while the parent is busy
-    (encoding) and has not yet read the last result off the pipe.
+    Each result is sent before the next file is opened, so a crash on one file never takes
+    an earlier file's finished result with it.
     """
-    outbox: queue.Queue = queue.Queue()
-    sender = threading.Thread(target=_send_all, args=(conn, outbox), daemon=True)
-    sender.start()
     try:
         while (job := conn.recv()) is not None:
             seq, path = job
-            progress = partial(outbox.put, (seq, "progress", None))
+            progress = partial(conn.send, (seq, "progress", None))
             try:
                 result = ("ok", _read(Path(path), rate, cap, max_side, limits, progress))
             except BadVideo as e:
@@ -49,20 +44,8 @@ def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits) 
             except Exception as e:  # a bug or an unexpected library error: report, keep serving
                 log.exception("%s: unexpected error", path)
                 result = ("bad", f"unexpected error: {type(e).__name__}: {e}")
-            outbox.put((seq, *result))
+            conn.send((seq, *result))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass
-    finally:
-        outbox.put(None)
-        sender.join(timeout=5.0)
-
-
-def _send_all(conn, outbox: queue.Queue) -> None:
-    """Send queued messages to the parent until None."""
-    try:
-        while (message := outbox.get()) is not None:
-            conn.send(message)
-    except (BrokenPipeError, OSError):
         pass
 
 
