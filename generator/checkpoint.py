@@ -13,6 +13,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped built-in models
+
 
 def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: dict | None = None) -> None:
     """Weights, config and JSON-ready `extra` in one safetensors file, written atomically."""

@@ -156,8 +156,7 @@ def evaluate_clip(frames: np.ndarray, truth_spec: ClipSpec, truth_centres: np.nd
     """
     tracks = track(frames, truth_spec.scene)
     matched = _match(tracks, truth_spec, truth_centres)
-    objects = truth_spec.objects
-    motion = "colliding" if len(objects) == 2 else objects[0].motion
+    objects, motion = truth_spec.objects, truth_spec.motion
     colours = Counter(tr.colour for tr in tracks.tracks if tr.present.sum() * 2 >= len(frames))
     checks = {
         "colour": not Counter(o.colour for o in objects) - colours,

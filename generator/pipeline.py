@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, to_video_tensor
+from generator.checkpoint import WEIGHTS_DIR
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import sample
 from generator.prompt import parse_prompt
@@ -25,7 +26,6 @@ from generator.world import FPS, SIZE
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 CONTEXT = 4  # frames a chained window is conditioned on
 BUILTIN = {"reelbase-tiny": ("generator-tiny.safetensors", "autoencoder-tiny.safetensors")}
 

@@ -1,7 +1,7 @@
-"""Training the generator: the frame autoencoder first, then the ST-DiT on its latents.
+"""Training the generator's ST-DiT on the latents of its (already trained) frame autoencoder.
 
-`reelbase train generator` streams clips from the synthetic world (or reads a folder of
-captioned videos), encodes them with the frozen autoencoder, and trains the DiT with the
+`reelbase train generator` streams clips from the synthetic world, encodes them with the
+frozen autoencoder, and trains the DiT with the
 rectified-flow loss, frame masks (given first / last / random frames) and prompt dropout for
 guidance. It keeps an EMA of the weights, checkpoints atomically and resumes, and uses CUDA
 with bf16 autocast where present.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,15 +21,12 @@ import torch
 from tqdm import tqdm
 
 from generator import world
-from generator.autoencoder import load_autoencoder, to_video_tensor
-from generator.checkpoint import load_training_state, save_training_state
+from generator.autoencoder import load_autoencoder, lr_at, to_video_tensor
+from generator.checkpoint import WEIGHTS_DIR, load_training_state, save_training_state
 from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
 from generator.flow import sample_frame_mask, training_loss, update_ema
 
 log = logging.getLogger(__name__)
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
 
 @dataclass(frozen=True)
 class GeneratorTrainConfig:
@@ -65,7 +61,7 @@ def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
         return world.partial_query(spec, rng).text
     pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
     nouns = [f"a {o.colour} {pick(SHAPE_SYNONYMS[o.shape])}" for o in spec.objects]
-    motion = "colliding" if len(spec.objects) == 2 else spec.objects[0].motion
+    motion = spec.motion
     words = motion.split()
     if len(words) == 3:  # "moving quickly up" -> "moving fast up" / "moving up fast"
         speed = pick(SPEED_SYNONYMS[words[1]])
@@ -85,14 +81,6 @@ def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[
 
 # ---------------------------------------------------------------------------------------------
 # Training loop
-
-
-def lr_at(step: int, cfg: GeneratorTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
@@ -121,7 +109,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train generator")
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
         video, captions = world_batch(cfg.seed * 1_000_003 + step, cfg.batch, device)
         with torch.no_grad():
             latents = ae.encode(video)  # (B, T, C, h, w)

@@ -63,6 +63,11 @@ class ClipSpec:
     def caption(self) -> str:
         return caption_of(self.scene, self.objects)
 
+    @property
+    def motion(self) -> str:
+        """The caption's motion words: "colliding" for two objects, else the object's motion."""
+        return "colliding" if len(self.objects) == 2 else self.objects[0].motion
+
 
 @dataclass
 class WorldClip:
@@ -364,8 +369,7 @@ def _motion_matches(motion: str, spec: ClipSpec) -> bool:
 def full_query(spec: ClipSpec) -> Query:
     """The query of the clip's whole canonical caption."""
     objects = tuple((o.colour, o.shape) for o in spec.objects)
-    motion = "colliding" if len(spec.objects) == 2 else spec.objects[0].motion
-    return Query(spec.scene, objects, motion)
+    return Query(spec.scene, objects, spec.motion)
 
 
 def partial_query(spec: ClipSpec, rng: np.random.Generator) -> Query:

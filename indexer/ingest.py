@@ -71,7 +71,7 @@ class Progress(Protocol):
 
 @dataclass
 class Candidate:
-    """A file on its way in: its content id once hashed, its frames once read."""
+    """A file on its way in, with its content id."""
 
     path: Path
     video_id: str

@@ -310,9 +310,7 @@ class VideoStore:
 
     def _write_frames(self, videos: list[tuple[str, Sequence[int], Sequence[float], np.ndarray]]) -> None:
         """Replace the frames of these videos: drop what an earlier write left, then insert by deterministic key."""
-        ids = [video_id for video_id, *_ in videos]
-        for i in range(0, len(ids), BATCH):
-            self._client.delete("frames", filter=f"video_id in {json.dumps(ids[i:i + BATCH])}")
+        self._delete_frames([video_id for video_id, *_ in videos])
         rows = [{"frame_id": f"{video_id}:{int(i)}", "video_id": video_id, "index": int(i), "t": float(t),
                  "embedding": e.tolist()}
                 for video_id, indices, times, emb in videos for i, t, e in zip(indices, times, emb, strict=True)]
@@ -322,8 +320,13 @@ class VideoStore:
     def delete_video(self, video_id: str) -> None:
         """Delete the video row first (so a crash leaves only orphans), then frames and prompt."""
         self._client.delete("videos", ids=[video_id])
-        self._client.delete("frames", filter=f"video_id == {_quote(video_id)}")
+        self._delete_frames([video_id])
         self._client.delete("prompts", ids=[video_id])
+
+    def _delete_frames(self, video_ids: list[str]) -> None:
+        """Delete every frame of these videos, a batch of ids per call."""
+        for i in range(0, len(video_ids), BATCH):
+            self._client.delete("frames", filter=f"video_id in {json.dumps(video_ids[i:i + BATCH])}")
 
     def orphan_frame_video_ids(self) -> set[str]:
         """Return ids with frames or a prompt but no video row, as an interrupted add leaves."""
@@ -333,10 +336,9 @@ class VideoStore:
     def delete_orphans(self) -> int:
         """Delete frames and prompts whose video row is absent; return how many videos they were."""
         orphans = sorted(self.orphan_frame_video_ids())
+        self._delete_frames(orphans)
         for i in range(0, len(orphans), BATCH):
-            batch = orphans[i:i + BATCH]
-            self._client.delete("frames", filter=f"video_id in {json.dumps(batch)}")
-            self._client.delete("prompts", ids=batch)
+            self._client.delete("prompts", ids=orphans[i:i + BATCH])
         if orphans:
             log.info("deleted frames and prompts of %d orphaned videos", len(orphans))
         return len(orphans)

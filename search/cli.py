@@ -103,8 +103,10 @@ def cmd_demo(args) -> int:
     print(f"2. ingesting them into the library ({service.settings.resolved_milvus_uri})")
     bar = _Bar(quiet=False)
     try:
-        report = service.ingest([folder], progress=bar)
-        bar.close()
+        try:
+            report = service.ingest([folder], progress=bar)
+        finally:
+            bar.close()
         print(report.summary())
         for query in DEMO_QUERIES:
             print(f"3. searching: {query!r}")
@@ -261,13 +263,14 @@ def cmd_train(args) -> int:
         result = train(run_dir, dataclasses.replace(TrainConfig(), **overrides), device, export=not args.no_export)
     elif args.what == "autoencoder":
         from generator.autoencoder import train_autoencoder
-        from generator.train import WEIGHTS_DIR
+        from generator.checkpoint import WEIGHTS_DIR
 
         result = train_autoencoder(run_dir, device=device, **overrides)
         if not args.no_export:
             shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / "autoencoder-tiny.safetensors")
     else:
-        from generator.train import WEIGHTS_DIR, GeneratorTrainConfig, train_generator
+        from generator.checkpoint import WEIGHTS_DIR
+        from generator.train import GeneratorTrainConfig, train_generator
 
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
