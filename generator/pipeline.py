@@ -57,6 +57,7 @@ class Generator:
         self.name = name
         self.device = torch.device(device)
         self.window = dit.config.frames  # frames the model makes at once
+        self.frame_size = SIZE  # frames are frame_size x frame_size pixels
 
     @classmethod
     def load(cls, spec: str = "reelbase-tiny", device: str = "auto",

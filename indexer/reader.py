@@ -310,3 +310,21 @@ def read_frames(
 ) -> SampledFrames:
     """Read sampled frames in this process; raises BadVideo (a decoder crash is not contained)."""
     return _read(Path(path), rate, cap, max_side, limits)
+
+
+def read_frame_at(path: str | Path, t: float, max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """The frame shown at `t` seconds (clamped to the video) as (H, W, 3) uint8, and its time.
+
+    For files already in the library (they were read once by the crash-isolated reader).
+    """
+    path = Path(path)
+    info = probe(path)
+    width, height = _target_size(info.width, info.height, max_side) if max_side else (info.width, info.height)
+    if (width, height) == (info.width, info.height):
+        width = height = -1
+    try:
+        reader = decord.VideoReader(str(path), width=width, height=height, num_threads=1)
+        index = int(np.clip(np.floor(max(0.0, t) * info.fps + 1e-6), 0, len(reader) - 1))
+        return reader[index].asnumpy(), index / info.fps
+    except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
+        raise BadVideo(path, f"cannot decode the frame at {t:.2f} s: {e}") from e

@@ -13,12 +13,15 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
 log = logging.getLogger(__name__)
+# Milvus Lite has no server timestamp for iterators; pymilvus warns on every one and uses its own, which is right
+logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 
 COLLECTIONS = ("videos", "frames", "prompts")
 SOURCES = ("generated", "ingested")
 MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
 MAX_TOPK = 16384  # Milvus' limit on search and query result windows
 BATCH = 1000  # rows per write or id lookup, well under gRPC message limits
+SORTABLE = ("created_at", "duration_s", "num_frames", "width", "height", "fps")
 
 
 @dataclass
@@ -203,6 +206,34 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def read_catalog(uri: str, token: str = "") -> list[VideoRecord]:
+    """Every video record in a store, whichever model wrote it (for re-indexing under another model)."""
+    client = _connect(uri, token)
+    try:
+        if not client.has_collection("videos"):
+            return []
+        client.load_collection("videos")
+        it = client.query_iterator("videos", batch_size=BATCH, filter="", output_fields=VIDEO_FIELDS)
+        records = []
+        while rows := it.next():
+            records += map(_to_record, rows)
+        it.close()
+        return records
+    finally:
+        client.close()
+
+
+def drop_catalog(uri: str, token: str = "") -> None:
+    """Drop reelbase's three collections, so the next open creates them for a new model."""
+    client = _connect(uri, token)
+    try:
+        for name in COLLECTIONS:
+            if client.has_collection(name):
+                client.drop_collection(name)
+    finally:
+        client.close()
+
+
 class VideoStore:
     """Videos, frames and prompts in three Milvus collections written by one embedding model."""
 
@@ -373,22 +404,67 @@ class VideoStore:
                                   output_fields=VIDEO_FIELDS)
         return [_to_record(r) for r in rows]
 
+    def browse(self, filter: str = "", sort: str = "created_at", descending: bool = True,
+               offset: int = 0, limit: int = 50) -> tuple[int, list[VideoRecord]]:
+        """Return (how many match, one page of them sorted by a field); sorted here, as Milvus 2.3 cannot."""
+        if sort not in SORTABLE:
+            raise ValueError(f"sort must be one of {SORTABLE}, not {sort!r}")
+        keys = [(r[sort], r["video_id"]) for rows in self._iterate("videos", ["video_id", sort], BATCH, filter)
+                for r in rows]
+        keys.sort(reverse=descending)
+        page = [video_id for _, video_id in keys[offset:offset + limit]]
+        records = self.get_videos(page)
+        return len(keys), [records[v] for v in page if v in records]
+
+    def matching_ids(self, ids: Sequence[str], filter: str) -> set[str]:
+        """Return those of ids whose video row matches filter."""
+        found: set[str] = set()
+        for i in range(0, len(ids), BATCH):
+            expr = f"video_id in {json.dumps(list(ids[i:i + BATCH]))}" + (f" and ({filter})" if filter else "")
+            found |= {r["video_id"] for r in self._client.query("videos", filter=expr, output_fields=["video_id"])}
+        return found
+
+    def children_of(self, video_id: str) -> list[VideoRecord]:
+        """Return the videos re-seeded from this one."""
+        rows = self._client.query("videos", filter=f"parent_id == {_quote(video_id)}", output_fields=VIDEO_FIELDS,
+                                  limit=MAX_TOPK)
+        return [_to_record(r) for r in rows]
+
+    def video_embedding(self, video_id: str) -> np.ndarray | None:
+        """Return the stored video embedding (mean of its frames), or None for an unknown id."""
+        rows = self._client.get("videos", ids=[video_id], output_fields=["embedding"])
+        return np.asarray(rows[0]["embedding"], dtype=np.float32) if rows else None
+
     def search_frames(self, query: np.ndarray, top_k: int = 10, frames_per_video: int = 3,
-                      filter: str = "") -> list[VideoHit]:
-        """Find the videos whose frames best match query, one hit per video, best first."""
+                      filter: str = "", *, video_filter: str = "", offset: int = 0) -> list[VideoHit]:
+        """Find the videos whose frames best match query, one hit per video, best first.
+
+        `filter` is an expression over frame fields; `video_filter` one over video fields, applied
+        to the videos found, fetching more until a page of `top_k` after `offset` is full.
+        """
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if q.size != self.dim or top_k < 1 or frames_per_video < 1:
-            raise ValueError(f"need a query of dim {self.dim} (got {q.size}), top_k >= 1 and "
-                             "frames_per_video >= 1")
-        groups = group_frame_hits(self._search_raw(q, top_k, frames_per_video, filter),
-                                  top_k, frames_per_video)
-        videos = self.get_videos(list(groups))
-        if len(videos) < len(groups):
+        if q.size != self.dim or top_k < 1 or frames_per_video < 1 or offset < 0:
+            raise ValueError(f"need a query of dim {self.dim} (got {q.size}), top_k >= 1, "
+                             "frames_per_video >= 1 and offset >= 0")
+        wanted = offset + top_k
+        window = wanted
+        while True:
+            raw = self._search_raw(q, window, frames_per_video, filter)
+            groups = group_frame_hits(raw, window, frames_per_video)
+            videos = self.get_videos(list(groups))
+            if video_filter and videos:
+                keep = self.matching_ids(list(videos), video_filter)
+                videos = {v: r for v, r in videos.items() if v in keep}
+            exhausted = len(groups) < window or window * frames_per_video >= MAX_TOPK
+            if len(videos) >= wanted or exhausted:
+                break
+            window *= 4
+        if len(videos) < len(groups) and not video_filter:
             log.warning("search skipped %d videos without a video row (orphans of an "
                         "interrupted add); run delete_orphans()", len(groups) - len(videos))
         hits = [VideoHit(videos[v], f[0].score, f[0].t, f)
                 for v, f in groups.items() if v in videos]
-        return sorted(hits, key=lambda h: h.score, reverse=True)
+        return sorted(hits, key=lambda h: h.score, reverse=True)[offset:wanted]
 
     def _search_raw(self, q: np.ndarray, top_k: int, per_video: int, filter: str) -> list:
         """Search frames, grouped by video on the server where it can, else over-fetched."""
@@ -398,12 +474,30 @@ class VideoStore:
             extra = {"group_by_field": "video_id", "group_size": per_video}
         else:
             limit, extra = min(top_k * per_video * 4, MAX_TOPK), {}
+        return self._search("frames", q, limit, filter, ["video_id", "index", "t"], **extra)
+
+    def search_videos(self, query: np.ndarray, top_k: int = 10, filter: str = "") -> list[tuple[VideoRecord, float]]:
+        """Find videos by their video embeddings (the mean of their frames): (record, score), best first."""
+        rows = self._search("videos", query, min(top_k, MAX_TOPK), filter, VIDEO_FIELDS)
+        return [(_to_record(r["entity"]), float(r["distance"])) for r in rows]
+
+    def search_prompts(self, query: np.ndarray, top_k: int = 10) -> list[tuple[VideoRecord, float]]:
+        """Find generated videos whose prompts' text embeddings are nearest: (record, score), best first."""
+        rows = self._search("prompts", query, min(top_k, MAX_TOPK), "", ["video_id"])
+        scores = {r["entity"]["video_id"]: float(r["distance"]) for r in rows}
+        records = self.get_videos(list(scores))
+        return sorted(((records[v], s) for v, s in scores.items() if v in records), key=lambda h: h[1], reverse=True)
+
+    def _search(self, name: str, query: np.ndarray, limit: int, filter: str, fields: list[str], **extra) -> list:
+        """One cosine search of a collection's embeddings."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if q.size != self.dim:
+            raise ValueError(f"need a query of dim {self.dim}, got {q.size}")
         params = {"metric_type": "COSINE"}
         if self._ef:
             params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= limit
-        return self._client.search("frames", data=[q.tolist()], anns_field="embedding",
-                                   limit=limit, filter=filter, search_params=params,
-                                   output_fields=["video_id", "index", "t"], **extra)[0]
+        return self._client.search(name, data=[q.tolist()], anns_field="embedding", limit=limit, filter=filter,
+                                   search_params=params, output_fields=fields, **extra)[0]
 
     # --- counting ---
 
@@ -428,9 +522,9 @@ class VideoStore:
         rows = self._client.query(name, filter=filter, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def _iterate(self, name: str, output_fields: list[str], batch: int) -> Iterator[list[dict]]:
-        """Yield all rows of a collection in primary-key pages."""
-        it = self._client.query_iterator(name, batch_size=batch, filter="",
+    def _iterate(self, name: str, output_fields: list[str], batch: int, filter: str = "") -> Iterator[list[dict]]:
+        """Yield all rows of a collection (matching filter) in primary-key pages."""
+        it = self._client.query_iterator(name, batch_size=batch, filter=filter,
                                          output_fields=output_fields)
         try:
             while rows := it.next():

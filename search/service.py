@@ -1,24 +1,73 @@
-"""The application: the indexer and the generator joined over one library and one store."""
+"""The application: the indexer and the generator joined over one library and one store.
+
+`Reelbase` is what both faces (the HTTP API and the CLI) call. It owns the library folder,
+the Milvus catalog, the CLIP encoder and the generator, and composes them: generate -> save ->
+index, hit -> condition -> generate, and the queries (text, image, frame, similar, prompt,
+near-duplicates).
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from indexer.encoder import ClipEncoder
-from indexer.ingest import IngestReport, Progress, ingest
-from indexer.store import VideoHit, VideoStore
+from indexer.frame_reader import FrameReader
+from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest
+from indexer.reader import BadVideo, read_frame_at, read_frames, sample_indices
+from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
+from search import duplicates
+from search.params import Filters, GenerationParams
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
 
+INDEX_RATE = 2.0  # frames per second embedded, as the ingest samples them
+THUMB_SIDE = 320  # thumbnails are at most this wide or high
+
+
+class NotFound(LookupError):
+    """An id that is not in the library."""
+
+
+@dataclass
+class DuplicateHit:
+    """A library video that duplicates the query, with its verified score and matching frames."""
+
+    video: VideoRecord
+    score: float
+    offset_s: float  # t in the query minus t in this video
+    pairs: list[duplicates.FramePair]
+
+
+@dataclass
+class DuplicateGroup:
+    """Videos that are copies of each other, and the verified pairs that join them."""
+
+    videos: list[VideoRecord]
+    links: list[dict] = field(default_factory=list)  # {a, b, score, offset_s, pairs: [{t_a, t_b, score}]}
+
 
 class Reelbase:
-    """One library: its folder of video files, its Milvus catalog and its CLIP model."""
+    """One library: its folder of video files, its Milvus catalog, its CLIP model and its generator."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
+        self._generate_lock = threading.Lock()
+        self.fingerprints = duplicates.FingerprintCache(self._read_for_fingerprint)
+
+    # --- parts ---------------------------------------------------------------------------------
 
     @cached_property
     def encoder(self) -> ClipEncoder:
@@ -27,35 +76,365 @@ class Reelbase:
     @cached_property
     def store(self) -> VideoStore:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return VideoStore(
-            self.settings.resolved_milvus_uri,
-            model=self.encoder.name,
-            dim=self.encoder.dim,
-            token=self.settings.milvus_token,
-        )
+        return VideoStore(self.settings.resolved_milvus_uri, model=self.encoder.name, dim=self.encoder.dim,
+                          token=self.settings.milvus_token)
+
+    @cached_property
+    def generator(self):
+        from generator.pipeline import Generator
+
+        return Generator.load(self.settings.generator_model, self.settings.device)
+
+    @property
+    def library_dir(self) -> Path:
+        return self.settings.library_dir
+
+    # --- library -------------------------------------------------------------------------------
 
     def ingest(self, paths: list[str | Path], progress: Progress | None = None) -> IngestReport:
         """Add video files and folders to the library (content-addressed, idempotent)."""
-        return ingest(paths, self.store, self.encoder, self.settings.library_dir, progress=progress)
+        return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress)
 
-    def search_text(self, text: str, top_k: int = 10) -> list[VideoHit]:
-        """Videos whose frames best match the text, one hit per video."""
-        if not text.strip():
-            raise ValueError("the search text is empty")
-        return self.store.search_frames(self.encoder.encode_text(text), top_k=top_k)
+    def get(self, video_id: str) -> VideoRecord:
+        record = self.store.get_video(video_id) if _is_id(video_id) else None
+        if record is None:
+            raise NotFound(f"no video {video_id!r} in the library")
+        return record
+
+    def browse(self, filters: Filters | None = None, sort: str = "created_at", descending: bool = True,
+               offset: int = 0, limit: int = 50) -> tuple[int, list[VideoRecord]]:
+        """One page of the library, filtered and sorted, and how many videos match."""
+        return self.store.browse((filters or Filters()).expression(), sort, descending, offset, limit)
+
+    def lineage(self, video_id: str) -> tuple[VideoRecord | None, list[VideoRecord]]:
+        """The video this one was re-seeded from (if still there), and those re-seeded from it."""
+        record = self.get(video_id)
+        parent = self.store.get_video(record.parent_id) if record.parent_id else None
+        return parent, self.store.children_of(video_id)
+
+    def delete(self, video_id: str) -> VideoRecord:
+        """Remove a video: its catalog rows first (nothing then points at the file), then its files."""
+        record = self.get(video_id)
+        self.store.delete_video(video_id)
+        self.fingerprints.forget(video_id)
+        for path in (self._library_file(record.uri), self._thumb_path(video_id)):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        return record
+
+    def video_path(self, video_id: str) -> Path:
+        """The library file of a video: the path comes from the catalog only, and stays inside the library."""
+        record = self.get(video_id)
+        path = self._library_file(record.uri)
+        if path is None or not path.is_file():
+            raise NotFound(f"the file of video {video_id} is missing from the library")
+        return path
+
+    def _library_file(self, uri: str) -> Path | None:
+        root = self.library_dir.resolve()
+        path = (root / uri).resolve()
+        return path if path.parent == root else None
+
+    def frame_at(self, video_id: str, t: float) -> tuple[np.ndarray, float]:
+        """The frame of a library video shown at t seconds (within its duration), and its exact time."""
+        record = self.get(video_id)
+        if not 0 <= t <= record.duration_s + 1e-6:
+            raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {video_id}, got {t}")
+        return read_frame_at(self.video_path(video_id), t)
+
+    def thumbnail(self, video_id: str, t: float | None = None) -> bytes:
+        """A PNG of the frame at t (default: the middle), at most THUMB_SIDE a side; the default is cached."""
+        record = self.get(video_id)
+        cached = self._thumb_path(video_id)
+        if t is None and cached.is_file():
+            return cached.read_bytes()
+        frame, _ = self.frame_at(video_id, record.duration_s / 2 if t is None else t)
+        png = png_bytes(frame, THUMB_SIDE)
+        if t is None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(png)
+            tmp.replace(cached)
+        return png
+
+    def _thumb_path(self, video_id: str) -> Path:
+        return self.settings.data_dir / "thumbs" / f"{video_id}.png"
 
     def stats(self) -> dict:
         """Counts from the catalog and the bytes used by the library folder."""
-        library = self.settings.library_dir
-        files = [p for p in library.iterdir() if p.is_file()] if library.exists() else []
+        library = self.library_dir
+        files = [p for p in library.iterdir() if p.is_file() and not p.name.startswith(".")] if library.exists() else []
         return {
             **self.store.stats(),
             "library_dir": str(library),
             "library_files": len(files),
             "library_bytes": sum(p.stat().st_size for p in files),
             "milvus_uri": self.settings.resolved_milvus_uri,
+            "generator": self.settings.generator_model,
         }
 
-    def close(self) -> None:
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
+        """Re-embed every library video with this service's CLIP model, keeping each record as it was.
+
+        With the same model the vectors are replaced in place. After a model change the old
+        vectors are worthless: the records are saved to a file in the data folder, the
+        collections dropped, and every file embedded again; a run that dies half-way resumes
+        from that file when run again.
+        """
+        saved = self.settings.data_dir / "reindex-records.json"
+        if saved.is_file():
+            records = [VideoRecord(**r) for r in json.loads(saved.read_text())]
+            log.info("resuming an interrupted re-index of %d videos", len(records))
+        else:
+            try:
+                records = list(self.store.iter_videos())
+            except ModelMismatch as exc:
+                log.info("%s; re-indexing every video with %s", exc, self.settings.clip_model)
+                records = read_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token)
+                _write_atomic(saved, json.dumps([r.to_dict() for r in records]))
+                drop_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token)
+        done, failed = 0, []
+        with FrameReader(rate=INDEX_RATE) as reader:
+            paths = (self._library_file(r.uri) or Path("/nonexistent") for r in records)
+            for record, result in zip(records, reader.read(paths)):
+                if isinstance(result, BadVideo):
+                    failed.append({"video_id": record.video_id, "reason": result.reason})
+                else:
+                    self._index(record, result.frames, result.indices, result.times)
+                    done += 1
+                if progress:
+                    progress(done + len(failed), len(records))
+        saved.unlink(missing_ok=True)
+        return {"reindexed": done, "failed": failed, "model": self.encoder.name}
+
+    def close_store(self) -> None:
         if "store" in self.__dict__:
-            self.store.close()
+            self.__dict__.pop("store").close()
+
+    # --- generation ----------------------------------------------------------------------------
+
+    def generate(self, params: GenerationParams, callback: Callable[[int, int], bool | None] | None = None
+                 ) -> VideoRecord:
+        """Run one generation (any mode), save the clip into the library and index it."""
+        g = self.generator
+        common = dict(negative_prompt=params.negative_prompt, seed=params.seed, steps=params.steps,
+                      guidance=params.guidance, callback=callback)
+        with self._generate_lock:  # one clip at a time per model
+            if params.mode == "text":
+                clip = g.generate(params.prompt, frames=params.frames, **common)
+            elif params.mode == "animate":
+                frame, _ = self.frame_at(params.video_id, params.t)
+                clip = g.animate(_square(frame[None], g.frame_size)[0], params.prompt, frames=params.frames,
+                                 **common)
+            elif params.mode == "continue":
+                given = self._source_frames(params.video_id, end=params.t)
+                clip = g.extend(given, params.prompt, new_frames=params.frames, **common)
+            else:
+                window = self._source_frames(params.video_id, start=params.t, count=g.window)
+                if params.mode == "variation":
+                    clip = g.vary(window, params.prompt, strength=params.strength, **common)
+                else:
+                    mask = _region_mask(params.region, window.shape[1:3])
+                    edit = g.inpaint if params.mode == "inpaint" else g.outpaint
+                    clip = edit(window, mask, params.prompt, **common)
+        meta = {**clip.record, "job": params.model_dump(mode="json")}
+        return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "")
+
+    def _source_frames(self, video_id: str, start: float = 0.0, end: float | None = None,
+                       count: int | None = None) -> np.ndarray:
+        """Frames of a library video at the generator's size and rate: from `start` (count of them) or up to `end`."""
+        from generator.world import FPS
+
+        record = self.get(video_id)
+        sampled = read_frames(self.video_path(video_id), rate=FPS, cap=4096, max_side=self.generator.frame_size)
+        frames, times = _square(sampled.frames, self.generator.frame_size), sampled.times
+        if end is not None:
+            if not 0 <= end <= record.duration_s + 1e-6:
+                raise ValueError(f"t must be within 0..{record.duration_s:.3f} s, got {end}")
+            return frames[times <= end + 1e-6] if (times <= end + 1e-6).any() else frames[:1]
+        first = int(np.searchsorted(times, start - 1e-6))
+        window = frames[min(first, len(frames) - 1):][:count]
+        if len(window) < count:  # a short source: hold its last frame
+            window = np.concatenate([window, np.repeat(window[-1:], count - len(window), axis=0)])
+        return window
+
+    def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "") -> VideoRecord:
+        """Save generated frames into the library as an mp4 and index them (frames and prompt)."""
+        from generator.video import write_mp4
+
+        self.library_dir.mkdir(parents=True, exist_ok=True)
+        tmp = write_mp4(self.library_dir / f".generating-{os.getpid()}-{threading.get_ident()}.mp4", frames, int(fps))
+        video_id = content_id(tmp)
+        path = self.library_dir / f"{video_id}.mp4"
+        tmp.replace(path)
+        existing = self.store.get_video(video_id)
+        if existing is not None:  # the same parameters made the same bytes
+            return existing
+        T, H, W = frames.shape[:3]
+        record = VideoRecord(video_id=video_id, uri=path.name, source="generated", prompt=prompt, parent_id=parent_id,
+                             duration_s=T / fps, fps=float(fps), width=W, height=H, num_frames=T,
+                             created_at=time.time(), meta=meta)
+        indices = sample_indices(T, fps, INDEX_RATE)
+        self._index(record, frames[indices], indices, indices / fps)
+        return record
+
+    def _index(self, record: VideoRecord, frames: np.ndarray, indices, times) -> None:
+        """Embed frames (and the prompt of a generated video) and write the video's rows."""
+        embeddings = self.encoder.encode_images(frames)
+        prompt = self.encoder.encode_text(record.prompt) if record.source == "generated" and record.prompt else None
+        self.store.add_videos([VideoEntry(record, list(map(int, indices)), list(map(float, times)), embeddings,
+                                          prompt)])
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def search_text(self, text: str, top_k: int = 10, filters: Filters | None = None, offset: int = 0
+                    ) -> list[VideoHit]:
+        """Videos whose frames best match the text, one hit per video."""
+        if not text.strip():
+            raise ValueError("the search text is empty")
+        return self._search(self.encoder.encode_text(text), top_k, filters, offset)
+
+    def search_image(self, image: np.ndarray, top_k: int = 10, filters: Filters | None = None, offset: int = 0
+                     ) -> list[VideoHit]:
+        """Videos with frames most like an image ((H, W, 3) uint8)."""
+        return self._search(self.encoder.encode_images(np.asarray(image)[None])[0], top_k, filters, offset)
+
+    def search_frame(self, video_id: str, t: float, top_k: int = 10, filters: Filters | None = None,
+                     offset: int = 0) -> list[VideoHit]:
+        """Videos with frames most like the frame of a library video at t."""
+        frame, _ = self.frame_at(video_id, t)
+        return self.search_image(frame, top_k, filters, offset)
+
+    def similar(self, video_id: str, top_k: int = 10, filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
+        """The videos nearest to a library video by their video embeddings, itself left out."""
+        self.get(video_id)
+        query = self.store.video_embedding(video_id)
+        hits = self.store.search_videos(query, top_k + 1, (filters or Filters()).expression())
+        return [(r, s) for r, s in hits if r.video_id != video_id][:top_k]
+
+    def search_prompts(self, text: str, top_k: int = 10) -> list[tuple[VideoRecord, float]]:
+        """Generated videos whose prompts mean something close to the text."""
+        if not text.strip():
+            raise ValueError("the search text is empty")
+        return self.store.search_prompts(self.encoder.encode_text(text), top_k)
+
+    def _search(self, query: np.ndarray, top_k: int, filters: Filters | None, offset: int) -> list[VideoHit]:
+        return self.store.search_frames(query, top_k=top_k, video_filter=(filters or Filters()).expression(),
+                                        offset=offset)
+
+    # --- near-duplicates -----------------------------------------------------------------------
+
+    def duplicates_of_image(self, image: np.ndarray, threshold: float = duplicates.DEFAULT_THRESHOLD,
+                            top_k: int = 10) -> list[DuplicateHit]:
+        """Library videos holding a near-copy of the image, with the matching frame's time."""
+        image = np.asarray(image)
+        query = duplicates.fingerprint(image[None], [0.0])
+        hits = self.store.search_frames(self.encoder.encode_images(image[None])[0], top_k=duplicates.CANDIDATES,
+                                        frames_per_video=1)
+        candidates = [(h.video, float("nan")) for h in hits if h.score >= duplicates.MIN_CANDIDATE_SCORE]
+        return self._verified(query, candidates, threshold)[:top_k]
+
+    def duplicates_of_frame(self, video_id: str, t: float, threshold: float = duplicates.DEFAULT_THRESHOLD,
+                            top_k: int = 10) -> list[DuplicateHit]:
+        """Other library videos holding a near-copy of a library video's frame at t."""
+        frame, _ = self.frame_at(video_id, t)
+        return [h for h in self.duplicates_of_image(frame, threshold, top_k + 1) if h.video.video_id != video_id][:top_k]
+
+    def duplicates_of_video(self, video_id: str, threshold: float = duplicates.DEFAULT_THRESHOLD,
+                            top_k: int = 10) -> list[DuplicateHit]:
+        """Library videos that are near-copies of a library video (re-encoded, resized, cropped, trimmed, ...)."""
+        query = self.fingerprints.get(video_id, self.video_path(video_id))
+        return self._verified(query, self._candidates(video_id), threshold)[:top_k]
+
+    def _candidates(self, video_id: str) -> list[tuple[VideoRecord, float]]:
+        hits = self.store.search_videos(self.store.video_embedding(video_id), duplicates.CANDIDATES + 1)
+        return [(r, s) for r, s in hits if r.video_id != video_id and s >= duplicates.MIN_CANDIDATE_SCORE]
+
+    def _verified(self, query: duplicates.Fingerprint, candidates, threshold: float) -> list[DuplicateHit]:
+        hits = []
+        for record, _ in candidates:
+            path = self._library_file(record.uri)
+            if path is None or not path.is_file():
+                continue
+            match = duplicates.compare(query, self.fingerprints.get(record.video_id, path), threshold)
+            if match.score >= threshold:
+                hits.append(DuplicateHit(record, match.score, match.offset_s, match.pairs))
+        return sorted(hits, key=lambda h: h.score, reverse=True)
+
+    def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
+                         progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
+        """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
+        records = {r.video_id: r for r in self.store.iter_videos()}
+        links, seen = [], set()
+        for n, video_id in enumerate(sorted(records), 1):
+            for other, _ in self._candidates(video_id):
+                pair = tuple(sorted((video_id, other.video_id)))
+                if pair in seen or other.video_id not in records:
+                    continue
+                seen.add(pair)
+                a, b = (self.fingerprints.get(v, self._library_file(records[v].uri)) for v in pair)
+                match = duplicates.compare(a, b, threshold)
+                if match.score >= threshold:
+                    links.append({"a": pair[0], "b": pair[1], "score": round(match.score, 4),
+                                  "offset_s": round(match.offset_s, 4),
+                                  "pairs": [vars(p) for p in match.pairs]})
+            if progress:
+                progress(n, len(records))
+        groups = []
+        for ids in duplicates.group_pairs((link["a"], link["b"]) for link in links):
+            members = set(ids)
+            groups.append(DuplicateGroup([records[v] for v in ids], [k for k in links if k["a"] in members]))
+        return groups
+
+    def _read_for_fingerprint(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        sampled = read_frames(path, rate=duplicates.RATE, cap=duplicates.MAX_FRAMES, max_side=128)
+        return sampled.frames, sampled.times
+
+    # --- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.close_store()
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _is_id(video_id: str) -> bool:
+    return len(video_id) == ID_LENGTH and all(c in "0123456789abcdef" for c in video_id)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def png_bytes(frame: np.ndarray, max_side: int | None = None) -> bytes:
+    """A frame as PNG bytes, shrunk to at most max_side a side."""
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    if max_side and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _square(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) frames centre-cropped to a square and resized to size x size."""
+    _, h, w, _ = frames.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    frames = frames[:, top:top + side, left:left + side]
+    if side == size:
+        return np.ascontiguousarray(frames)
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC)) for f in frames])
+
+
+def _region_mask(region, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean (H, W) mask of a Region given in fractions of the frame."""
+    h, w = shape
+    mask = np.zeros((h, w), bool)
+    top, left = round(region.y * h), round(region.x * w)
+    mask[top:max(top + 1, round((region.y + region.height) * h)),
+         left:max(left + 1, round((region.x + region.width) * w))] = True
+    return mask

@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     milvus_token: str = ""
     clip_model: str = "reelbase-tiny"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    generator_model: str = "reelbase-tiny"  # a built-in name or a .safetensors checkpoint
+    api_key: str = ""  # when set, every API route but /health needs it
+    max_upload_mb: float = 512.0  # uploads beyond this get 413
+    api_url: str = "http://127.0.0.1:8000"  # where the CLI and the UI find a running API
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
     @cached_property
     def library_dir(self) -> Path:

@@ -1,0 +1,117 @@
+"""The FastAPI app: models and store loaded once at start-up, routers by area, errors as clear 4xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from indexer.reader import BadVideo
+from indexer.store import StoreError
+from search.api import jobs as jobs_routes
+from search.api import library, media, queries
+from search.api.deps import require_key
+from search.api.schemas import Health
+from search.jobs import JobFinished, JobNotFound, JobQueue
+from search.service import NotFound, Reelbase
+from search.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("reelbase")
+    except PackageNotFoundError:
+        return "0"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in, so FastAPI passes it on as it is (a 413)."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body exceeds the upload limit of {limit} bytes (REELBASE_MAX_UPLOAD_MB)")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over the limit, by Content-Length or as it streams (no length)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await _send_json(send, 413, BodyTooLarge(self.limit).detail)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _send_json(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = Reelbase(settings)
+        service.store  # noqa: B018 - open the store and the CLIP model now: fail at start, not on a request
+        service.generator  # noqa: B018
+        app.state.service = service
+        app.state.jobs = JobQueue(lambda params, cb: service.generate(params, cb).video_id,
+                                  settings.data_dir / "jobs")
+        log.info("serving %s (%s) with CLIP %s", settings.data_dir, settings.resolved_milvus_uri, settings.clip_model)
+        try:
+            yield
+        finally:
+            app.state.jobs.close()
+            service.close()
+
+    app = FastAPI(title="reelbase", version=_version(), lifespan=lifespan,
+                  description="Generate video clips with a diffusion transformer and find them again by meaning.")
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+
+    @app.get("/health", response_model=Health, tags=["system"], summary="Liveness (needs no API key)")
+    def health():
+        return Health(status="ok", version=_version())
+
+    secured = [Depends(require_key)]
+    for router in (queries.router, library.router, media.router, jobs_routes.router):
+        app.include_router(router, dependencies=secured)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def handler(status: int):
+        async def handle(request: Request, exc: Exception):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return handle
+
+    app.add_exception_handler(NotFound, handler(404))
+    app.add_exception_handler(JobNotFound, handler(404))
+    app.add_exception_handler(JobFinished, handler(409))
+    app.add_exception_handler(ValueError, handler(422))
+    app.add_exception_handler(BadVideo, handler(422))
+    app.add_exception_handler(StoreError, handler(503))

@@ -1,0 +1,95 @@
+"""What every router shares: the service, the API key check, uploads, and turning records into responses."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from fastapi import Depends, HTTPException, Request, UploadFile
+from fastapi.security import APIKeyHeader, APIKeyQuery
+from PIL import Image
+
+from indexer.store import VideoHit, VideoRecord
+from search.api.schemas import FrameOut, HitOut, Links, VideoOut
+from search.jobs import JobQueue
+from search.service import Reelbase
+
+MAX_IMAGE_PIXELS = 40_000_000  # an image declaring more is refused before it is decoded
+header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+query_key = APIKeyQuery(name="api_key", auto_error=False)  # for <video src> and <img src>, which send no headers
+
+
+def service(request: Request) -> Reelbase:
+    return request.app.state.service
+
+
+def jobs(request: Request) -> JobQueue:
+    return request.app.state.jobs
+
+
+def require_key(request: Request, header: str | None = Depends(header_key), query: str | None = Depends(query_key)):
+    """When REELBASE_API_KEY is set, the request must carry it (X-API-Key header or api_key query)."""
+    expected = request.app.state.service.settings.api_key
+    if not expected:
+        return
+    given = header or query or ""
+    if not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "a valid API key is required (X-API-Key header or api_key query parameter)",
+                            headers={"WWW-Authenticate": "X-API-Key"})
+
+
+# --- records to responses ----------------------------------------------------------------------
+
+
+def video_out(record: VideoRecord) -> VideoOut:
+    base = f"/media/{record.video_id}"
+    return VideoOut(**record.to_dict(), links=Links(video=f"{base}/video", thumbnail=f"{base}/thumbnail"))
+
+
+def hit_out(hit: VideoHit) -> HitOut:
+    video = video_out(hit.video)
+    base = f"/media/{hit.video.video_id}"
+    return HitOut(video=video, score=hit.score, best_t=hit.best_t,
+                  frames=[FrameOut(index=f.index, t=f.t, score=f.score, frame_url=f"{base}/frame?t={f.t:.4f}")
+                          for f in hit.frames],
+                  media_url=f"{base}/video#t={hit.best_t:.3f}", thumbnail_url=f"{base}/frame?t={hit.best_t:.4f}")
+
+
+# --- uploads -----------------------------------------------------------------------------------
+
+
+def safe_name(name: str | None) -> str:
+    """A file name with no directories and no odd characters."""
+    base = Path((name or "upload").replace("\\", "/")).name
+    base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .") or "upload"
+    return base[:120]
+
+
+def save_upload(upload: UploadFile, folder: Path) -> Path:
+    """Copy an upload into a fresh folder under `folder`, keeping its (sanitised) name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(dir=folder)) / safe_name(upload.filename)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(upload.file, out, 1 << 20)
+    return target
+
+
+def read_image(upload: UploadFile) -> np.ndarray:
+    """An uploaded image as (H, W, 3) uint8, checked by content; 415 if it is no image, 413 if too large."""
+    data = upload.file.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise HTTPException(413, f"the image declares {image.width}x{image.height} pixels; "
+                                         f"the limit is {MAX_IMAGE_PIXELS}")
+            image.load()
+            return np.asarray(image.convert("RGB"))
+    except HTTPException:
+        raise
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise HTTPException(415, f"the upload is not a readable image ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,72 @@
+"""Generation job routes: create, re-seed from a hit, status, server-sent events, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from search.api.deps import jobs, service, video_out
+from search.api.schemas import JobList, JobOut, Reseed
+from search.jobs import TERMINAL, Job, JobQueue
+from search.params import GenerationParams
+from search.service import Reelbase
+
+router = APIRouter(tags=["generation"])
+
+
+def job_out(job: Job, svc: Reelbase) -> JobOut:
+    video = svc.store.get_video(job.video_id) if job.video_id else None
+    return JobOut(**{k: v for k, v in job.to_dict().items() if k != "version"},
+                  video=video_out(video) if video else None)
+
+
+@router.post("/jobs", response_model=JobOut, status_code=202, summary="Queue a generation (any mode)")
+def create_job(params: GenerationParams, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    if params.video_id:
+        svc.get(params.video_id)  # 404 now rather than a failed job later
+    return job_out(queue.submit(params), svc)
+
+
+@router.post("/reseed", response_model=JobOut, status_code=202, summary="Start a generation from a search hit")
+def reseed(hit: Reseed, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    record = svc.get(hit.video_id)
+    prompt = hit.prompt or record.prompt or record.meta.get("caption") or "a clip like this one"
+    params = GenerationParams(**hit.model_dump(exclude={"prompt"}), prompt=prompt)
+    return job_out(queue.submit(params), svc)
+
+
+@router.get("/jobs", response_model=JobList, summary="Recent jobs, newest first")
+def list_jobs(limit: int = Query(50, ge=1, le=500), svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    return JobList(jobs=[job_out(j, svc) for j in queue.list(limit)])
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's status and progress")
+def get_job(job_id: str, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    return job_out(queue.get(job_id), svc)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job")
+def cancel_job(job_id: str, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    return job_out(queue.cancel(job_id), svc)
+
+
+@router.get("/jobs/{job_id}/events", summary="Server-sent events: the job on every change, until it ends",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(job_id: str, request: Request, svc: Reelbase = Depends(service),
+                     queue: JobQueue = Depends(jobs)):
+    job = queue.get(job_id)  # 404 before the stream starts
+
+    async def stream():
+        current = job
+        while True:
+            body = job_out(current, svc).model_dump_json() if current.status in TERMINAL else json.dumps(
+                {k: v for k, v in current.to_dict().items() if k != "version"})
+            yield f"event: {current.status}\ndata: {body}\n\n"
+            if current.status in TERMINAL or await request.is_disconnected():
+                return
+            current = await asyncio.to_thread(queue.wait_for_change, job_id, current.version, 15.0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,218 @@
+"""Request and response bodies of the HTTP API (requests refuse unknown fields)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from search.duplicates import DEFAULT_THRESHOLD
+from search.params import Filters, GenerationParams, Region, Strict
+
+VIDEO_ID = r"^[0-9a-f]{32}$"
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class TextQuery(Strict):
+    text: str = Field(min_length=1, max_length=1000)
+    top_k: int = Field(default=10, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    filters: Filters = Filters()
+
+
+class FrameQuery(Strict):
+    video_id: str = Field(pattern=VIDEO_ID)
+    t: float = Field(default=0.0, ge=0, le=86_400)
+    top_k: int = Field(default=10, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    filters: Filters = Filters()
+
+
+class SimilarQuery(Strict):
+    video_id: str = Field(pattern=VIDEO_ID)
+    top_k: int = Field(default=10, ge=1, le=200)
+    filters: Filters = Filters()
+
+
+class PromptQuery(Strict):
+    text: str = Field(min_length=1, max_length=1000)
+    top_k: int = Field(default=10, ge=1, le=200)
+
+
+class DuplicateFrameQuery(Strict):
+    video_id: str = Field(pattern=VIDEO_ID)
+    t: float = Field(default=0.0, ge=0, le=86_400)
+    threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0, le=1)
+    top_k: int = Field(default=10, ge=1, le=100)
+
+
+class DuplicateVideoQuery(Strict):
+    video_id: str = Field(pattern=VIDEO_ID)
+    threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0, le=1)
+    top_k: int = Field(default=10, ge=1, le=100)
+
+
+class Reseed(Strict):
+    """Start a generation from a search hit: its video and time, a mode, and (optionally) a new prompt."""
+
+    video_id: str = Field(pattern=VIDEO_ID)
+    t: float = Field(default=0.0, ge=0, le=86_400)
+    mode: Literal["continue", "animate", "variation", "inpaint", "outpaint"] = "continue"
+    prompt: str | None = Field(default=None, min_length=1, max_length=500,
+                               description="default: the hit's own prompt or caption")
+    negative_prompt: str = Field(default="", max_length=500)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    steps: int = Field(default=30, ge=1, le=200)
+    guidance: float = Field(default=4.0, ge=0, le=20)
+    frames: int = Field(default=16, ge=2, le=128)
+    strength: float = Field(default=0.6, ge=0, le=1)
+    region: Region | None = None
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+class Links(BaseModel):
+    video: str
+    thumbnail: str
+
+
+class VideoOut(BaseModel):
+    video_id: str
+    uri: str
+    source: str
+    prompt: str
+    parent_id: str
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    num_frames: int
+    created_at: float
+    meta: dict[str, Any]
+    links: Links
+
+
+class FrameOut(BaseModel):
+    index: int
+    t: float
+    score: float
+    frame_url: str
+
+
+class HitOut(BaseModel):
+    video: VideoOut
+    score: float
+    best_t: float
+    frames: list[FrameOut]
+    media_url: str  # the video, starting at the best moment
+    thumbnail_url: str  # the best frame
+
+
+class SearchOut(BaseModel):
+    offset: int
+    top_k: int
+    hits: list[HitOut]
+
+
+class ScoredVideo(BaseModel):
+    video: VideoOut
+    score: float
+
+
+class FramePairOut(BaseModel):
+    t_a: float
+    t_b: float
+    score: float
+
+
+class DuplicateHitOut(BaseModel):
+    video: VideoOut
+    score: float
+    offset_s: float  # t in the query minus t in this video
+    pairs: list[FramePairOut]  # t_a: in the query, t_b: in this video
+
+
+class LinkOut(BaseModel):
+    a: str
+    b: str
+    score: float
+    offset_s: float
+    pairs: list[FramePairOut]
+
+
+class DuplicateGroupOut(BaseModel):
+    videos: list[VideoOut]
+    links: list[LinkOut]
+
+
+class DuplicateGroupsOut(BaseModel):
+    threshold: float
+    groups: list[DuplicateGroupOut]
+
+
+class LibraryPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    videos: list[VideoOut]
+
+
+class VideoDetail(BaseModel):
+    video: VideoOut
+    parent: VideoOut | None
+    children: list[VideoOut]
+
+
+class IngestOut(BaseModel):
+    added: list[str]
+    present: list[str]
+    video: VideoOut | None
+
+
+class JobOut(BaseModel):
+    job_id: str
+    params: GenerationParams
+    status: str
+    step: int
+    total_steps: int
+    video_id: str | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    video: VideoOut | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class StatsOut(BaseModel):
+    videos: int
+    videos_by_source: dict[str, int]
+    frames: int
+    prompts: int
+    model: str
+    dim: int
+    server: str
+    library_dir: str
+    library_files: int
+    library_bytes: int
+    milvus_uri: str
+    generator: str
+    jobs: dict[str, int]
+    recent: list[VideoOut]
+
+
+class ReindexOut(BaseModel):
+    reindexed: int
+    failed: list[dict[str, str]]
+    model: str

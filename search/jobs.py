@@ -1,0 +1,197 @@
+"""Generation jobs: a queue with one worker per generator model, progress, cancelling, and a record on disk.
+
+A job is queued, then running (with its step of steps), then succeeded (its clip saved into the
+library and indexed), failed (with the reason) or cancelled. Each change of state is written to
+`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs; one that was
+running when the process died is reported failed, and nothing of it was saved (a clip enters the
+library only once it is complete).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from search.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobFinished(Exception):
+    """Cancel of a job that has already ended."""
+
+
+@dataclass
+class Job:
+    job_id: str
+    params: dict
+    status: str = "queued"  # queued | running | succeeded | failed | cancelled
+    step: int = 0
+    total_steps: int = 0
+    video_id: str | None = None
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    version: int = 0  # bumped on every change, for event streams
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class JobQueue:
+    """Runs `run(params, callback) -> video_id` on one worker thread, one job at a time."""
+
+    def __init__(self, run: Callable[[GenerationParams, Callable[[int, int], bool]], str], folder: Path):
+        self._run = run
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._jobs: dict[str, Job] = {}
+        self._cancel: set[str] = set()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._load()
+        self._worker = threading.Thread(target=self._work, name="generation-worker", daemon=True)
+        self._worker.start()
+
+    # --- the API ---
+
+    def submit(self, params: GenerationParams) -> Job:
+        job = Job(uuid.uuid4().hex, params.model_dump(mode="json"), total_steps=params.steps)
+        with self._lock:
+            self._jobs[job.job_id] = job
+            self._save(job)
+        self._queue.put(job.job_id)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise JobNotFound(f"no job {job_id!r}")
+            return Job(**asdict(self._jobs[job_id]))
+
+    def list(self, limit: int = 50) -> list[Job]:
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)[:limit]
+            return [Job(**asdict(j)) for j in jobs]
+
+    def cancel(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            if job.status in TERMINAL:
+                raise JobFinished(f"job {job_id} has already {job.status}; there is nothing to cancel")
+            if job.status == "queued":
+                self._finish(job, "cancelled")
+            else:
+                self._cancel.add(job_id)  # the worker stops at its next step
+            return Job(**asdict(job))
+
+    def wait_for_change(self, job_id: str, version: int, timeout: float) -> Job:
+        """The job once its version differs from `version` (or after timeout)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._jobs[job_id].version != version, timeout=timeout)
+            return Job(**asdict(self._jobs[job_id]))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for job in self._jobs.values():
+                out[job.status] = out.get(job.status, 0) + 1
+            return out
+
+    def close(self) -> None:
+        """Stop after the running job's next step; queued jobs stay queued on disk for the next start."""
+        with self._lock:
+            self._cancel.update(j.job_id for j in self._jobs.values() if j.status == "running")
+        self._queue.put(None)
+        self._worker.join(timeout=30)
+
+    # --- the worker ---
+
+    def _work(self) -> None:
+        while (job_id := self._queue.get()) is not None:
+            with self._lock:
+                job = self._jobs[job_id]
+                if job.status != "queued":
+                    continue
+                job.status, job.started_at = "running", time.time()
+                self._touch(job, save=True)
+            try:
+                params = GenerationParams(**job.params)
+                video_id = self._run(params, lambda step, total, j=job: self._progress(j, step, total))
+            except Exception as exc:  # the job fails, the worker lives on
+                with self._lock:
+                    if job.job_id in self._cancel:
+                        self._finish(job, "cancelled")
+                    else:
+                        log.warning("job %s failed: %s", job.job_id, exc, exc_info=not _expected(exc))
+                        self._finish(job, "failed", error=_reason(exc))
+                    self._cancel.discard(job.job_id)
+                continue
+            with self._lock:
+                job.video_id = video_id
+                self._finish(job, "succeeded")
+
+    def _progress(self, job: Job, step: int, total: int) -> bool:
+        with self._lock:
+            job.step, job.total_steps = step, total
+            self._touch(job)
+            return job.job_id not in self._cancel
+
+    def _finish(self, job: Job, status: str, error: str | None = None) -> None:
+        job.status, job.error, job.finished_at = status, error, time.time()
+        self._touch(job, save=True)
+
+    def _touch(self, job: Job, save: bool = False) -> None:
+        job.version += 1
+        if save:
+            self._save(job)
+        self._changed.notify_all()
+
+    # --- the record on disk ---
+
+    def _save(self, job: Job) -> None:
+        path = self.folder / f"{job.job_id}.json"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(job.to_dict()))
+        os.replace(tmp, path)
+
+    def _load(self) -> None:
+        """Read earlier jobs; those the last process left running failed with it, queued ones run again."""
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                job = Job(**json.loads(path.read_text()))
+            except (ValueError, TypeError) as exc:
+                log.warning("skipping unreadable job record %s: %s", path, exc)
+                continue
+            if job.status == "running":
+                job.status, job.error, job.finished_at = "failed", "the service stopped while this job ran", time.time()
+                self._save(job)
+            self._jobs[job.job_id] = job
+            if job.status == "queued":
+                self._queue.put(job.job_id)
+
+
+def _expected(exc: Exception) -> bool:
+    return isinstance(exc, (ValueError, LookupError))
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__

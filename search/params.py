@@ -1,0 +1,82 @@
+"""What a query or a generation asks for: validated once, here, for the API, the CLI and the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MODES = ("text", "continue", "animate", "variation", "inpaint", "outpaint")
+SOURCES = ("generated", "ingested")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Region(Strict):
+    """A box in fractions of the frame: left, top, width, height, each within 0..1."""
+
+    x: float = Field(ge=0, le=1)
+    y: float = Field(ge=0, le=1)
+    width: float = Field(gt=0, le=1)
+    height: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _inside(self) -> Region:
+        if self.x + self.width > 1 + 1e-9 or self.y + self.height > 1 + 1e-9:
+            raise ValueError("the region must lie inside the frame (x + width <= 1, y + height <= 1)")
+        return self
+
+
+class GenerationParams(Strict):
+    """One generation: a prompt and a mode; every mode but `text` starts from a library video at time t."""
+
+    mode: Literal["text", "continue", "animate", "variation", "inpaint", "outpaint"] = "text"
+    prompt: str = Field(min_length=1, max_length=500)
+    negative_prompt: str = Field(default="", max_length=500)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    steps: int = Field(default=30, ge=1, le=200)
+    guidance: float = Field(default=4.0, ge=0, le=20)
+    frames: int = Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")
+    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="the source video")
+    t: float = Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")
+    strength: float = Field(default=0.6, ge=0, le=1, description="variation: how far from the source")
+    region: Region | None = Field(default=None, description="inpaint: the box to regenerate; outpaint: the box to keep")
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> GenerationParams:
+        if self.mode != "text" and not self.video_id:
+            raise ValueError(f"mode '{self.mode}' starts from a library video: give video_id (and t)")
+        if self.mode in ("inpaint", "outpaint") and self.region is None:
+            raise ValueError(f"mode '{self.mode}' needs a region")
+        return self
+
+
+class Filters(Strict):
+    """Which videos a query or a listing may return."""
+
+    source: Literal["generated", "ingested"] | None = None
+    created_after: float | None = Field(default=None, ge=0, description="unix seconds")
+    created_before: float | None = Field(default=None, ge=0, description="unix seconds")
+    min_duration: float | None = Field(default=None, ge=0, description="seconds")
+    max_duration: float | None = Field(default=None, ge=0, description="seconds")
+    model: str | None = Field(default=None, max_length=200, description="the generator model that made it")
+
+    def expression(self) -> str:
+        """The Milvus boolean expression over `videos` fields ("" when nothing is filtered)."""
+        parts = []
+        if self.source:
+            parts.append(f"source == {json.dumps(self.source)}")
+        if self.created_after is not None:
+            parts.append(f"created_at >= {float(self.created_after)!r}")
+        if self.created_before is not None:
+            parts.append(f"created_at <= {float(self.created_before)!r}")
+        if self.min_duration is not None:
+            parts.append(f"duration_s >= {float(self.min_duration)!r}")
+        if self.max_duration is not None:
+            parts.append(f"duration_s <= {float(self.max_duration)!r}")
+        if self.model:
+            parts.append(f'meta["model"] == {json.dumps(self.model)}')
+        return " and ".join(parts)
