@@ -29,17 +29,21 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: shown as one line, not a traceback."""
     from indexer.models import UnknownModel
+    from indexer.reader import BadVideo
     from indexer.store import StoreError
+    from search.service import NotFound
 
-    return (UnknownModel, StoreError, FileNotFoundError, ValueError)
+    return (UnknownModel, StoreError, FileNotFoundError, ValueError, NotFound, BadVideo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelbase", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="build a small library from world clips and search it")
-    p.add_argument("--clips", type=int, default=48)
+    p = sub.add_parser("demo", help="generate clips and ingest world clips into a library, then search it")
+    p.add_argument("--clips", type=int, default=24, help="world clips to ingest")
+    p.add_argument("--generate", type=int, default=4, help="clips to generate")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps per generated clip")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="write a clip from a prompt (mp4 and a JSON record beside it)")
@@ -52,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="reelbase-tiny", help="built-in name or a .safetensors checkpoint")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="clip.mp4")
+    p.add_argument("--library", action="store_true", help="save the clip into the library and index it (not --out)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=cmd_generate)
 
@@ -66,11 +71,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("search", help="find videos by text")
-    p.add_argument("text")
+    p = sub.add_parser("search", help="find videos by text (or by an image, or generated clips by prompt)")
+    p.add_argument("text", nargs="?", default="")
+    p.add_argument("--image", help="search by this image file instead of text")
+    p.add_argument("--prompts", action="store_true", help="search the prompts of generated clips")
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--source", choices=["generated", "ingested"])
+    p.add_argument("--min-duration", type=float)
+    p.add_argument("--max-duration", type=float)
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("similar", help="the videos nearest to a library video")
+    p.add_argument("video_id")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("dups", help="near-duplicate videos: library-wide groups, or copies of one video or image")
+    p.add_argument("video_id", nargs="?", help="only copies of this video")
+    p.add_argument("--image", help="only videos holding a copy of this image")
+    p.add_argument("--threshold", type=float, default=None, help="verified score for a duplicate (0..1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dups)
+
+    p = sub.add_parser("reindex", help="re-embed every library video with the configured CLIP model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("serve", help="run the HTTP API (it then owns the Milvus Lite file)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("stats", help="what the library holds")
     p.add_argument("--json", action="store_true")
@@ -90,57 +123,117 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEMO_PROMPTS = ("a red ball moving right on black", "a blue square falling in a forest",
+                "a yellow ball moving quickly up at sunset", "a white square moving left on black",
+                "a green ball and a purple square colliding at sunset", "a purple ball moving slowly down in a forest")
 DEMO_QUERIES = ("a red ball", "a blue square in a forest", "something at sunset")
 
 
 def cmd_demo(args) -> int:
     from generator.world import write_dataset
+    from search.params import GenerationParams
 
     service = _service()
-    folder = service.settings.data_dir / "demo-world"
-    print(f"1. rendering {args.clips} synthetic world clips into {folder}")
-    write_dataset(folder, args.clips, seed=2024)
-    print(f"2. ingesting them into the library ({service.settings.resolved_milvus_uri})")
-    bar = _Bar(quiet=False)
+    data = service.settings.data_dir
     try:
+        print(f"1. generating {args.generate} clips with the built-in ST-DiT into the library ({data})")
+        for i in range(args.generate):
+            prompt = DEMO_PROMPTS[i % len(DEMO_PROMPTS)]
+            with _StepBar(f"clip {i + 1}/{args.generate}") as bar:
+                record = service.generate(GenerationParams(prompt=prompt, seed=i, steps=args.steps), bar.update)
+            print(f"   {record.video_id}  {prompt!r}")
+        folder = data / "demo-world"
+        print(f"2. rendering {args.clips} synthetic world clips into {folder} and ingesting them")
+        write_dataset(folder, args.clips, seed=2024)
+        _write_copy(folder / "00000.json", folder / "copy-of-00000.mp4")
+        bar = _Bar(quiet=False)
         try:
             report = service.ingest([folder], progress=bar)
         finally:
             bar.close()
-        print(report.summary())
+        print("   " + report.summary())
         for query in DEMO_QUERIES:
-            print(f"3. searching: {query!r}")
+            print(f"3. text search {query!r}:")
             for hit in service.search_text(query, top_k=3):
-                caption = hit.video.meta.get("caption", hit.video.meta.get("original_name"))
-                print(f"   {hit.score:.3f}  {caption}  (best moment {hit.best_t:.2f}s)")
-        print("4. the library now holds:", service.stats())
+                print(f"   {hit.score:.3f}  {_name(hit.video)}  (best moment {hit.best_t:.2f}s)")
+        first = service.browse(limit=1, descending=False)[1][0]
+        print(f"4. clips similar to {_name(first)!r}:")
+        for record, score in service.similar(first.video_id, top_k=3):
+            print(f"   {score:.3f}  {_name(record)}")
+        groups = service.duplicate_groups()
+        print(f"5. duplicate scan: {len(groups)} groups of near-duplicate videos")
+        stats = service.stats()
+        print(f"6. the library holds {stats['videos']} videos ({stats['videos_by_source']}), {stats['frames']} frames, "
+              f"{stats['library_bytes'] / 1e6:.1f} MB, embedded with {stats['model']}")
     finally:
         service.close()
-    print("Try: reelbase search \"a yellow ball falling\"   ·   reelbase stats")
+    print("Next: `reelbase serve` for the HTTP API (docs at http://127.0.0.1:8000/docs), `reelbase ui` for the UI, "
+          "or `reelbase search \"a yellow ball falling\"`.")
     return 0
+
+
+def _write_copy(truth_path, out) -> None:
+    """A brightened, re-encoded copy of a world clip, for the duplicate scan to find."""
+    import numpy as np
+
+    from generator.video import write_mp4
+    from generator.world import FPS
+    from indexer.reader import read_frames
+
+    frames = read_frames(truth_path.with_suffix(".mp4"), rate=FPS).frames
+    write_mp4(out, np.clip(frames.astype(np.int16) + 40, 0, 255).astype(np.uint8), FPS, crf=30)
+
+
+def _name(record) -> str:
+    return record.prompt or record.meta.get("caption") or record.meta.get("original_name", record.uri)
+
+
+class _StepBar:
+    """Sampling steps as a tqdm bar; usable as a generator callback."""
+
+    def __init__(self, desc: str, quiet: bool = False):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, disable=quiet, leave=False)
+
+    def update(self, step: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = step
+        self.bar.refresh()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
+    if args.library:
+        from search.params import GenerationParams
+
+        service = _service()
+        try:
+            params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed,
+                                      steps=args.steps, guidance=args.guidance, frames=args.frames)
+            with _StepBar("generate", quiet=args.json) as bar:
+                record = service.generate(params, bar.update)
+        finally:
+            service.close()
+        print(json.dumps(record.to_dict(), indent=2) if args.json else
+              f"saved {record.video_id} into the library ({record.num_frames} frames); "
+              f"`reelbase similar {record.video_id}` finds clips like it")
+        return 0
 
     from generator.pipeline import Generator
     from generator.video import write_mp4
 
     generator = Generator.load(args.model, args.device)
-    bar = tqdm(desc="generate", unit="step", file=sys.stderr, disable=args.json)
-
-    def progress(step: int, total: int) -> None:
-        bar.total = total
-        bar.n = step
-        bar.refresh()
-
-    try:
+    with _StepBar("generate", quiet=args.json) as bar:
         clip = generator.generate(args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-                                  guidance=args.guidance, frames=args.frames, callback=progress)
-    finally:
-        bar.close()
+                                  guidance=args.guidance, frames=args.frames, callback=bar.update)
     out = write_mp4(args.out, clip.frames, clip.fps)
     record_path = Path(out).with_suffix(".json")
     record_path.write_text(json.dumps(clip.record, indent=2))
@@ -202,21 +295,128 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
+    from search.params import Filters
+
+    filters = Filters(source=args.source, min_duration=args.min_duration, max_duration=args.max_duration)
     service = _service()
     try:
-        hits = service.search_text(args.text, top_k=args.top_k)
+        if args.prompts:
+            scored = service.search_prompts(args.text, args.top_k)
+        elif args.image:
+            hits = service.search_image(_read_image(args.image), args.top_k, filters, args.offset)
+        else:
+            hits = service.search_text(args.text, args.top_k, filters, args.offset)
     finally:
         service.close()
+    if args.prompts:
+        return _print_scored(scored, args.json)
     if args.json:
         print(json.dumps([_hit_dict(h) for h in hits], indent=2))
         return 0
     if not hits:
         print("no matches: the library is empty or nothing is close")
-    for rank, hit in enumerate(hits, 1):
-        video = hit.video
-        name = video.prompt or video.meta.get("original_name", video.uri)
+    for rank, hit in enumerate(hits, args.offset + 1):
         moments = ", ".join(f"{f.t:.2f}s" for f in hit.frames)
-        print(f"{rank:2d}. {hit.score:.3f}  {name}  best at {hit.best_t:.2f}s (frames {moments})  [{video.video_id}]")
+        print(f"{rank:2d}. {hit.score:.3f}  {_name(hit.video)}  best at {hit.best_t:.2f}s (frames {moments})  "
+              f"[{hit.video.video_id}]")
+    return 0
+
+
+def _read_image(path: str):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable image: {exc}") from exc
+
+
+def _print_scored(scored, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([{"score": s, "video": r.to_dict()} for r, s in scored], indent=2))
+        return 0
+    if not scored:
+        print("no matches")
+    for rank, (record, score) in enumerate(scored, 1):
+        print(f"{rank:2d}. {score:.3f}  {_name(record)}  [{record.video_id}]")
+    return 0
+
+
+def cmd_similar(args) -> int:
+    service = _service()
+    try:
+        scored = service.similar(args.video_id, args.top_k)
+    finally:
+        service.close()
+    return _print_scored(scored, args.json)
+
+
+def cmd_dups(args) -> int:
+    from search.duplicates import DEFAULT_THRESHOLD
+
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"--threshold must be within 0..1, got {threshold}")
+    service = _service()
+    try:
+        if args.video_id or args.image:
+            hits = (service.duplicates_of_image(_read_image(args.image), threshold) if args.image
+                    else service.duplicates_of_video(args.video_id, threshold))
+            return _print_duplicate_hits(hits, args.json)
+        from tqdm import tqdm
+
+        with tqdm(desc="dups", unit="video", file=sys.stderr, disable=args.json) as bar:
+            groups = service.duplicate_groups(threshold, progress=lambda n, total: (
+                setattr(bar, "total", total), bar.update(n - bar.n)))
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps([{"videos": [v.to_dict() for v in g.videos], "links": g.links} for g in groups], indent=2))
+        return 0
+    print(f"{len(groups)} groups of near-duplicate videos (threshold {threshold})")
+    for n, group in enumerate(groups, 1):
+        print(f"group {n}: " + ", ".join(f"{_name(v)} [{v.video_id[:8]}]" for v in group.videos))
+        for link in group.links:
+            frames = ", ".join(f"{p['t_a']:.2f}s~{p['t_b']:.2f}s" for p in link["pairs"][:4])
+            print(f"   {link['a'][:8]} ~ {link['b'][:8]}  score {link['score']:.3f}  frames {frames}")
+    return 0
+
+
+def _print_duplicate_hits(hits, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([{"score": h.score, "offset_s": h.offset_s, "video": h.video.to_dict(),
+                           "pairs": [vars(p) for p in h.pairs]} for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no near-duplicates")
+    for hit in hits:
+        frames = ", ".join(f"{p.t_a:.2f}s~{p.t_b:.2f}s" for p in hit.pairs[:4])
+        print(f"{hit.score:.3f}  {_name(hit.video)}  [{hit.video.video_id}]  frames {frames}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    from tqdm import tqdm
+
+    service = _service()
+    try:
+        with tqdm(desc="reindex", unit="video", file=sys.stderr, disable=args.json) as bar:
+            result = service.reindex(progress=lambda n, total: (setattr(bar, "total", total), bar.update(n - bar.n)))
+    finally:
+        service.close()
+    print(json.dumps(result, indent=2) if args.json else
+          f"re-indexed {result['reindexed']} videos with {result['model']}; {len(result['failed'])} failed")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from search.api import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
     return 0
 
 
