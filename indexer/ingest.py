@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from indexer.encoder import ClipEncoder
+from indexer.fingerprint import describe
 from indexer.frame_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
 from indexer.store import VideoEntry, VideoRecord, VideoStore
@@ -214,7 +215,8 @@ def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings:
         created_at=time.time(),
         meta=_meta(candidate.path),
     )
-    return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings)
+    return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings,
+                      descriptor=describe(sampled.frames))
 
 
 def _suffix(path: Path, sampled: SampledFrames) -> str:

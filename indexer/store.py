@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from indexer.fingerprint import DESCRIPTOR_DIM, DESCRIPTOR_NAME
+
 log = logging.getLogger(__name__)
 # Milvus Lite has no server timestamp for iterators; pymilvus warns on every one and uses its own, which is right
 logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 
-COLLECTIONS = ("videos", "frames", "prompts")
+COLLECTIONS = ("videos", "frames", "prompts", "fingerprints")
 SOURCES = ("generated", "ingested")
 MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
 MAX_TOPK = 16384  # Milvus' limit on search and query result windows
@@ -63,6 +65,7 @@ class VideoEntry:
     frame_times: Sequence[float]
     frame_embeddings: np.ndarray  # (N, dim), unit length
     prompt_embedding: np.ndarray | None = None  # (dim,), generated videos
+    descriptor: np.ndarray | None = None  # (DESCRIPTOR_DIM,) pixel descriptor, for near-duplicate candidates
 
 
 @dataclass
@@ -118,9 +121,11 @@ def _schema(name: str, dim: int, description: str):
         s.add_field("video_id", text, max_length=64)
         s.add_field("index", DataType.INT64)
         s.add_field("t", DataType.DOUBLE)
-    else:
+    elif name == "prompts":
         s.add_field("video_id", text, is_primary=True, max_length=64)
         s.add_field("prompt", text, max_length=8192)
+    else:  # fingerprints: a pixel descriptor per video
+        s.add_field("video_id", text, is_primary=True, max_length=64)
     s.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
     return s
 
@@ -257,13 +262,17 @@ class VideoStore:
 
     # --- collections ---
 
+    def _writer(self, name: str) -> tuple[str, int]:
+        """The (model, dim) that writes a collection: CLIP for all but the pixel descriptors."""
+        return (DESCRIPTOR_NAME, DESCRIPTOR_DIM) if name == "fingerprints" else (self.model, self.dim)
+
     def _open_collection(self, name: str) -> None:
         """Create the collection on first use, else refuse it if another model wrote it."""
         c = self._client
+        model, dim = self._writer(name)
         if not c.has_collection(name):
-            c.create_collection(name, schema=_schema(name, self.dim, json.dumps(
-                {"model": self.model, "dim": self.dim})), consistency_level="Strong",
-                properties={MODEL_KEY: self.model, DIM_KEY: str(self.dim)})
+            c.create_collection(name, schema=_schema(name, dim, json.dumps({"model": model, "dim": dim})),
+                                consistency_level="Strong", properties={MODEL_KEY: model, DIM_KEY: str(dim)})
         else:
             self._check_model(name, c.describe_collection(name))
         if not c.list_indexes(name):  # also repairs a crash between create and index
@@ -276,7 +285,7 @@ class VideoStore:
         if record is None:
             raise StoreError(f"collection '{name}' at {self.uri} has no reelbase model record; "
                              "it was not created by reelbase. Point REELBASE_MILVUS_URI elsewhere.")
-        if record != (self.model, self.dim):
+        if record != self._writer(name):
             raise ModelMismatch(
                 f"this store was written by embedding model '{record[0]}' (dim {record[1]}); "
                 f"you opened it with '{self.model}' (dim {self.dim}). Re-index with "
@@ -323,6 +332,13 @@ class VideoStore:
                 {"video_id": e.record.video_id, "prompt": e.record.prompt,
                  "embedding": np.asarray(e.prompt_embedding, dtype=np.float32).reshape(-1).tolist()}
                 for e in with_prompt])
+        with_descriptor = [e for e in entries if e.descriptor is not None]
+        if undescribed := [e.record.video_id for e in entries if e.descriptor is None]:
+            self._client.delete("fingerprints", ids=undescribed)
+        if with_descriptor:
+            self._client.upsert("fingerprints", [
+                {"video_id": e.record.video_id, "embedding": np.asarray(e.descriptor, np.float32).reshape(-1).tolist()}
+                for e in with_descriptor])
         rows = [e.record.to_dict() | {"embedding": _unit(e.frame_embeddings.mean(axis=0)).tolist()} for e in entries]
         for i in range(0, len(rows), BATCH):
             self._client.upsert("videos", rows[i:i + BATCH])  # last: the commit markers
@@ -353,6 +369,7 @@ class VideoStore:
         self._client.delete("videos", ids=[video_id])
         self._delete_frames([video_id])
         self._client.delete("prompts", ids=[video_id])
+        self._client.delete("fingerprints", ids=[video_id])
 
     def _delete_frames(self, video_ids: list[str]) -> None:
         """Delete every frame of these videos, a batch of ids per call."""
@@ -360,8 +377,8 @@ class VideoStore:
             self._client.delete("frames", filter=f"video_id in {json.dumps(video_ids[i:i + BATCH])}")
 
     def orphan_frame_video_ids(self) -> set[str]:
-        """Return ids with frames or a prompt but no video row, as an interrupted add leaves."""
-        ids = self._video_ids_in("frames") | self._video_ids_in("prompts")
+        """Return ids with frames, a prompt or a descriptor but no video row, as an interrupted add leaves."""
+        ids = self._video_ids_in("frames") | self._video_ids_in("prompts") | self._video_ids_in("fingerprints")
         return ids - set(self.get_videos(sorted(ids)))
 
     def delete_orphans(self) -> int:
@@ -370,6 +387,7 @@ class VideoStore:
         self._delete_frames(orphans)
         for i in range(0, len(orphans), BATCH):
             self._client.delete("prompts", ids=orphans[i:i + BATCH])
+            self._client.delete("fingerprints", ids=orphans[i:i + BATCH])
         if orphans:
             log.info("deleted frames and prompts of %d orphaned videos", len(orphans))
         return len(orphans)
@@ -481,6 +499,16 @@ class VideoStore:
         rows = self._search("videos", query, min(top_k, MAX_TOPK), filter, VIDEO_FIELDS)
         return [(_to_record(r["entity"]), float(r["distance"])) for r in rows]
 
+    def descriptor_of(self, video_id: str) -> np.ndarray | None:
+        """Return a video's stored pixel descriptor, or None (unknown id, or indexed before descriptors)."""
+        rows = self._client.get("fingerprints", ids=[video_id], output_fields=["embedding"])
+        return np.asarray(rows[0]["embedding"], dtype=np.float32) if rows else None
+
+    def search_descriptors(self, query: np.ndarray, top_k: int = 10) -> list[tuple[str, float]]:
+        """Find videos by pixel descriptor: (video_id, score), best first."""
+        rows = self._search("fingerprints", query, min(top_k, MAX_TOPK), "", ["video_id"])
+        return [(r["entity"]["video_id"], float(r["distance"])) for r in rows]
+
     def search_prompts(self, query: np.ndarray, top_k: int = 10) -> list[tuple[VideoRecord, float]]:
         """Find generated videos whose prompts' text embeddings are nearest: (record, score), best first."""
         rows = self._search("prompts", query, min(top_k, MAX_TOPK), "", ["video_id"])
@@ -491,8 +519,9 @@ class VideoStore:
     def _search(self, name: str, query: np.ndarray, limit: int, filter: str, fields: list[str], **extra) -> list:
         """One cosine search of a collection's embeddings."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if q.size != self.dim:
-            raise ValueError(f"need a query of dim {self.dim}, got {q.size}")
+        dim = self._writer(name)[1]
+        if q.size != dim:
+            raise ValueError(f"need a query of dim {dim}, got {q.size}")
         params = {"metric_type": "COSINE"}
         if self._ef:
             params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= limit

@@ -1,174 +1,31 @@
-"""Near-duplicate frames and videos: candidates from the vector store, then a pixel verification.
+"""Near-duplicate detection's settings and helpers: candidates from the catalog, verified on fingerprints.
 
-CLIP embeddings say what a frame shows, so two different clips with the same caption (a red
-ball moving right on black, at other positions) sit as close as a clip and its re-encoded
-copy. The store therefore only proposes candidates; `compare` decides, on fingerprints of the
-pixels themselves:
-
-- each frame is shrunk to 32x32 and band-passed (a difference of Gaussians): uniform and
-  gradient backgrounds and brightness or contrast changes fall away, noise and codec artefacts
-  are averaged out, and what is left is where the edges are;
-- the frames are also fingerprinted cropped by 10% and 20% at nine positions and zoomed back,
-  so a copy cropped a little aligns with its original (tried in both directions);
-- a pair of videos is scored at its best temporal offset (copies may have frames trimmed):
-  the mean cosine of the fingerprints of the frames that coincide at that offset.
-
-Two instances of the same caption score low because their edges are elsewhere.
+The service proposes candidates from two channels of the catalog (CLIP video embeddings and
+pixel descriptors) and verifies each on pixel fingerprints (`indexer.fingerprint.compare`).
+Fingerprints of library videos are computed from their files on first use and kept here.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-log = logging.getLogger(__name__)
+from indexer.fingerprint import Fingerprint, fingerprint
 
-SIZE = 32  # fingerprint side in pixels
-RATE = 8.0  # fingerprint frames per second of video
-MAX_FRAMES = 256  # frames fingerprinted per video at most (longer videos are sampled more sparsely)
-KEEP = (0.9,)  # share of the frame kept by the crop hypotheses
 DEFAULT_THRESHOLD = 0.8  # a pair is a duplicate at or above this verified score
-CANDIDATES = 32  # nearest videos by embedding checked per query
-IDENTITY_BONUS = 0.02  # on the fit of the whole-frame hypothesis (a sum of two means of cosines)
-MIN_CANDIDATE_SCORE = 0.5  # cosine of CLIP embeddings below which a video is not even checked
-
-
-@dataclass
-class Fingerprint:
-    """Band-passed thumbnails of a video's (or an image's) frames, and the crop hypotheses of them."""
-
-    times: np.ndarray  # (n,) seconds
-    variants: np.ndarray  # (V, n, D) unit vectors; variant 0 is the whole frame
-
-    @property
-    def plain(self) -> np.ndarray:
-        return self.variants[0]
-
-
-@dataclass
-class FramePair:
-    """A frame of video a and the frame of video b it matches, with their times and similarity."""
-
-    t_a: float
-    t_b: float
-    score: float
-
-
-@dataclass
-class Match:
-    """The verdict on a pair: verified score, the offset t_a - t_b, and the coinciding frames."""
-
-    score: float
-    offset_s: float
-    pairs: list[FramePair] = field(default_factory=list)
-
-
-def _gaussian(sigma: float) -> torch.Tensor:
-    radius = max(1, int(3 * sigma + 0.5))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-(x**2) / (2 * sigma**2))
-    return k / k.sum()
-
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W), edges replicated."""
-    k = _gaussian(sigma)
-    r = len(k) // 2
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def _crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, h, w): the whole frame, then each kept share at nine positions."""
-    boxes = [(0, 0, height, width)]
-    for keep in KEEP:
-        h, w = max(1, round(height * keep)), max(1, round(width * keep))
-        for fy in (0.0, 0.5, 1.0):
-            for fx in (0.0, 0.5, 1.0):
-                boxes.append((round((height - h) * fy), round((width - w) * fx), h, w))
-    return boxes
-
-
-def _band_pass(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, SIZE, SIZE) in 0..1 to (N, D) unit vectors of its difference of Gaussians."""
-    d = (_blur(x, 1.0) - _blur(x, 3.0)).flatten(1)
-    d = d - d.mean(dim=1, keepdim=True)
-    return F.normalize(d, dim=1)
-
-
-def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
-    """Fingerprint (n, H, W, 3) uint8 frames shown at `times`."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
-    variants = []
-    for top, left, h, w in _crop_boxes(*x.shape[-2:]):
-        crop = x[..., top:top + h, left:left + w]
-        small = F.interpolate(crop, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
-        variants.append(_band_pass(small))
-    return Fingerprint(np.asarray(list(times), dtype=np.float64), torch.stack(variants).numpy())
-
-
-def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = DEFAULT_THRESHOLD) -> Match:
-    """Score how surely b is a copy of a (or a of b): the best crop hypothesis and temporal offset."""
-    sims = np.concatenate([
-        a.variants @ b.plain.T,  # a cropped and zoomed, b whole
-        (b.variants[1:] @ a.plain.T).transpose(0, 2, 1),  # b cropped and zoomed, a whole
-    ])  # (H, na, nb)
-    # one crop hypothesis for the whole pair: the one under which frames find their best matches
-    # (the whole frame wins near-ties: a slowly moving object also matches itself zoomed a little)
-    fit = sims.max(axis=2).mean(axis=1) + sims.max(axis=1).mean(axis=1)
-    fit[0] += IDENTITY_BONUS
-    h = int(np.argmax(fit))
-    dt = a.times[:, None] - b.times[None, :]  # (na, nb)
-    tol = 0.5 * _step(a.times, b.times)
-    min_overlap = -(-min(len(a.times), len(b.times)) // 2)  # a copy covers at least half of the shorter
-    best, best_at = -np.inf, None
-    for offset in np.unique(np.round(dt / tol) * tol):
-        coincide = np.abs(dt - offset) <= tol
-        i, j = _one_to_one(coincide, dt - offset)
-        if len(i) < min_overlap:
-            continue
-        score = float(sims[h, i, j].mean())
-        if score > best:
-            best, best_at = score, (offset, i, j)
-    if best_at is None:
-        return Match(-1.0, 0.0)
-    offset, i, j = best_at
-    pairs = [FramePair(float(a.times[p]), float(b.times[q]), float(sims[h, p, q]))
-             for p, q in zip(i, j) if sims[h, p, q] >= frame_threshold]
-    return Match(best, float(offset), pairs)
-
-
-def _step(ta: np.ndarray, tb: np.ndarray) -> float:
-    """The finer of the two frame spacings (seconds); 1/RATE for single frames."""
-    steps = [float(np.median(np.diff(t))) for t in (ta, tb) if len(t) > 1]
-    return min(steps) if steps else 1.0 / RATE
-
-
-def _one_to_one(coincide: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each frame of a, the frame of b nearest in time among those coinciding (if any)."""
-    masked = np.where(coincide, -np.abs(gap), -np.inf)
-    j = masked.argmax(axis=1)
-    i = np.nonzero(np.isfinite(masked[np.arange(len(j)), j]))[0]
-    return i, j[i]
+CANDIDATES = 32  # nearest videos checked per query and channel
+MIN_CANDIDATE_SCORE = 0.3  # cosine (CLIP or pixel descriptor) below which a video is not even checked
 
 
 class FingerprintCache:
     """Fingerprints of library videos, computed from their files on first use (LRU)."""
 
-    def __init__(self, read: Callable[[Path], tuple[np.ndarray, np.ndarray]], size: int = 512):
-        self._read, self._size = read, size
+    def __init__(self, read: Callable[[Path], tuple[np.ndarray, np.ndarray]], max_bytes: int = 2 << 30):
+        self._read, self._max_bytes, self._bytes = read, max_bytes, 0
         self._items: OrderedDict[str, Fingerprint] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -180,14 +37,18 @@ class FingerprintCache:
         frames, times = self._read(path)
         fp = fingerprint(frames, times)
         with self._lock:
-            self._items[video_id] = fp
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            if video_id not in self._items:
+                self._items[video_id] = fp
+                self._bytes += fp.variants.nbytes
+            while self._bytes > self._max_bytes and len(self._items) > 1:
+                self._bytes -= self._items.popitem(last=False)[1].variants.nbytes
         return fp
 
     def forget(self, video_id: str) -> None:
         with self._lock:
-            self._items.pop(video_id, None)
+            fp = self._items.pop(video_id, None)
+            if fp is not None:
+                self._bytes -= fp.variants.nbytes
 
 
 def group_pairs(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:

@@ -62,6 +62,7 @@ class JobQueue:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, Job] = {}
         self._cancel: set[str] = set()
+        self._closing = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -117,17 +118,20 @@ class JobQueue:
             return out
 
     def close(self) -> None:
-        """Stop after the running job's next step; queued jobs stay queued on disk for the next start."""
+        """Stop at the running job's next step; it and the queued jobs stay queued on disk for the next start."""
         with self._lock:
+            self._closing = True
             self._cancel.update(j.job_id for j in self._jobs.values() if j.status == "running")
         self._queue.put(None)
-        self._worker.join(timeout=30)
+        self._worker.join(timeout=60)
 
     # --- the worker ---
 
     def _work(self) -> None:
         while (job_id := self._queue.get()) is not None:
             with self._lock:
+                if self._closing:
+                    return
                 job = self._jobs[job_id]
                 if job.status != "queued":
                     continue
@@ -138,7 +142,10 @@ class JobQueue:
                 video_id = self._run(params, lambda step, total, j=job: self._progress(j, step, total))
             except Exception as exc:  # the job fails, the worker lives on
                 with self._lock:
-                    if job.job_id in self._cancel:
+                    if self._closing and job.job_id in self._cancel:  # interrupted by a shutdown: run it again
+                        job.status, job.step, job.started_at = "queued", 0, None
+                        self._touch(job, save=True)
+                    elif job.job_id in self._cancel:
                         self._finish(job, "cancelled")
                     else:
                         log.warning("job %s failed: %s", job.job_id, exc, exc_info=not _expected(exc))

@@ -62,7 +62,8 @@ class Filters(Strict):
     created_before: float | None = Field(default=None, ge=0, description="unix seconds")
     min_duration: float | None = Field(default=None, ge=0, description="seconds")
     max_duration: float | None = Field(default=None, ge=0, description="seconds")
-    model: str | None = Field(default=None, max_length=200, description="the generator model that made it")
+    model: str | None = Field(default=None, max_length=200, pattern=r"^[\w.:/@+-]+$",
+                               description="the generator model that made it (a name or checkpoint path)")
 
     def expression(self) -> str:
         """The Milvus boolean expression over `videos` fields ("" when nothing is filtered)."""

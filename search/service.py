@@ -27,6 +27,7 @@ from indexer.frame_reader import FrameReader
 from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest
 from indexer.reader import BadVideo, read_frame_at, read_frames, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
+from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from search import duplicates
 from search.params import Filters, GenerationParams
 from search.settings import Settings
@@ -48,7 +49,7 @@ class DuplicateHit:
     video: VideoRecord
     score: float
     offset_s: float  # t in the query minus t in this video
-    pairs: list[duplicates.FramePair]
+    pairs: list  # indexer.fingerprint.FramePair
 
 
 @dataclass
@@ -283,7 +284,7 @@ class Reelbase:
         embeddings = self.encoder.encode_images(frames)
         prompt = self.encoder.encode_text(record.prompt) if record.source == "generated" and record.prompt else None
         self.store.add_videos([VideoEntry(record, list(map(int, indices)), list(map(float, times)), embeddings,
-                                          prompt)])
+                                          prompt, describe(frames))])
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -328,11 +329,13 @@ class Reelbase:
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos holding a near-copy of the image, with the matching frame's time."""
         image = np.asarray(image)
-        query = duplicates.fingerprint(image[None], [0.0])
+        query = fingerprint(image[None], [0.0])
         hits = self.store.search_frames(self.encoder.encode_images(image[None])[0], top_k=duplicates.CANDIDATES,
                                         frames_per_video=1)
-        candidates = [(h.video, float("nan")) for h in hits if h.score >= duplicates.MIN_CANDIDATE_SCORE]
-        return self._verified(query, candidates, threshold)[:top_k]
+        near = [(h.video.video_id, h.score) for h in hits]
+        near += self.store.search_descriptors(describe(image[None]), duplicates.CANDIDATES)
+        candidates = dict.fromkeys(v for v, s in near if s >= duplicates.MIN_CANDIDATE_SCORE)
+        return self._verified(query, list(candidates), threshold)[:top_k]
 
     def duplicates_of_frame(self, video_id: str, t: float, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
@@ -346,17 +349,22 @@ class Reelbase:
         query = self.fingerprints.get(video_id, self.video_path(video_id))
         return self._verified(query, self._candidates(video_id), threshold)[:top_k]
 
-    def _candidates(self, video_id: str) -> list[tuple[VideoRecord, float]]:
-        hits = self.store.search_videos(self.store.video_embedding(video_id), duplicates.CANDIDATES + 1)
-        return [(r, s) for r, s in hits if r.video_id != video_id and s >= duplicates.MIN_CANDIDATE_SCORE]
+    def _candidates(self, video_id: str) -> list[str]:
+        """Ids to verify against a library video: its nearest by CLIP embedding and by pixel descriptor."""
+        near = [(r.video_id, s) for r, s in self.store.search_videos(self.store.video_embedding(video_id),
+                                                                       duplicates.CANDIDATES + 1)]
+        descriptor = self.store.descriptor_of(video_id)
+        if descriptor is not None:
+            near += self.store.search_descriptors(descriptor, duplicates.CANDIDATES + 1)
+        return list(dict.fromkeys(v for v, s in near if v != video_id and s >= duplicates.MIN_CANDIDATE_SCORE))
 
-    def _verified(self, query: duplicates.Fingerprint, candidates, threshold: float) -> list[DuplicateHit]:
+    def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
         hits = []
-        for record, _ in candidates:
+        for video_id, record in self.store.get_videos(candidates).items():
             path = self._library_file(record.uri)
             if path is None or not path.is_file():
                 continue
-            match = duplicates.compare(query, self.fingerprints.get(record.video_id, path), threshold)
+            match = compare(query, self.fingerprints.get(video_id, path), threshold)
             if match.score >= threshold:
                 hits.append(DuplicateHit(record, match.score, match.offset_s, match.pairs))
         return sorted(hits, key=lambda h: h.score, reverse=True)
@@ -365,29 +373,28 @@ class Reelbase:
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
         records = {r.video_id: r for r in self.store.iter_videos()}
+        files = {v: p for v, r in records.items() if (p := self._library_file(r.uri)) and p.is_file()}
         links, seen = [], set()
-        for n, video_id in enumerate(sorted(records), 1):
-            for other, _ in self._candidates(video_id):
-                pair = tuple(sorted((video_id, other.video_id)))
-                if pair in seen or other.video_id not in records:
+        for n, video_id in enumerate(sorted(files), 1):
+            for other in self._candidates(video_id):
+                pair = tuple(sorted((video_id, other)))
+                if pair in seen or other not in files:
                     continue
                 seen.add(pair)
-                a, b = (self.fingerprints.get(v, self._library_file(records[v].uri)) for v in pair)
-                match = duplicates.compare(a, b, threshold)
+                match = compare(*(self.fingerprints.get(v, files[v]) for v in pair), threshold)
                 if match.score >= threshold:
                     links.append({"a": pair[0], "b": pair[1], "score": round(match.score, 4),
-                                  "offset_s": round(match.offset_s, 4),
-                                  "pairs": [vars(p) for p in match.pairs]})
+                                  "offset_s": round(match.offset_s, 4), "pairs": [vars(p) for p in match.pairs]})
             if progress:
-                progress(n, len(records))
+                progress(n, len(files))
         groups = []
-        for ids in duplicates.group_pairs((link["a"], link["b"]) for link in links):
-            members = set(ids)
-            groups.append(DuplicateGroup([records[v] for v in ids], [k for k in links if k["a"] in members]))
+        for members in duplicates.group_pairs((link["a"], link["b"]) for link in links):
+            inside = set(members)
+            groups.append(DuplicateGroup([records[v] for v in members], [k for k in links if k["a"] in inside]))
         return groups
 
     def _read_for_fingerprint(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        sampled = read_frames(path, rate=duplicates.RATE, cap=duplicates.MAX_FRAMES, max_side=128)
+        sampled = read_frames(path, rate=RATE, cap=MAX_FRAMES, max_side=128)
         return sampled.frames, sampled.times
 
     # --- lifetime ------------------------------------------------------------------------------

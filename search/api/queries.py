@@ -30,7 +30,7 @@ router = APIRouter(tags=["search"])
 def query_filters(source: str | None = Query(None, pattern="^(generated|ingested)$"),
                   created_after: float | None = Query(None, ge=0), created_before: float | None = Query(None, ge=0),
                   min_duration: float | None = Query(None, ge=0), max_duration: float | None = Query(None, ge=0),
-                  model: str | None = Query(None, max_length=200)) -> Filters:
+                  model: str | None = Query(None, max_length=200, pattern=r"^[\w.:/@+-]+$")) -> Filters:
     return Filters(source=source, created_after=created_after, created_before=created_before,
                    min_duration=min_duration, max_duration=max_duration, model=model)
 

@@ -1,0 +1,205 @@
+"""Pixel fingerprints of frames and videos, for telling a copy from another clip of the same kind.
+
+CLIP embeddings say what a frame shows, so two different clips with the same caption (a red
+ball moving right on black, at other positions) sit as close as a clip and its re-encoded
+copy. Near-duplicate detection therefore verifies candidates on fingerprints of the pixels
+themselves (`compare`):
+
+- each frame is shrunk to 32x32 and band-passed (a difference of Gaussians): uniform and
+  gradient backgrounds and brightness or contrast changes fall away, noise and codec artefacts
+  are averaged out, and what is left is where the edges are;
+- the frames are also fingerprinted cropped by 10% and 20% at nine positions and zoomed back,
+  so a copy cropped a little aligns with its original (tried in both directions);
+- a pair of videos is scored at its best temporal offset (copies may have frames trimmed):
+  the mean cosine of the fingerprints of the frames that coincide at that offset.
+
+- frames whose colours differ (another scene, other objects) lose similarity beyond what
+  brightening and codecs change.
+
+Two instances of the same caption score low because their edges are elsewhere. A small
+`descriptor` per video (where its edges are over its whole length) is stored in the catalog
+to find candidates that CLIP places far away, such as recoloured copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SIZE = 32  # fingerprint side in pixels
+RATE = 8.0  # fingerprint frames per second of video
+MAX_FRAMES = 64  # frames fingerprinted per video at most (longer videos are sampled more sparsely)
+KEEP = (0.9,)  # share of the frame kept by the crop hypotheses
+CELLS = 8  # colour is compared in CELLS x CELLS cells
+COLOUR_SLACK = 0.04  # RMS chromaticity difference a copy may have (brightening moves it about 0.03)
+COLOUR_WEIGHT = 2.0  # similarity lost per unit of RMS chromaticity difference beyond the slack
+IDENTITY_BONUS = 0.02  # on the fit of the whole-frame hypothesis (a sum of two means of cosines)
+
+
+@dataclass
+class Fingerprint:
+    """Band-passed thumbnails of a video's (or an image's) frames, the crop hypotheses of them, and colour."""
+
+    times: np.ndarray  # (n,) seconds
+    variants: np.ndarray  # (V, n, D) unit vectors; variant 0 is the whole frame
+    colour: np.ndarray  # (n, 3 * CELLS**2) chromaticity of each frame in CELLS x CELLS cells
+
+    @property
+    def plain(self) -> np.ndarray:
+        return self.variants[0]
+
+
+@dataclass
+class FramePair:
+    """A frame of video a and the frame of video b it matches, with their times and similarity."""
+
+    t_a: float
+    t_b: float
+    score: float
+
+
+@dataclass
+class Match:
+    """The verdict on a pair: verified score, the offset t_a - t_b, and the coinciding frames."""
+
+    score: float
+    offset_s: float
+    pairs: list[FramePair] = field(default_factory=list)
+
+
+def _gaussian(sigma: float) -> torch.Tensor:
+    radius = max(1, int(3 * sigma + 0.5))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W), edges replicated."""
+    k = _gaussian(sigma)
+    r = len(k) // 2
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, h, w): the whole frame, then each kept share at nine positions."""
+    boxes = [(0, 0, height, width)]
+    for keep in KEEP:
+        h, w = max(1, round(height * keep)), max(1, round(width * keep))
+        for fy in (0.0, 0.5, 1.0):
+            for fx in (0.0, 0.5, 1.0):
+                boxes.append((round((height - h) * fy), round((width - w) * fx), h, w))
+    return boxes
+
+
+def _band_pass(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, SIZE, SIZE) in 0..1 to (N, D) unit vectors of its difference of Gaussians."""
+    d = (_blur(x, 1.0) - _blur(x, 3.0)).flatten(1)
+    d = d - d.mean(dim=1, keepdim=True)
+    return F.normalize(d, dim=1)
+
+
+def _chromaticity(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in 0..1 to (N, 3 * CELLS**2): each cell's colour with its brightness divided out.
+
+    The offset keeps near-black cells (noise) neutral instead of random.
+    """
+    cells = F.adaptive_avg_pool2d(x, CELLS) * 255
+    return ((cells + 8) / (cells.sum(dim=1, keepdim=True) + 24)).flatten(1)
+
+
+def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
+    """Fingerprint (n, H, W, 3) uint8 frames shown at `times`."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+    variants = []
+    for top, left, h, w in _crop_boxes(*x.shape[-2:]):
+        crop = x[..., top:top + h, left:left + w]
+        small = F.interpolate(crop, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
+        variants.append(_band_pass(small))
+    return Fingerprint(np.asarray(list(times), dtype=np.float64), torch.stack(variants).half().numpy(),
+                       _chromaticity(x).numpy())
+
+
+def descriptor(fp: Fingerprint) -> np.ndarray:
+    """A small vector for finding candidates: where a video's edges are over its whole length (8x8x3 cells)."""
+    return descriptor_of_plain(fp.plain)
+
+
+DESCRIPTOR_DIM = 3 * 8 * 8
+DESCRIPTOR_NAME = "reelbase-pixel-descriptor-v1"
+
+
+def describe(frames: np.ndarray) -> np.ndarray:
+    """The descriptor of (n, H, W, 3) uint8 frames, without the crop hypotheses (cheap; used at ingest)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+    small = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
+    return descriptor_of_plain(_band_pass(small).numpy())
+
+
+def descriptor_of_plain(plain: np.ndarray) -> np.ndarray:
+    energy = np.abs(plain.astype(np.float32)).mean(axis=0).reshape(3, SIZE, SIZE)
+    cells = energy.reshape(3, 8, SIZE // 8, 8, SIZE // 8).mean(axis=(2, 4)).reshape(-1)
+    cells = cells - cells.mean()
+    return cells / (np.linalg.norm(cells) or 1.0)
+
+
+def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Match:
+    """Score how surely b is a copy of a (or a of b): the best crop hypothesis and temporal offset."""
+    av, bv = a.variants.astype(np.float32), b.variants.astype(np.float32)
+    sims = np.concatenate([
+        av @ bv[0].T,  # a cropped and zoomed, b whole
+        (bv[1:] @ av[0].T).transpose(0, 2, 1),  # b cropped and zoomed, a whole
+    ])  # (H, na, nb)
+    sims = sims - _colour_penalty(a.colour, b.colour)  # other scenes or colours are other clips
+    # one crop hypothesis for the whole pair: the one under which frames find their best matches
+    # (the whole frame wins near-ties: a slowly moving object also matches itself zoomed a little)
+    fit = sims.max(axis=2).mean(axis=1) + sims.max(axis=1).mean(axis=1)
+    fit[0] += IDENTITY_BONUS
+    h = int(np.argmax(fit))
+    dt = a.times[:, None] - b.times[None, :]  # (na, nb)
+    tol = 0.5 * _step(a.times, b.times)
+    min_overlap = -(-min(len(a.times), len(b.times)) // 2)  # a copy covers at least half of the shorter
+    best, best_at = -np.inf, None
+    for offset in np.unique(np.round(dt / tol) * tol):
+        coincide = np.abs(dt - offset) <= tol
+        i, j = _one_to_one(coincide, dt - offset)
+        if len(i) < min_overlap:
+            continue
+        score = float(sims[h, i, j].mean())
+        if score > best:
+            best, best_at = score, (offset, i, j)
+    if best_at is None:
+        return Match(-1.0, 0.0)
+    offset, i, j = best_at
+    pairs = [FramePair(float(a.times[p]), float(b.times[q]), float(sims[h, p, q]))
+             for p, q in zip(i, j) if sims[h, p, q] >= frame_threshold]
+    return Match(best, float(offset), pairs)
+
+
+def _colour_penalty(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """(na, nb): how much each frame pair's colours differ beyond what brightening and codecs do."""
+    rms = np.sqrt(((ca[:, None, :] - cb[None, :, :]) ** 2).mean(axis=2))
+    return COLOUR_WEIGHT * np.maximum(0.0, rms - COLOUR_SLACK)
+
+
+def _step(ta: np.ndarray, tb: np.ndarray) -> float:
+    """The finer of the two frame spacings (seconds); 1/RATE for single frames."""
+    steps = [float(np.median(np.diff(t))) for t in (ta, tb) if len(t) > 1]
+    return min(steps) if steps else 1.0 / RATE
+
+
+def _one_to_one(coincide: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame of a, the frame of b nearest in time among those coinciding (if any)."""
+    masked = np.where(coincide, -np.abs(gap), -np.inf)
+    j = masked.argmax(axis=1)
+    i = np.nonzero(np.isfinite(masked[np.arange(len(j)), j]))[0]
+    return i, j[i]

@@ -1,0 +1,367 @@
+"""The HTTP API against the real store (Milvus Lite in a temporary folder) and the built-in models."""
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from generator.video import write_mp4
+from generator.world import FPS, sample_clips
+from search.api import create_app
+from search.settings import Settings
+from tests import fixtures
+
+UPLOAD_LIMIT_MB = 1
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """A running app with six world clips uploaded; yields (client, {name: video_id}, data_dir)."""
+    root = tmp_path_factory.mktemp("api")
+    settings = Settings(data_dir=root / "data", device="cpu", max_upload_mb=UPLOAD_LIMIT_MB)
+    with TestClient(create_app(settings)) as client:
+        ids = {}
+        for i, clip in enumerate(sample_clips(31, 0, 6)):
+            path = write_mp4(root / f"clip{i}.mp4", clip.frames, FPS)
+            r = client.post("/videos", files={"file": (path.name, path.read_bytes(), "video/mp4")})
+            assert r.status_code == 201, r.text
+            ids[clip.caption + f" #{i}"] = r.json()["video"]["video_id"]
+        yield client, ids, settings.data_dir
+
+
+def _wait(client, job_id, timeout=60.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def _png(frame: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _assert_up(client):
+    assert client.get("/health").json()["status"] == "ok"
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+def test_text_search_gives_one_hit_per_video_with_moments_and_links(api):
+    client, ids, _ = api
+    caption = next(iter(ids)).split(" #")[0]
+    r = client.post("/search/text", json={"text": caption, "top_k": 3})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert 1 <= len(hits) <= 3 and len({h["video"]["video_id"] for h in hits}) == len(hits)
+    assert hits[0]["video"]["video_id"] == next(iter(ids.values()))
+    hit = hits[0]
+    assert hit["score"] >= hits[-1]["score"] and 0 <= hit["best_t"] <= 2.0
+    assert hit["frames"] and hit["frames"][0]["frame_url"].startswith(f"/media/{hit['video']['video_id']}/frame?t=")
+    assert client.get(hit["thumbnail_url"]).headers["content-type"] == "image/png"
+    assert client.get(hit["video"]["links"]["video"]).status_code == 200
+
+
+def test_text_search_pages_do_not_overlap(api):
+    client, _, _ = api
+    first = client.post("/search/text", json={"text": "a ball", "top_k": 3}).json()["hits"]
+    second = client.post("/search/text", json={"text": "a ball", "top_k": 3, "offset": 3}).json()["hits"]
+    everything = client.post("/search/text", json={"text": "a ball", "top_k": 6}).json()["hits"]
+    ids = [h["video"]["video_id"] for h in everything]
+    assert [h["video"]["video_id"] for h in first + second] == ids
+
+
+def test_filters_restrict_hits(api):
+    client, _, _ = api
+    r = client.post("/search/text", json={"text": "a ball", "filters": {"source": "generated"}})
+    assert all(h["video"]["source"] == "generated" for h in r.json()["hits"])
+    r = client.post("/search/text", json={"text": "a ball", "filters": {"min_duration": 100}})
+    assert r.json()["hits"] == []
+    r = client.post("/search/text", json={"text": "a ball", "filters": {"created_after": time.time() + 3600}})
+    assert r.json()["hits"] == []
+
+
+def test_image_and_frame_search_find_the_source_video(api):
+    client, ids, _ = api
+    name, video_id = list(ids.items())[2]
+    frame = client.get(f"/media/{video_id}/frame", params={"t": 1.0})
+    assert frame.status_code == 200 and frame.headers["x-frame-time"] == "1.0000"
+    r = client.post("/search/image", files={"image": ("q.png", frame.content, "image/png")}, params={"top_k": 2})
+    assert r.status_code == 200 and r.json()["hits"][0]["video"]["video_id"] == video_id
+    r = client.post("/search/frame", json={"video_id": video_id, "t": 1.0, "top_k": 2})
+    assert r.json()["hits"][0]["video"]["video_id"] == video_id
+
+
+def test_similar_leaves_the_video_itself_out(api):
+    client, ids, _ = api
+    video_id = list(ids.values())[0]
+    r = client.post("/search/similar", json={"video_id": video_id, "top_k": 3})
+    assert r.status_code == 200
+    found = [s["video"]["video_id"] for s in r.json()]
+    assert len(found) == 3 and video_id not in found
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    {"text": ""}, {"text": "a ball", "top_k": 0}, {"text": "a ball", "top_k": 10_000}, {"text": "a", "colour": "red"},
+    {"text": "a ball", "filters": {"source": "stolen"}}, {"text": "a ball", "offset": -1},
+])
+def test_invalid_search_parameters_are_422(api, body):
+    client, _, _ = api
+    assert client.post("/search/text", json=body).status_code == 422
+
+
+def test_unknown_and_malformed_ids(api):
+    client, _, _ = api
+    unknown = "0" * 32
+    assert client.get(f"/videos/{unknown}").status_code == 404
+    assert client.get(f"/media/{unknown}/video").status_code == 404
+    assert client.delete(f"/videos/{unknown}").status_code == 404
+    assert client.post("/search/similar", json={"video_id": unknown}).status_code == 404
+    assert client.post("/search/similar", json={"video_id": "../../etc/passwd"}).status_code == 422
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.post("/jobs", json={"prompt": "a ball", "mode": "continue", "video_id": unknown}).status_code == 404
+
+
+@pytest.mark.parametrize("path", [
+    "/media/..%2F..%2Fetc%2Fpasswd/video", "/media/%2e%2e/%2e%2e/etc/passwd", "/media/../../pyproject.toml",
+    "/videos/..%2Fmilvus.db", "/media/....//....//etc/passwd/video",
+])
+def test_path_traversal_reaches_no_file(api, path):
+    client, _, _ = api
+    r = client.get(path)
+    assert r.status_code in (404, 422) and b"root:" not in r.content and b"[project]" not in r.content
+
+
+def test_catalog_uri_outside_the_library_is_refused(api):
+    client, ids, _ = api
+    service = client.app.state.service
+    assert service._library_file("../milvus.db") is None
+    assert service._library_file("/etc/passwd") is None
+    assert service._library_file(f"{list(ids.values())[0]}.mp4") is not None
+
+
+def test_disguised_and_corrupt_uploads_are_refused_and_leave_nothing(api, tmp_path):
+    client, _, data = api
+    text = fixtures.write_text_as_mp4(tmp_path / "notes.mp4").read_bytes()
+    png = fixtures.write_png_as_mp4(tmp_path / "image.mp4").read_bytes()
+    truncated = fixtures.write_truncated(tmp_path / "cut.mp4").read_bytes()
+    for body, status in ((text, 415), (png, 415), (b"", 415), (truncated, 422)):
+        r = client.post("/videos", files={"file": ("clip.mp4", body, "video/mp4")})
+        assert r.status_code == status, r.text
+        assert r.json()["detail"]
+    assert not any((data / "uploads").iterdir())
+    _assert_up(client)
+
+
+def test_oversized_uploads_are_413_with_and_without_content_length(api):
+    client, _, data = api
+    big = b"\x00" * (UPLOAD_LIMIT_MB * 1024 * 1024 + 1)
+    r = client.post("/videos", files={"file": ("big.mp4", big, "video/mp4")})
+    assert r.status_code == 413
+
+    def chunks():  # no Content-Length: the body streams in chunks
+        for _ in range(UPLOAD_LIMIT_MB * 4 + 1):
+            yield b"\x00" * (256 * 1024)
+
+    r = client.post("/videos", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413
+    assert not any((data / "uploads").iterdir())
+    _assert_up(client)
+
+
+def test_image_uploads_are_checked_by_content(api, tmp_path):
+    client, _, _ = api
+    r = client.post("/search/image", files={"image": ("q.png", b"GIF89a not really", "image/png")})
+    assert r.status_code == 415
+    huge = tmp_path / "huge.png"
+    Image.new("1", (10_000, 5_000)).save(huge)  # 50 megapixels, beyond the 40 the API decodes
+    r = client.post("/search/image", files={"image": ("huge.png", huge.read_bytes(), "image/png")})
+    assert r.status_code == 413
+    _assert_up(client)
+
+
+def test_frame_time_outside_the_video_is_422(api):
+    client, ids, _ = api
+    video_id = list(ids.values())[0]
+    assert client.get(f"/media/{video_id}/frame", params={"t": 50}).status_code == 422
+    assert client.get(f"/media/{video_id}/frame", params={"t": -1}).status_code == 422
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+def test_video_file_supports_range_requests(api):
+    client, ids, data = api
+    video_id = list(ids.values())[1]
+    whole = (data / "library" / f"{video_id}.mp4").read_bytes()
+    r = client.get(f"/media/{video_id}/video", headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == whole[100:200]
+    assert r.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    assert client.get(f"/media/{video_id}/video").content == whole
+
+
+def test_thumbnail_is_a_png(api):
+    client, ids, _ = api
+    r = client.get(f"/media/{list(ids.values())[0]}/thumbnail")
+    assert Image.open(io.BytesIO(r.content)).size == (64, 64)
+
+
+# --- library -------------------------------------------------------------------------------------
+
+
+def test_browse_sorts_filters_and_pages(api):
+    client, ids, _ = api
+    page = client.get("/videos", params={"limit": 4, "sort": "created_at", "order": "asc"}).json()
+    assert page["total"] >= len(ids) and len(page["videos"]) == 4
+    times = [v["created_at"] for v in page["videos"]]
+    assert times == sorted(times)
+    rest = client.get("/videos", params={"limit": 4, "offset": 4, "sort": "created_at", "order": "asc"}).json()
+    assert not {v["video_id"] for v in page["videos"]} & {v["video_id"] for v in rest["videos"]}
+    ingested = client.get("/videos", params={"source": "ingested"}).json()
+    assert all(v["source"] == "ingested" for v in ingested["videos"])
+    assert client.get("/videos", params={"sort": "uri; drop"}).status_code == 422
+
+
+def test_stats_count_by_source_and_storage(api):
+    client, ids, _ = api
+    stats = client.get("/stats").json()
+    assert stats["videos"] == sum(stats["videos_by_source"].values()) >= len(ids)
+    assert stats["library_bytes"] > 0 and stats["model"] == "reelbase-tiny" and stats["recent"]
+
+
+# --- generation jobs -----------------------------------------------------------------------------
+
+
+def test_text_job_saves_an_indexed_clip_and_streams_events(api):
+    client, _, _ = api
+    r = client.post("/jobs", json={"prompt": "a red ball moving right on black", "steps": 3, "seed": 5})
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "succeeded")
+    job_id = r.json()["job_id"]
+    with client.stream("GET", f"/jobs/{job_id}/events") as events:
+        lines = [line for line in events.iter_lines() if line.startswith("data: ")]
+    final = json.loads(lines[-1][6:])
+    assert final["status"] == "succeeded" and final["video"]["source"] == "generated"
+    assert final["video"]["meta"]["job"]["seed"] == 5 and final["step"] == final["total_steps"] == 3
+    hits = client.post("/search/prompts", json={"text": "a red ball moving right", "top_k": 3}).json()
+    assert final["video_id"] in [h["video"]["video_id"] for h in hits]
+
+
+def test_reseed_from_a_hit_records_the_parent(api):
+    client, ids, _ = api
+    parent = list(ids.values())[0]
+    for mode, extra in (("continue", {}), ("animate", {"frames": 8}), ("variation", {"strength": 0.5}),
+                        ("inpaint", {"region": {"x": 0.25, "y": 0.25, "width": 0.5, "height": 0.5}}),
+                        ("outpaint", {"region": {"x": 0.25, "y": 0.25, "width": 0.5, "height": 0.5}})):
+        r = client.post("/reseed", json={"video_id": parent, "t": 1.0, "mode": mode, "steps": 2, **extra})
+        assert r.status_code == 202, r.text
+        job = _wait(client, r.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        assert job["video"]["parent_id"] == parent and job["params"]["mode"] == mode
+    children = client.get(f"/videos/{parent}").json()["children"]
+    assert len(children) >= 5
+
+
+def test_cancel_running_and_finished_jobs(api):
+    client, _, _ = api
+    job = client.post("/jobs", json={"prompt": "a blue square falling in a forest", "steps": 200,
+                                     "frames": 64}).json()
+    deadline = time.time() + 30
+    while client.get(f"/jobs/{job['job_id']}").json()["status"] == "queued" and time.time() < deadline:
+        time.sleep(0.05)
+    r = client.post(f"/jobs/{job['job_id']}/cancel")
+    assert r.status_code == 200
+    assert _wait(client, job["job_id"])["status"] == "cancelled"
+    assert client.post(f"/jobs/{job['job_id']}/cancel").status_code == 409
+
+
+def test_a_failing_job_says_why_and_the_worker_lives_on(api, tmp_path):
+    client, _, _ = api
+    path = fixtures.write_world_mp4(tmp_path / "doomed.mp4", seed=99)
+    video_id = client.post("/videos", files={"file": ("doomed.mp4", path.read_bytes())}).json()["video"]["video_id"]
+    (client.app.state.service.library_dir / f"{video_id}.mp4").unlink()  # the file vanishes under the job
+    failed = _wait(client, client.post("/jobs", json={"prompt": "a ball", "mode": "animate", "video_id": video_id,
+                                                      "steps": 2}).json()["job_id"])
+    assert failed["status"] == "failed" and "missing" in failed["error"]
+    ok = _wait(client, client.post("/jobs", json={"prompt": "a ball", "steps": 2}).json()["job_id"])
+    assert ok["status"] == "succeeded"
+    client.delete(f"/videos/{video_id}")
+
+
+# --- duplicates, delete and re-index -------------------------------------------------------------
+
+
+def test_near_duplicates_find_a_brightened_copy_but_not_a_caption_twin(api, tmp_path):
+    client, _, _ = api
+    original, twin = sample_clips(4242, 0, 1)[0], None
+    for candidate in sample_clips(4243, 0, 400):
+        if candidate.caption == original.caption:
+            twin = candidate
+            break
+    copy = np.clip(original.frames.astype(np.int16) * 1.2 + 30, 0, 255).astype(np.uint8)
+    uploaded = {}
+    for name, frames in (("original", original.frames), ("copy", copy), ("twin", twin.frames if twin else None)):
+        if frames is None:
+            continue
+        path = write_mp4(tmp_path / f"{name}.mp4", frames, FPS)
+        uploaded[name] = client.post("/videos", files={"file": (path.name, path.read_bytes())}).json()["video"][
+            "video_id"]
+    hits = client.post("/duplicates/video", json={"video_id": uploaded["original"]}).json()
+    found = {h["video"]["video_id"]: h for h in hits}
+    assert uploaded["copy"] in found
+    assert all(abs(p["t_a"] - p["t_b"]) < 1 / FPS for p in found[uploaded["copy"]]["pairs"])
+    assert uploaded.get("twin") not in found
+    by_image = client.post("/duplicates/image", files={"image": ("f.png", _png(original.frames[5]), "image/png")})
+    assert {uploaded["original"], uploaded["copy"]} <= {h["video"]["video_id"] for h in by_image.json()}
+    groups = client.get("/duplicates").json()["groups"]
+    assert any({uploaded["original"], uploaded["copy"]} <= {v["video_id"] for v in g["videos"]} for g in groups)
+    for video_id in uploaded.values():
+        client.delete(f"/videos/{video_id}")
+
+
+def test_delete_removes_file_and_vectors(api, tmp_path):
+    client, _, data = api
+    path = fixtures.write_world_mp4(tmp_path / "gone.mp4", seed=77)
+    video_id = client.post("/videos", files={"file": ("gone.mp4", path.read_bytes())}).json()["video"]["video_id"]
+    client.get(f"/media/{video_id}/thumbnail")
+    assert client.delete(f"/videos/{video_id}").status_code == 200
+    store = client.app.state.service.store
+    assert not (data / "library" / f"{video_id}.mp4").exists() and not (data / "thumbs" / f"{video_id}.png").exists()
+    assert store.get_video(video_id) is None and video_id not in store.orphan_frame_video_ids()
+    assert client.get(f"/videos/{video_id}").status_code == 404
+
+
+def test_reindex_keeps_every_record(api):
+    client, _, _ = api
+    before = client.get("/stats").json()
+    result = client.post("/library/reindex").json()
+    assert result["reindexed"] == before["videos"] and not result["failed"]
+    after = client.get("/stats").json()
+    assert (after["videos"], after["frames"], after["prompts"]) == (before["videos"], before["frames"],
+                                                                    before["prompts"])
+
+
+# --- API key -------------------------------------------------------------------------------------
+
+
+def test_api_key_guards_every_route_but_health(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", device="cpu", api_key="sesame")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        for method, path in (("get", "/stats"), ("get", "/videos"), ("get", "/jobs"), ("get", "/duplicates")):
+            assert getattr(client, method)(path).status_code == 401
+        assert client.post("/search/text", json={"text": "a ball"}).status_code == 401
+        assert client.get("/stats", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get("/stats", headers={"X-API-Key": "sesame"}).status_code == 200
+        assert client.get("/videos", params={"api_key": "sesame"}).status_code == 200
