@@ -12,6 +12,7 @@ one client (latency) and with 4 concurrent clients (throughput).
 from __future__ import annotations
 
 import argparse
+import functools
 import socket
 import sys
 import tempfile
@@ -102,8 +103,8 @@ def main() -> None:
             assert service.store.count_frames() == frames
             for q in queries[:5]:  # warm up
                 service.search_text(q)
-            search = service.search_text
-            rows = [("service", c, *measure(lambda q: search(q, top_k=10), queries, c)) for c in (1, 4)]
+            search = functools.partial(service.search_text, top_k=10)
+            rows = [("service", c, *measure(search, queries, c)) for c in (1, 4)]
             service.close()
             server, thread, url = serve(settings)
             with httpx.Client(base_url=url, timeout=60) as client:

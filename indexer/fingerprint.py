@@ -35,8 +35,8 @@ RATE = 8.0  # fingerprint frames per second of video
 MAX_FRAMES = 64  # frames fingerprinted per video at most (longer videos are sampled more sparsely)
 KEEP = (0.9,)  # share of the frame kept by the crop hypotheses
 CELLS = 8  # colour is compared in CELLS x CELLS cells
-COLOUR_SLACK = 0.04  # RMS chromaticity difference a copy may have (brightening moves it about 0.03)
-COLOUR_WEIGHT = 2.0  # similarity lost per unit of RMS chromaticity difference beyond the slack
+COLOUR_SLACK = 0.1  # chromaticity change of the most changed cell a copy may have (brightening, codecs)
+COLOUR_WEIGHT = 2.0  # similarity lost per unit of chromaticity change beyond the slack
 IDENTITY_BONUS = 0.02  # on the fit of the whole-frame hypothesis (a sum of two means of cosines)
 
 
@@ -46,7 +46,7 @@ class Fingerprint:
 
     times: np.ndarray  # (n,) seconds
     variants: np.ndarray  # (V, n, D) unit vectors; variant 0 is the whole frame
-    colour: np.ndarray  # (n, 3 * CELLS**2) chromaticity of each frame in CELLS x CELLS cells
+    colour: np.ndarray  # (V, n, CELLS**2, 3) chromaticity of each variant's frames in CELLS x CELLS cells
 
     @property
     def plain(self) -> np.ndarray:
@@ -106,12 +106,12 @@ def _band_pass(x: torch.Tensor) -> torch.Tensor:
 
 
 def _chromaticity(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in 0..1 to (N, 3 * CELLS**2): each cell's colour with its brightness divided out.
+    """(N, 3, H, W) in 0..1 to (N, CELLS**2, 3): each cell's colour with its brightness divided out.
 
     The offset keeps near-black cells (noise) neutral instead of random.
     """
     cells = F.adaptive_avg_pool2d(x, CELLS) * 255
-    return ((cells + 8) / (cells.sum(dim=1, keepdim=True) + 24)).flatten(1)
+    return ((cells + 8) / (cells.sum(dim=1, keepdim=True) + 24)).flatten(2).transpose(1, 2)
 
 
 def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
@@ -120,13 +120,14 @@ def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
-    variants = []
+    variants, colours = [], []
     for top, left, h, w in _crop_boxes(*x.shape[-2:]):
         crop = x[..., top:top + h, left:left + w]
         small = F.interpolate(crop, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
         variants.append(_band_pass(small))
+        colours.append(_chromaticity(small))
     return Fingerprint(np.asarray(list(times), dtype=np.float64), torch.stack(variants).half().numpy(),
-                       _chromaticity(x).numpy())
+                       torch.stack(colours).half().numpy())
 
 
 def descriptor(fp: Fingerprint) -> np.ndarray:
@@ -159,7 +160,11 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
         av @ bv[0].T,  # a cropped and zoomed, b whole
         (bv[1:] @ av[0].T).transpose(0, 2, 1),  # b cropped and zoomed, a whole
     ])  # (H, na, nb)
-    sims = sims - _colour_penalty(a.colour, b.colour)  # other scenes or colours are other clips
+    ac, bc = a.colour.astype(np.float32), b.colour.astype(np.float32)
+    sims -= np.concatenate([  # other scenes or object colours are other clips (compared under each hypothesis)
+        _colour_penalty(ac, bc[0]),
+        _colour_penalty(bc[1:], ac[0]).transpose(0, 2, 1),
+    ])
     # one crop hypothesis for the whole pair: the one under which frames find their best matches
     # (the whole frame wins near-ties: a slowly moving object also matches itself zoomed a little)
     fit = sims.max(axis=2).mean(axis=1) + sims.max(axis=1).mean(axis=1)
@@ -185,10 +190,13 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
     return Match(best, float(offset), pairs)
 
 
-def _colour_penalty(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
-    """(na, nb): how much each frame pair's colours differ beyond what brightening and codecs do."""
-    rms = np.sqrt(((ca[:, None, :] - cb[None, :, :]) ** 2).mean(axis=2))
-    return COLOUR_WEIGHT * np.maximum(0.0, rms - COLOUR_SLACK)
+def _colour_penalty(variants: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """(V, n, m): for each variant's frame against each plain frame, how far the most changed cell's
+    colour moved beyond what brightening and codecs do."""
+    worst = np.zeros((len(variants), variants.shape[1], len(plain)), dtype=np.float32)
+    for j, frame in enumerate(plain):  # one plain frame at a time keeps memory at V x n x cells
+        worst[:, :, j] = np.linalg.norm(variants - frame, axis=-1).max(axis=-1)
+    return COLOUR_WEIGHT * np.maximum(0.0, worst - COLOUR_SLACK)
 
 
 def _step(ta: np.ndarray, tb: np.ndarray) -> float:

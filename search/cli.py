@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("ui", help="run the Streamlit UI (and the API, when none answers on this machine)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--api", default=None, help="the API's address (default REELBASE_API_URL or http://127.0.0.1:8000)")
+    p.set_defaults(func=cmd_ui)
+
     p = sub.add_parser("stats", help="what the library holds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
@@ -477,6 +482,51 @@ def cmd_train(args) -> int:
         result = train_generator(run_dir, cfg, device, export=export, init=args.init)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def cmd_ui(args) -> int:
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from search.settings import Settings
+
+    api = (args.api or Settings().api_url).rstrip("/")
+    server = None
+    if not _answers(api):
+        url = urlparse(api)
+        if url.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"no reelbase API answers at {api}; start it there (`reelbase serve`) or give --api")
+        print(f"starting the API at {api} (reelbase serve)", file=sys.stderr)
+        server = subprocess.Popen([sys.executable, "-m", "search.cli", "serve", "--host", url.hostname,
+                                   "--port", str(url.port or 80)])
+        deadline = time.time() + 180
+        while not _answers(api):
+            if server.poll() is not None or time.time() > deadline:
+                server.kill()
+                raise ValueError(f"the API did not start at {api}; see its messages above")
+            time.sleep(0.5)
+    app = Path(__file__).parents[1] / "ui" / "app.py"
+    env = {**os.environ, "REELBASE_API_URL": api}
+    print(f"reelbase UI at http://127.0.0.1:{args.port} (API {api})", file=sys.stderr)
+    try:
+        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                                "--server.headless", "true", "--browser.gatherUsageStats", "false"], env=env)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _answers(api: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 if __name__ == "__main__":

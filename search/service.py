@@ -23,11 +23,11 @@ import numpy as np
 from PIL import Image
 
 from indexer.encoder import ClipEncoder
+from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from indexer.frame_reader import FrameReader
 from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest
 from indexer.reader import BadVideo, read_frame_at, read_frames, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
-from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from search import duplicates
 from search.params import Filters, GenerationParams
 from search.settings import Settings
@@ -306,7 +306,8 @@ class Reelbase:
         frame, _ = self.frame_at(video_id, t)
         return self.search_image(frame, top_k, filters, offset)
 
-    def similar(self, video_id: str, top_k: int = 10, filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
+    def similar(self, video_id: str, top_k: int = 10,
+                filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
         """The videos nearest to a library video by their video embeddings, itself left out."""
         self.get(video_id)
         query = self.store.video_embedding(video_id)
@@ -341,7 +342,8 @@ class Reelbase:
                             top_k: int = 10) -> list[DuplicateHit]:
         """Other library videos holding a near-copy of a library video's frame at t."""
         frame, _ = self.frame_at(video_id, t)
-        return [h for h in self.duplicates_of_image(frame, threshold, top_k + 1) if h.video.video_id != video_id][:top_k]
+        hits = self.duplicates_of_image(frame, threshold, top_k + 1)
+        return [h for h in hits if h.video.video_id != video_id][:top_k]
 
     def duplicates_of_video(self, video_id: str, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:

@@ -1,0 +1,63 @@
+"""Generate: a prompt and its settings in, live progress while the job runs, the clip (already in the library) out."""
+
+import time
+
+import streamlit as st
+
+from ui.common import api, call, name_of, play
+
+st.title("Generate")
+
+with st.form("generate"):
+    prompt = st.text_input("Prompt", "a red ball moving right on black", max_chars=500)
+    negative = st.text_input("Negative prompt", "", max_chars=500)
+    c1, c2, c3, c4 = st.columns(4)
+    seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
+    steps = c2.slider("Steps", 1, 100, 30)
+    guidance = c3.slider("Guidance", 0.0, 20.0, 4.0, step=0.5)
+    frames = c4.slider("Frames", 2, 128, 16)
+    submitted = st.form_submit_button("Generate")
+
+if submitted:
+    if not prompt.strip():
+        st.error("Write a prompt first.")
+    else:
+        job = call(api().create_job, {"prompt": prompt, "negative_prompt": negative, "seed": int(seed),
+                                      "steps": int(steps), "guidance": float(guidance), "frames": int(frames)})
+        st.session_state.watch_job = job["job_id"]
+
+
+def follow(job_id: str) -> dict:
+    """Show the job's progress until it ends; return its final state."""
+    bar = st.progress(0.0, text="queued")
+    cancel = st.button("Cancel", key=f"cancel_{job_id}")
+    if cancel:
+        call(api().cancel, job_id)
+    while True:
+        job = call(api().job, job_id)
+        total = max(1, job["total_steps"])
+        bar.progress(min(1.0, job["step"] / total), text=f"{job['status']} · step {job['step']} of {total}")
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.5)
+
+
+if job_id := st.session_state.get("watch_job"):
+    job = follow(job_id)
+    if job["status"] == "succeeded" and job.get("video"):
+        st.success(f"Done: saved into the library as {job['video']['video_id']}")
+        play(job["video"])
+        st.caption(name_of(job["video"]))
+    elif job["status"] == "failed":
+        st.error(f"The job failed: {job['error']}")
+    else:
+        st.warning("The job was cancelled.")
+
+st.subheader("Jobs")
+jobs = call(api().jobs, 30)
+if jobs:
+    st.dataframe([{"job": j["job_id"][:8], "status": j["status"], "progress": f"{j['step']}/{j['total_steps']}",
+                   "mode": j["params"]["mode"], "prompt": j["params"]["prompt"], "video": (j["video_id"] or "")[:8],
+                   "error": j["error"] or ""} for j in jobs], hide_index=True, width="stretch")
+else:
+    st.caption("No jobs yet.")
