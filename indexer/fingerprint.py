@@ -193,10 +193,8 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
 def _colour_penalty(variants: np.ndarray, plain: np.ndarray) -> np.ndarray:
     """(V, n, m): for each variant's frame against each plain frame, how far the most changed cell's
     colour moved beyond what brightening and codecs do."""
-    worst = np.zeros((len(variants), variants.shape[1], len(plain)), dtype=np.float32)
-    for j, frame in enumerate(plain):  # one plain frame at a time keeps memory at V x n x cells
-        worst[:, :, j] = np.linalg.norm(variants - frame, axis=-1).max(axis=-1)
-    return COLOUR_WEIGHT * np.maximum(0.0, worst - COLOUR_SLACK)
+    moved = np.sqrt(((variants[:, :, None] - plain[None, None]) ** 2).sum(axis=-1)).max(axis=-1)
+    return COLOUR_WEIGHT * np.maximum(0.0, moved - COLOUR_SLACK)
 
 
 def _step(ta: np.ndarray, tb: np.ndarray) -> float:

@@ -80,10 +80,68 @@ def test_another_model_on_the_same_store_is_refused(library, tmp_path):
     assert result.returncode == 2 and "written by embedding model 'reelbase-tiny'" in result.stderr
 
 
-def test_demo_builds_a_library_and_searches_it(tmp_path):
-    out = reelbase("demo", "--clips", "8", data_dir=tmp_path / "demo").stdout
-    assert "added 8 videos" in out and "searching: 'a red ball'" in out
-    assert (tmp_path / "demo" / "library").is_dir()
+def test_demo_generates_ingests_searches_and_scans(tmp_path):
+    out = reelbase("demo", "--clips", "8", "--generate", "2", "--steps", "2", data_dir=tmp_path / "demo").stdout
+    assert "generating 2 clips" in out and "added 9 videos" in out  # 8 world clips and a copy of one
+    assert "text search 'a red ball'" in out and "clips similar to" in out
+    assert "duplicate scan: 1 groups" in out and "the library holds 11 videos" in out
+    assert "reelbase ui" in out
+
+
+def test_similar_filters_and_image_search(library, tmp_path):
+    from PIL import Image
+
+    from indexer.reader import read_frame_at
+
+    root, data = library
+    hits = json.loads(reelbase("search", "a ball", "--json", data_dir=data).stdout)
+    video_id = hits[0]["video"]["video_id"]
+    similar = json.loads(reelbase("similar", video_id, "--top-k", "3", "--json", data_dir=data).stdout)
+    assert len(similar) == 3 and video_id not in [s["video"]["video_id"] for s in similar]
+    assert json.loads(reelbase("search", "a ball", "--source", "generated", "--json", data_dir=data).stdout) == []
+    frame, _ = read_frame_at(data / "library" / f"{video_id}.mp4", 1.0)
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    by_image = json.loads(reelbase("search", "--image", str(tmp_path / "frame.png"), "--json", data_dir=data).stdout)
+    assert by_image[0]["video"]["video_id"] == video_id
+    result = reelbase("similar", "f" * 32, data_dir=data, check=False)
+    assert result.returncode == 2 and "no video" in result.stderr
+
+
+def test_dups_json_groups_records_and_frame_pairs(tmp_path):
+    import numpy as np
+
+    from generator.video import write_mp4
+    from generator.world import FPS, sample_clips
+
+    clips = sample_clips(55, 0, 3)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, clip in enumerate(clips):
+        write_mp4(folder / f"clip{i}.mp4", clip.frames, FPS)
+    copy = np.clip(clips[1].frames.astype(np.int16) + 35, 0, 255).astype(np.uint8)[2:]  # brighter, trimmed
+    write_mp4(folder / "copy.mp4", copy, FPS)
+    reelbase("ingest", str(tmp_path / "in"), data_dir=tmp_path / "d")
+    groups = json.loads(reelbase("dups", "--json", data_dir=tmp_path / "d").stdout)
+    assert len(groups) == 1
+    names = sorted(v["meta"]["original_name"] for v in groups[0]["videos"])
+    assert names == ["clip1.mp4", "copy.mp4"]
+    (link,) = groups[0]["links"]
+    copy_id = next(v["video_id"] for v in groups[0]["videos"] if v["meta"]["original_name"] == "copy.mp4")
+    sign = 1 if link["a"] == copy_id else -1  # t in the original = t in the copy + 2 frames
+    assert link["pairs"] and all(abs(sign * (p["t_b"] - p["t_a"]) - 2 / FPS) < 1e-6 for p in link["pairs"])
+    assert "1 groups" in reelbase("dups", data_dir=tmp_path / "d").stdout
+    assert reelbase("dups", "--threshold", "2", data_dir=tmp_path / "d", check=False).returncode == 2
+
+
+def test_generate_into_the_library_then_reindex(tmp_path):
+    data = tmp_path / "d"
+    record = json.loads(reelbase("generate", "a yellow ball falling at sunset", "--steps", "2", "--library",
+                                 "--json", data_dir=data).stdout)
+    assert record["source"] == "generated" and record["meta"]["job"]["prompt"] == "a yellow ball falling at sunset"
+    found = json.loads(reelbase("search", "yellow ball falling", "--prompts", "--json", data_dir=data).stdout)
+    assert found[0]["video"]["video_id"] == record["video_id"]
+    result = json.loads(reelbase("reindex", "--json", data_dir=data).stdout)
+    assert result["reindexed"] == 1 and result["failed"] == []
 
 
 def test_a_lite_file_held_by_another_process_is_reported_clearly(library):
