@@ -486,6 +486,7 @@ def cmd_train(args) -> int:
 
 def cmd_ui(args) -> int:
     import os
+    import signal
     import subprocess
     import time
     from pathlib import Path
@@ -511,13 +512,16 @@ def cmd_ui(args) -> int:
     app = Path(__file__).parents[1] / "ui" / "app.py"
     env = {**os.environ, "REELBASE_API_URL": api}
     print(f"reelbase UI at http://127.0.0.1:{args.port} (API {api})", file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the children below are stopped too
+    ui = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                           "--server.headless", "true", "--browser.gatherUsageStats", "false"], env=env)
     try:
-        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-                                "--server.headless", "true", "--browser.gatherUsageStats", "false"], env=env)
+        return ui.wait()
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=60)
+        for child in (ui, server):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                child.wait(timeout=60)
 
 
 def _answers(api: str) -> bool:

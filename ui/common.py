@@ -45,7 +45,7 @@ def name_of(video: dict) -> str:
 
 def play(video: dict, start: float = 0.0) -> None:
     """The clip, playable, from `start` seconds (the browser fetches it from the API, seeking by Range)."""
-    st.video(api().url(video["links"]["video"]), start_time=int(start), loop=True, muted=True)
+    st.video(api().url(video["links"]["video"]), start_time=float(start), loop=True, muted=True)
 
 
 def frame_image(video_id: str, t: float, caption: str | None = None) -> None:
