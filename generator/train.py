@@ -1,6 +1,7 @@
 """Training the generator's ST-DiT on the latents of its (already trained) frame autoencoder.
 
-`reelbase train generator` streams clips from the synthetic world, encodes them with the
+`reelbase train generator` streams clips from the synthetic world (or reads a folder of
+captioned videos, `--data DIR`), encodes them with the
 frozen autoencoder, and trains the DiT with the
 rectified-flow loss, frame masks (given first / last / random frames) and prompt dropout for
 guidance. It keeps an EMA of the weights, checkpoints atomically and resumes, and uses CUDA
@@ -16,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -71,6 +73,85 @@ def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
     return f"{subject} {motion} {scene}" if rng.random() < 0.7 else f"{scene}, {subject} {motion}"
 
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
+
+
+class FolderClips:
+    """Training clips from a folder of videos with captions: `clip.mp4` beside `clip.json`
+    (`{"caption": ...}`, as `reelbase world` writes) or `clip.txt`.
+
+    Each video is decoded once, at the world's frame rate and size (centre-cropped square), and
+    kept in memory; a batch takes random windows of `frames` frames (short videos hold their
+    last frame).
+    """
+
+    def __init__(self, folder: str | Path, frames: int = world.NUM_FRAMES, max_seconds: float = 30.0):
+        self.frames = frames
+        self.clips: list[tuple[np.ndarray, str]] = []
+        skipped = []
+        for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+            caption = _caption_beside(path)
+            if caption is None:
+                skipped.append(path.name)
+                continue
+            try:
+                self.clips.append((_decode_for_training(path, max_seconds), caption))
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("skipping %s: %s", path, exc)
+        if skipped:
+            log.warning("%d videos have no caption (.json with 'caption', or .txt) and are skipped", len(skipped))
+        if not self.clips:
+            raise ValueError(f"no captioned videos in {folder}: each video needs a .json with a 'caption' "
+                             "or a .txt beside it")
+        log.info("training on %d captioned videos from %s", len(self.clips), folder)
+
+    def batch(self, step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
+        rng = np.random.default_rng(step_seed)
+        videos, captions = [], []
+        for i in rng.integers(len(self.clips), size=batch):
+            frames, caption = self.clips[i]
+            start = int(rng.integers(max(1, len(frames) - self.frames + 1)))
+            window = frames[start:start + self.frames]
+            if len(window) < self.frames:
+                window = np.concatenate([window, np.repeat(window[-1:], self.frames - len(window), axis=0)])
+            videos.append(window)
+            captions.append(caption)
+        return to_video_tensor(np.stack(videos), device), captions
+
+
+def _caption_beside(path: Path) -> str | None:
+    json_path, txt_path = path.with_suffix(".json"), path.with_suffix(".txt")
+    if json_path.is_file():
+        try:
+            caption = json.loads(json_path.read_text()).get("caption")
+        except (ValueError, AttributeError):
+            return None
+        return caption.strip() if isinstance(caption, str) and caption.strip() else None
+    if txt_path.is_file():
+        return txt_path.read_text().strip() or None
+    return None
+
+
+def _decode_for_training(path: Path, max_seconds: float) -> np.ndarray:
+    """(T, SIZE, SIZE, 3) uint8: the video at the world's frame rate, centre-cropped and resized."""
+    kept, next_t = [], 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            if t > max_seconds:
+                break
+            if t + 1e-6 >= next_t:
+                image = frame.to_image()
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side)).resize((world.SIZE, world.SIZE))
+                kept.append(np.asarray(image.convert("RGB")))
+                next_t += 1.0 / world.FPS
+    if not kept:
+        raise ValueError("no frames")
+    return np.stack(kept)
+
+
 def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
     """Fresh world clips (B, T, 3, H, W) in [-1, 1] and training captions."""
     rng = np.random.default_rng(step_seed)
@@ -86,15 +167,17 @@ def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
                     autoencoder: str | Path = WEIGHTS_DIR / "autoencoder-tiny.safetensors",
                     export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors",
-                    init: str | Path | None = None) -> dict:
+                    init: str | Path | None = None, data: str | Path | None = None) -> dict:
     """Train (or resume) the DiT in `run_dir`; export its EMA weights (fp16) when done.
 
     `init` starts a new run from a model file (the shipped weights, say) instead of from scratch,
-    so training can go on across machines that keep only the shipped file.
+    so training can go on across machines that keep only the shipped file. `data` is a folder
+    of captioned videos to train on instead of the world stream (see `FolderClips`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    next_batch = FolderClips(data, DIT_CONFIGS[cfg.config].frames).batch if data else world_batch
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
     dit_config = DIT_CONFIGS[cfg.config]
@@ -110,7 +193,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        video, captions = world_batch(cfg.seed * 1_000_003 + step, cfg.batch, device)
+        video, captions = next_batch(cfg.seed * 1_000_003 + step, cfg.batch, device)
         with torch.no_grad():
             latents = ae.encode(video)  # (B, T, C, h, w)
         frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
@@ -130,7 +213,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
               "initial_loss": float(np.mean(losses[:10])) if losses else None,
               "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg),
-              "steps_before": earlier, "steps_total": earlier + cfg.steps}
+              "steps_before": earlier, "steps_total": earlier + cfg.steps, "data": str(data) if data else "world"}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     if export:
         save_checkpoint(export, ema.half(), dit_config, {"train": result})

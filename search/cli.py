@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
+    p.add_argument("--data", default=None,
+                   help="generator: a folder of videos with captions (clip.json or clip.txt) instead of the world")
     p.set_defaults(func=cmd_train)
     return parser
 
@@ -479,7 +481,7 @@ def cmd_train(args) -> int:
 
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
-        result = train_generator(run_dir, cfg, device, export=export, init=args.init)
+        result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -39,6 +39,28 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
+def test_training_reads_a_folder_of_captioned_videos(tmp_path, monkeypatch):
+    import pytest
+
+    from generator.train import FolderClips
+    from generator.world import write_dataset
+
+    ae_path = small_setup(tmp_path, monkeypatch)
+    write_dataset(tmp_path / "clips", 3, seed=8)  # NNNNN.mp4 with NNNNN.json {"caption": ...}
+    (tmp_path / "clips" / "00002.json").unlink()
+    (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right on black\n")
+    data = FolderClips(tmp_path / "clips")
+    assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right on black"
+    video, captions = data.batch(0, 4, "cpu")
+    assert video.shape == (4, 16, 3, 64, 64) and -1 <= video.min() and video.max() <= 1
+    cfg = GeneratorTrainConfig(config="small", steps=3, batch=2, checkpoint_every=3)
+    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips")
+    assert result["data"] == str(tmp_path / "clips") and result["final_loss"] > 0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no captioned videos"):
+        FolderClips(tmp_path / "empty")
+
+
 def test_training_captions_vary_but_stay_in_the_world_vocabulary():
     import numpy as np
 
