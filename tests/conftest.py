@@ -1,14 +1,8 @@
 """Shared fixtures: a real Milvus server for tests marked `server`."""
 
-import socket
-
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fixtures import free_port as _free_port
 
 
 @pytest.fixture(scope="session")

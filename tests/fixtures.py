@@ -7,7 +7,12 @@ whatever their content, as files people bring often do.
 
 from __future__ import annotations
 
+import socket
 import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -132,3 +137,35 @@ def _find_box(data: bytes | bytearray, kind: bytes) -> tuple[int, int]:
     """Offset and size of the first ISO-BMFF box of type `kind` (a plain byte search)."""
     start = data.index(kind) - 4
     return start, struct.unpack(">I", data[start : start + 4])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(app, timeout: float = 120.0) -> Iterator[str]:
+    """Run an ASGI app in uvicorn on a free loopback port in a thread; yield its URL; shut it down after."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           timeout_graceful_shutdown=10))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while not server.started and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.1)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the server did not shut down"

@@ -3,46 +3,25 @@
 The app runs in a real uvicorn server on loopback, over a small library on Milvus Lite.
 """
 
-import socket
-import threading
-import time
-
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from search.api import create_app
 from search.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests import fixtures
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     app = create_app(Settings(data_dir=root / "data", device="cpu", max_upload_mb=2))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning",
-                                           timeout_graceful_shutdown=10))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not server.started and thread.is_alive() and time.time() < deadline:
-        time.sleep(0.1)
-    assert server.started, "the API did not start"
-    service = app.state.service
-    for i, clip in enumerate(sample_clips(5, 0, 2)):
-        service.ingest([write_mp4(root / f"clip{i}.mp4", clip.frames, FPS)])
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "the API did not shut down"
+    with fixtures.serving(app) as url:
+        for i, clip in enumerate(sample_clips(5, 0, 2)):
+            app.state.service.ingest([write_mp4(root / f"clip{i}.mp4", clip.frames, FPS)])
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ui.conftest import free_port
+from tests.fixtures import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 APP = Path(__file__).parents[2] / "ui" / "app.py"

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.ui.conftest import free_port
+from tests.fixtures import free_port
 
 
 def _up(url: str) -> bool:

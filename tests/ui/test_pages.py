@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import free_port
+from tests.fixtures import free_port
 
 APP = str(Path(__file__).parents[2] / "ui" / "app.py")
 
