@@ -101,6 +101,8 @@ def main() -> None:
             videos = frames // FRAMES_PER_VIDEO
             fill_s = time.time() - t0
             assert service.store.count_frames() == frames
+            service.close()  # flushed and indexed, as a library is between ingests
+            service = Reelbase(settings)
             for q in queries[:5]:  # warm up
                 service.search_text(q)
             search = functools.partial(service.search_text, top_k=10)

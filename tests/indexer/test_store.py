@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
+from indexer.fingerprint import DESCRIPTOR_DIM, DESCRIPTOR_NAME
 from indexer.store import (
     COLLECTIONS,
     MODEL_KEY,
     ModelMismatch,
     StoreLocked,
+    VideoEntry,
     VideoRecord,
     VideoStore,
     _supports_group_by,
@@ -161,10 +163,26 @@ def test_model_mismatch_refused(store, uri):
 
 def test_model_record_round_trips(store, uri):
     client = MilvusClient(uri)
-    for name in COLLECTIONS:
-        assert client.describe_collection(name)["properties"][MODEL_KEY] == MODEL
+    for name in COLLECTIONS:  # the pixel descriptors have their own writer, whatever the CLIP model
+        expected = DESCRIPTOR_NAME if name == "fingerprints" else MODEL
+        assert client.describe_collection(name)["properties"][MODEL_KEY] == expected
     store.close()
     assert VideoStore(uri, model=MODEL, dim=DIM).count_videos() == 0
+
+
+def test_pixel_descriptors_are_found_and_deleted_with_their_video(store):
+    rng = np.random.default_rng(3)
+    descriptors = rng.normal(size=(3, DESCRIPTOR_DIM)).astype(np.float32)
+    for i, d in enumerate(descriptors):
+        emb = clustered(1, 2, seed=i)["vid00"]
+        store.add_videos([VideoEntry(record(f"vid{i:02d}", 2), [0, 1], [0.0, 0.5], emb, descriptor=d)])
+    found = store.search_descriptors(descriptors[1], top_k=2)
+    assert found[0][0] == "vid01" and found[0][1] > 0.99
+    assert np.allclose(store.descriptor_of("vid02"), descriptors[2], atol=1e-6)
+    store.delete_video("vid01")
+    assert store.descriptor_of("vid01") is None and "vid01" not in [v for v, _ in store.search_descriptors(
+        descriptors[1], top_k=3)]
+    assert not store.orphan_frame_video_ids()
 
 
 def test_orphan_frames_hidden_then_repaired(store):
