@@ -37,7 +37,7 @@ KEEP = (0.9,)  # share of the frame kept by the crop hypotheses
 CELLS = 8  # colour is compared in CELLS x CELLS cells
 COLOUR_SLACK = 0.1  # chromaticity change of the most changed cell a copy may have (brightening, codecs)
 COLOUR_WEIGHT = 2.0  # similarity lost per unit of chromaticity change beyond the slack
-IDENTITY_BONUS = 0.02  # on the fit of the whole-frame hypothesis (a sum of two means of cosines)
+CROP_MARGIN = 0.05  # how much better a crop hypothesis must score than the whole frame to be taken
 
 
 @dataclass
@@ -165,29 +165,26 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
         _colour_penalty(ac, bc[0]),
         _colour_penalty(bc[1:], ac[0]).transpose(0, 2, 1),
     ])
-    # one crop hypothesis for the whole pair: the one under which frames find their best matches
-    # (the whole frame wins near-ties: a slowly moving object also matches itself zoomed a little)
-    fit = sims.max(axis=2).mean(axis=1) + sims.max(axis=1).mean(axis=1)
-    fit[0] += IDENTITY_BONUS
-    h = int(np.argmax(fit))
     dt = a.times[:, None] - b.times[None, :]  # (na, nb)
     tol = 0.5 * _step(a.times, b.times)
     min_overlap = -(-min(len(a.times), len(b.times)) // 2)  # a copy covers at least half of the shorter
-    best, best_at = -np.inf, None
+    best = {}  # whole frame (True) or a crop (False) -> (score, offset, hypothesis, i, j)
     for offset in np.unique(np.round(dt / tol) * tol):
-        coincide = np.abs(dt - offset) <= tol
-        i, j = _one_to_one(coincide, dt - offset)
+        i, j = _one_to_one(np.abs(dt - offset) <= tol, dt - offset)
         if len(i) < min_overlap:
             continue
-        score = float(sims[h, i, j].mean())
-        if score > best:
-            best, best_at = score, (offset, i, j)
-    if best_at is None:
+        scores = sims[:, i, j].mean(axis=1)  # per crop hypothesis
+        for whole, h in ((True, 0), (False, 1 + int(scores[1:].argmax()))):
+            if scores[h] > best.get(whole, (-np.inf,))[0]:
+                best[whole] = (float(scores[h]), float(offset), h, i, j)
+    if not best:
         return Match(-1.0, 0.0)
-    offset, i, j = best_at
+    # a crop must beat the whole frame clearly: a slowly moving object also matches itself zoomed a little
+    whole, crop = best.get(True, (-np.inf,)), best.get(False, (-np.inf,))
+    score, offset, h, i, j = crop if crop[0] > whole[0] + CROP_MARGIN else whole
     pairs = [FramePair(float(a.times[p]), float(b.times[q]), float(sims[h, p, q]))
              for p, q in zip(i, j) if sims[h, p, q] >= frame_threshold]
-    return Match(best, float(offset), pairs)
+    return Match(score, offset, pairs)
 
 
 def _colour_penalty(variants: np.ndarray, plain: np.ndarray) -> np.ndarray:
