@@ -70,7 +70,7 @@ class ClipEncoder:
 
     def resize(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: short side to S, centre crop."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).to(self.device)  # a writable copy if needed
         x = x.permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
         size = self.clip.image_size
         h, w = x.shape[-2:]
