@@ -168,7 +168,7 @@ def cmd_demo(args) -> int:
         for record, score in service.similar(first.video_id, top_k=3):
             print(f"   {score:.3f}  {_name(record)}")
         groups = service.duplicate_groups()
-        print(f"5. duplicate scan: {len(groups)} groups of near-duplicate videos")
+        print(f"5. duplicate scan: {_groups(len(groups))} of near-duplicate videos")
         stats = service.stats()
         print(f"6. the library holds {stats['videos']} videos ({stats['videos_by_source']}), {stats['frames']} frames, "
               f"{stats['library_bytes'] / 1e6:.1f} MB, embedded with {stats['model']}")
@@ -382,13 +382,17 @@ def cmd_dups(args) -> int:
     if args.json:
         print(json.dumps([{"videos": [v.to_dict() for v in g.videos], "links": g.links} for g in groups], indent=2))
         return 0
-    print(f"{len(groups)} groups of near-duplicate videos (threshold {threshold})")
+    print(f"{_groups(len(groups))} of near-duplicate videos (threshold {threshold})")
     for n, group in enumerate(groups, 1):
         print(f"group {n}: " + ", ".join(f"{_name(v)} [{v.video_id[:8]}]" for v in group.videos))
         for link in group.links:
             frames = ", ".join(f"{p['t_a']:.2f}s~{p['t_b']:.2f}s" for p in link["pairs"][:4])
             print(f"   {link['a'][:8]} ~ {link['b'][:8]}  score {link['score']:.3f}  frames {frames}")
     return 0
+
+
+def _groups(n: int) -> str:
+    return f"{n} group" if n == 1 else f"{n} groups"
 
 
 def _print_duplicate_hits(hits, as_json: bool) -> int:

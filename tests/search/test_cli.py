@@ -84,7 +84,7 @@ def test_demo_generates_ingests_searches_and_scans(tmp_path):
     out = reelbase("demo", "--clips", "8", "--generate", "2", "--steps", "2", data_dir=tmp_path / "demo").stdout
     assert "generating 2 clips" in out and "added 9 videos" in out  # 8 world clips and a copy of one
     assert "text search 'a red ball'" in out and "clips similar to" in out
-    assert "duplicate scan: 1 groups" in out and "the library holds 11 videos" in out
+    assert "duplicate scan: 1 group of" in out and "the library holds 11 videos" in out
     assert "reelbase ui" in out
 
 
@@ -129,7 +129,7 @@ def test_dups_json_groups_records_and_frame_pairs(tmp_path):
     copy_id = next(v["video_id"] for v in groups[0]["videos"] if v["meta"]["original_name"] == "copy.mp4")
     sign = 1 if link["a"] == copy_id else -1  # t in the original = t in the copy + 2 frames
     assert link["pairs"] and all(abs(sign * (p["t_b"] - p["t_a"]) - 2 / FPS) < 1e-6 for p in link["pairs"])
-    assert "1 groups" in reelbase("dups", data_dir=tmp_path / "d").stdout
+    assert "1 group of" in reelbase("dups", data_dir=tmp_path / "d").stdout
     assert reelbase("dups", "--threshold", "2", data_dir=tmp_path / "d", check=False).returncode == 2
 
 
