@@ -43,14 +43,18 @@ def name_of(video: dict) -> str:
     return video.get("prompt") or meta.get("caption") or meta.get("original_name") or video["video_id"]
 
 
-def play(video: dict, start: float = 0.0) -> None:
+def play(video: dict, start: float = 0.0, width: int | str = "stretch") -> None:
     """The clip, playable, from `start` seconds (the browser fetches it from the API, seeking by Range)."""
-    st.video(api().url(video["links"]["video"]), start_time=float(start), loop=True, muted=True)
+    st.video(api().url(video["links"]["video"]), start_time=float(start), loop=True, muted=True, width=width)
 
 
 def frame_image(video_id: str, t: float, caption: str | None = None) -> None:
     st.image(api().url(f"/media/{video_id}/frame", t=f"{t:.4f}"), caption=caption, width=160)
 
 
-def size_mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+def human_size(n: int) -> str:
+    """Bytes as kB, MB or GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

@@ -46,7 +46,7 @@ if job_id := st.session_state.get("watch_job"):
     job = follow(job_id)
     if job["status"] == "succeeded" and job.get("video"):
         st.success(f"Done: saved into the library as {job['video']['video_id']}")
-        play(job["video"])
+        play(job["video"], width=384)
         st.caption(name_of(job["video"]))
     elif job["status"] == "failed":
         st.error(f"The job failed: {job['error']}")

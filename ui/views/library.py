@@ -4,7 +4,7 @@ import datetime as dt
 
 import streamlit as st
 
-from ui.common import api, call, flash, name_of, play, show_flash, size_mb
+from ui.common import api, call, flash, name_of, play, show_flash, human_size
 
 st.title("Library")
 show_flash()
@@ -14,7 +14,7 @@ c1.metric("Videos", stats["videos"])
 c2.metric("Generated / ingested", f"{stats['videos_by_source'].get('generated', 0)} / "
                                   f"{stats['videos_by_source'].get('ingested', 0)}")
 c3.metric("Frames indexed", stats["frames"])
-c4.metric("Storage", size_mb(stats["library_bytes"]))
+c4.metric("Storage", human_size(stats["library_bytes"]))
 st.caption(f"Embedding model {stats['model']} (dim {stats['dim']}) · generator {stats['generator']} · "
            f"Milvus {stats['server']} at {stats['milvus_uri']} · jobs {stats['jobs'] or 'none'}")
 
