@@ -27,6 +27,7 @@ from generator.autoencoder import load_autoencoder, lr_at, to_video_tensor
 from generator.checkpoint import WEIGHTS_DIR, load_training_state, save_training_state
 from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
 from generator.flow import sample_frame_mask, training_loss, update_ema
+from generator.video import square_frames
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,7 @@ def _decode_for_training(path: Path, max_seconds: float) -> np.ndarray:
             if t > max_seconds:
                 break
             if t + 1e-6 >= next_t:
-                image = frame.to_image()
-                side = min(image.size)
-                left, top = (image.width - side) // 2, (image.height - side) // 2
-                image = image.crop((left, top, left + side, top + side)).resize((world.SIZE, world.SIZE))
-                kept.append(np.asarray(image.convert("RGB")))
+                kept.append(square_frames(frame.to_ndarray(format="rgb24")[None], world.SIZE)[0])
                 next_t += 1.0 / world.FPS
     if not kept:
         raise ValueError("no frames")

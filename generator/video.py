@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
@@ -29,3 +30,14 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> 
         container.mux(stream.encode())
     tmp.replace(path)
     return path
+
+
+def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames centre-cropped to a square and resized to size x size (bicubic)."""
+    _, h, w, _ = frames.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    frames = frames[:, top:top + side, left:left + side]
+    if side == size:
+        return np.ascontiguousarray(frames)
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC)) for f in frames])

@@ -211,6 +211,17 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def _pages(client: MilvusClient, name: str, output_fields: list[str], batch: int,
+           filter: str = "") -> Iterator[list[dict]]:
+    """Yield all rows of a collection (matching filter) in primary-key pages."""
+    it = client.query_iterator(name, batch_size=batch, filter=filter, output_fields=output_fields)
+    try:
+        while rows := it.next():
+            yield rows
+    finally:
+        it.close()
+
+
 def read_catalog(uri: str, token: str = "") -> list[VideoRecord]:
     """Every video record in a store, whichever model wrote it (for re-indexing under another model)."""
     client = _connect(uri, token)
@@ -218,18 +229,13 @@ def read_catalog(uri: str, token: str = "") -> list[VideoRecord]:
         if not client.has_collection("videos"):
             return []
         client.load_collection("videos")
-        it = client.query_iterator("videos", batch_size=BATCH, filter="", output_fields=VIDEO_FIELDS)
-        records = []
-        while rows := it.next():
-            records += map(_to_record, rows)
-        it.close()
-        return records
+        return [_to_record(r) for rows in _pages(client, "videos", VIDEO_FIELDS, BATCH) for r in rows]
     finally:
         client.close()
 
 
 def drop_catalog(uri: str, token: str = "") -> None:
-    """Drop reelbase's three collections, so the next open creates them for a new model."""
+    """Drop reelbase's collections, so the next open creates them for a new model."""
     client = _connect(uri, token)
     try:
         for name in COLLECTIONS:
@@ -553,16 +559,10 @@ class VideoStore:
 
     def _iterate(self, name: str, output_fields: list[str], batch: int, filter: str = "") -> Iterator[list[dict]]:
         """Yield all rows of a collection (matching filter) in primary-key pages."""
-        it = self._client.query_iterator(name, batch_size=batch, filter=filter,
-                                         output_fields=output_fields)
-        try:
-            while rows := it.next():
-                yield rows
-        finally:
-            it.close()
+        return _pages(self._client, name, output_fields, batch, filter)
 
     def _video_ids_in(self, name: str) -> set[str]:
-        """Return the distinct video ids in the frames or prompts collection."""
+        """Return the distinct video ids in the frames, prompts or fingerprints collection."""
         return {r["video_id"] for rows in self._iterate(name, ["video_id"], BATCH) for r in rows}
 
     # --- lifetime ---

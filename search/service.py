@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from generator.video import square_frames, write_mp4
 from indexer.encoder import ClipEncoder
 from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from indexer.frame_reader import FrameReader
@@ -125,10 +126,12 @@ class Reelbase:
 
     def video_path(self, video_id: str) -> Path:
         """The library file of a video: the path comes from the catalog only, and stays inside the library."""
-        record = self.get(video_id)
+        return self._file_of(self.get(video_id))
+
+    def _file_of(self, record: VideoRecord) -> Path:
         path = self._library_file(record.uri)
         if path is None or not path.is_file():
-            raise NotFound(f"the file of video {video_id} is missing from the library")
+            raise NotFound(f"the file of video {record.video_id} is missing from the library")
         return path
 
     def _library_file(self, uri: str) -> Path | None:
@@ -138,10 +141,11 @@ class Reelbase:
 
     def frame_at(self, video_id: str, t: float) -> tuple[np.ndarray, float]:
         """The frame of a library video shown at t seconds (within its duration), and its exact time."""
-        record = self.get(video_id)
-        if not 0 <= t <= record.duration_s + 1e-6:
-            raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {video_id}, got {t}")
-        return read_frame_at(self.video_path(video_id), t)
+        return self._frame_at(self.get(video_id), t)
+
+    def _frame_at(self, record: VideoRecord, t: float) -> tuple[np.ndarray, float]:
+        _check_time(record, t)
+        return read_frame_at(self._file_of(record), t)
 
     def thumbnail(self, video_id: str, t: float | None = None) -> bytes:
         """A PNG of the frame at t (default: the middle), at most THUMB_SIDE a side; the default is cached."""
@@ -149,7 +153,7 @@ class Reelbase:
         cached = self._thumb_path(video_id)
         if t is None and cached.is_file():
             return cached.read_bytes()
-        frame, _ = self.frame_at(video_id, record.duration_s / 2 if t is None else t)
+        frame, _ = self._frame_at(record, record.duration_s / 2 if t is None else t)
         png = png_bytes(frame, THUMB_SIDE)
         if t is None:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -224,8 +228,9 @@ class Reelbase:
             if params.mode == "text":
                 clip = g.generate(params.prompt, frames=params.frames, **common)
             elif params.mode == "animate":
+
                 frame, _ = self.frame_at(params.video_id, params.t)
-                clip = g.animate(_square(frame[None], g.frame_size)[0], params.prompt, frames=params.frames,
+                clip = g.animate(square_frames(frame[None], g.frame_size)[0], params.prompt, frames=params.frames,
                                  **common)
             elif params.mode == "continue":
                 given = self._source_frames(params.video_id, end=params.t)
@@ -247,11 +252,10 @@ class Reelbase:
         from generator.world import FPS
 
         record = self.get(video_id)
-        sampled = read_frames(self.video_path(video_id), rate=FPS, cap=4096, max_side=self.generator.frame_size)
-        frames, times = _square(sampled.frames, self.generator.frame_size), sampled.times
+        sampled = read_frames(self._file_of(record), rate=FPS, cap=4096, max_side=self.generator.frame_size)
+        frames, times = square_frames(sampled.frames, self.generator.frame_size), sampled.times
         if end is not None:
-            if not 0 <= end <= record.duration_s + 1e-6:
-                raise ValueError(f"t must be within 0..{record.duration_s:.3f} s, got {end}")
+            _check_time(record, end)
             return frames[times <= end + 1e-6] if (times <= end + 1e-6).any() else frames[:1]
         first = int(np.searchsorted(times, start - 1e-6))
         window = frames[min(first, len(frames) - 1):][:count]
@@ -261,8 +265,6 @@ class Reelbase:
 
     def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "") -> VideoRecord:
         """Save generated frames into the library as an mp4 and index them (frames and prompt)."""
-        from generator.video import write_mp4
-
         self.library_dir.mkdir(parents=True, exist_ok=True)
         tmp = write_mp4(self.library_dir / f".generating-{os.getpid()}-{threading.get_ident()}.mp4", frames, int(fps))
         video_id = content_id(tmp)
@@ -412,6 +414,11 @@ def _is_id(video_id: str) -> bool:
     return len(video_id) == ID_LENGTH and all(c in "0123456789abcdef" for c in video_id)
 
 
+def _check_time(record: VideoRecord, t: float) -> None:
+    if not 0 <= t <= record.duration_s + 1e-6:
+        raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {record.video_id}, got {t}")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -426,17 +433,6 @@ def png_bytes(frame: np.ndarray, max_side: int | None = None) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _square(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) frames centre-cropped to a square and resized to size x size."""
-    _, h, w, _ = frames.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    frames = frames[:, top:top + side, left:left + side]
-    if side == size:
-        return np.ascontiguousarray(frames)
-    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC)) for f in frames])
 
 
 def _region_mask(region, shape: tuple[int, int]) -> np.ndarray:

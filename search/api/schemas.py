@@ -15,19 +15,21 @@ VIDEO_ID = r"^[0-9a-f]{32}$"
 # --- requests ----------------------------------------------------------------------------------
 
 
-class TextQuery(Strict):
-    text: str = Field(min_length=1, max_length=1000)
+class PagedQuery(Strict):
+    """A page of hits: how many, from where, and which videos may be among them."""
+
     top_k: int = Field(default=10, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=10_000)
     filters: Filters = Filters()
 
 
-class FrameQuery(Strict):
+class TextQuery(PagedQuery):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class FrameQuery(PagedQuery):
     video_id: str = Field(pattern=VIDEO_ID)
     t: float = Field(default=0.0, ge=0, le=86_400)
-    top_k: int = Field(default=10, ge=1, le=200)
-    offset: int = Field(default=0, ge=0, le=10_000)
-    filters: Filters = Filters()
 
 
 class SimilarQuery(Strict):

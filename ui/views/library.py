@@ -4,7 +4,7 @@ import datetime as dt
 
 import streamlit as st
 
-from ui.common import api, call, flash, name_of, play, show_flash, human_size
+from ui.common import api, call, flash, human_size, name_of, play, show_flash
 
 st.title("Library")
 show_flash()
