@@ -182,7 +182,9 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init)
-    rng = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+    # Batches are numbered across runs (`earlier` steps came before), so a run continued from
+    # shipped weights sees fresh world clips rather than the first run's again.
+    rng = torch.Generator().manual_seed(cfg.seed * 7919 + earlier + step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
     losses: list[float] = []
     started = time.time() - elapsed
@@ -190,7 +192,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        video, captions = next_batch(cfg.seed * 1_000_003 + step, cfg.batch, device)
+        video, captions = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
         with torch.no_grad():
             latents = ae.encode(video)  # (B, T, C, h, w)
         frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
@@ -235,7 +237,8 @@ def _resume(run_dir: Path, model, ema, optimizer, init) -> tuple[int, float, int
         loaded, _, extra = load_checkpoint(init)
         model.load_state_dict(loaded.state_dict())
         ema.load_state_dict(loaded.state_dict())
-        earlier = int(extra.get("train", {}).get("steps_total", extra.get("train", {}).get("steps", 0)))
+        trained = extra.get("train", extra)  # shipped weights keep the run's result; run EMAs their step
+        earlier = int(trained.get("steps_total", trained.get("steps", 0)))
         log.info("starting from %s (trained %d steps before)", init, earlier)
         return 0, 0.0, earlier
     return 0, 0.0, 0
