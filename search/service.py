@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from generator.video import square_frames, write_mp4
 from indexer.encoder import ClipEncoder
 from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from indexer.frame_reader import FrameReader
-from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest
+from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
 from indexer.reader import BadVideo, read_frame_at, read_frames, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
 from search import duplicates
@@ -68,6 +67,8 @@ class Reelbase:
         self.settings = settings or Settings()
         self._generate_lock = threading.Lock()
         self.fingerprints = duplicates.FingerprintCache(self._read_for_fingerprint)
+        for folder in (self.library_dir, self.thumbs_dir, self.uploads_dir):  # what a killed process left
+            remove_stale_temp_files(folder)
 
     # --- parts ---------------------------------------------------------------------------------
 
@@ -90,6 +91,14 @@ class Reelbase:
     @property
     def library_dir(self) -> Path:
         return self.settings.library_dir
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.settings.data_dir / "thumbs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.data_dir / "uploads"
 
     # --- library -------------------------------------------------------------------------------
 
@@ -157,13 +166,13 @@ class Reelbase:
         png = png_bytes(frame, THUMB_SIDE)
         if t is None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp = temp_path(cached.with_name(f"{cached.name}.{threading.get_ident()}"))
             tmp.write_bytes(png)
             tmp.replace(cached)
         return png
 
     def _thumb_path(self, video_id: str) -> Path:
-        return self.settings.data_dir / "thumbs" / f"{video_id}.png"
+        return self.thumbs_dir / f"{video_id}.png"
 
     def stats(self) -> dict:
         """Counts from the catalog and the bytes used by the library folder."""
@@ -266,7 +275,7 @@ class Reelbase:
     def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "") -> VideoRecord:
         """Save generated frames into the library as an mp4 and index them (frames and prompt)."""
         self.library_dir.mkdir(parents=True, exist_ok=True)
-        tmp = write_mp4(self.library_dir / f".generating-{os.getpid()}-{threading.get_ident()}.mp4", frames, int(fps))
+        tmp = write_mp4(temp_path(self.library_dir / f"generating-{threading.get_ident()}.mp4"), frames, int(fps))
         video_id = content_id(tmp)
         path = self.library_dir / f"{video_id}.mp4"
         tmp.replace(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import secrets
 import shutil
@@ -71,9 +72,11 @@ def safe_name(name: str | None) -> str:
 
 
 def save_upload(upload: UploadFile, folder: Path) -> Path:
-    """Copy an upload into a fresh folder under `folder`, keeping its (sanitised) name."""
+    """Copy an upload into a fresh temp folder under `folder` (named by this process, so a restart
+    removes what a killed one left), keeping its (sanitised) name."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(dir=folder)) / safe_name(upload.filename)
+    temp = Path(tempfile.mkdtemp(dir=folder, prefix=".upload-", suffix=f".{os.getpid()}.tmp"))
+    target = temp / safe_name(upload.filename)
     with open(target, "wb") as out:
         shutil.copyfileobj(upload.file, out, 1 << 20)
     return target

@@ -20,7 +20,7 @@ router = APIRouter(tags=["library"])
 
 @router.post("/videos", response_model=IngestOut, status_code=201, summary="Upload a video into the library")
 def upload_video(file: UploadFile = File(...), svc: Reelbase = Depends(service)):
-    path = save_upload(file, svc.settings.data_dir / "uploads")
+    path = save_upload(file, svc.uploads_dir)
     try:
         if sniff(path) is None:  # by content, before any decoder sees it
             raise HTTPException(415, f"{path.name} is not a video file (checked by content, not by name)")
