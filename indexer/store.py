@@ -23,6 +23,8 @@ SOURCES = ("generated", "ingested")
 MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
 MAX_TOPK = 16384  # Milvus' limit on search and query result windows
 BATCH = 1000  # rows per write or id lookup, well under gRPC message limits
+HNSW_BUILD = {"M": 16, "efConstruction": 200}  # the frame index on a Milvus server
+MIN_EF = 64  # HNSW search breadth (at least the result count)
 SORTABLE = ("created_at", "duration_s", "num_frames", "width", "height", "fps")
 
 
@@ -252,6 +254,7 @@ class VideoStore:
         self.uri, self.model, self.dim = uri, model, int(dim)
         self._client = _connect(uri, token)
         self._closed = False
+        self._deleted_since_write: set[str] = set()  # see _read
         self.server_version = self._client.get_server_version()
         self.group_by = _supports_group_by(self.server_version)
         try:
@@ -311,11 +314,30 @@ class VideoStore:
     def _index_params(self, index_type: str):
         """Return index params for `embedding` (the collection is empty, so no wait to build)."""
         params = self._client.prepare_index_params()
-        build = {"M": 16, "efConstruction": 200} if index_type == "HNSW" else {}
+        build = HNSW_BUILD if index_type == "HNSW" else {}
         params.add_index("embedding", index_type=index_type, metric_type="COSINE", params=build)
         return params
 
     # --- writing ---
+
+    def _upsert(self, name: str, rows: list[dict]) -> None:
+        self._client.upsert(name, rows)
+        self._deleted_since_write.discard(name)  # this write's timestamp is later than any delete
+
+    def _delete(self, name: str, **where) -> None:
+        self._client.delete(name, **where)
+        self._deleted_since_write.add(name)
+
+    def _read(self, name: str) -> dict:
+        """The consistency of a search or record lookup in a collection.
+
+        Session: this process sees its own writes, and a Milvus server answers at once instead of
+        waiting for its next time tick (200 ms by default) as a Strong read does. But Milvus 2.3
+        returns no timestamp for a delete, so after one the collection is read Strong until the
+        next write. Counts, iterations and the ingest's commit check are always Strong (the
+        collections' level): repairs must see other processes' writes too. Lite ignores levels.
+        """
+        return {"consistency_level": "Strong" if name in self._deleted_since_write else "Session"}
 
     def add_video(self, record: VideoRecord, frame_indices: Sequence[int],
                   frame_times: Sequence[float], frame_embeddings: np.ndarray,
@@ -332,22 +354,22 @@ class VideoStore:
         with_prompt = [e for e in entries if e.prompt_embedding is not None]
         without = [e.record.video_id for e in entries if e.prompt_embedding is None]
         if without:
-            self._client.delete("prompts", ids=without)
+            self._delete("prompts", ids=without)
         if with_prompt:
-            self._client.upsert("prompts", [
+            self._upsert("prompts", [
                 {"video_id": e.record.video_id, "prompt": e.record.prompt,
                  "embedding": np.asarray(e.prompt_embedding, dtype=np.float32).reshape(-1).tolist()}
                 for e in with_prompt])
         with_descriptor = [e for e in entries if e.descriptor is not None]
         if undescribed := [e.record.video_id for e in entries if e.descriptor is None]:
-            self._client.delete("fingerprints", ids=undescribed)
+            self._delete("fingerprints", ids=undescribed)
         if with_descriptor:
-            self._client.upsert("fingerprints", [
+            self._upsert("fingerprints", [
                 {"video_id": e.record.video_id, "embedding": np.asarray(e.descriptor, np.float32).reshape(-1).tolist()}
                 for e in with_descriptor])
         rows = [e.record.to_dict() | {"embedding": _unit(e.frame_embeddings.mean(axis=0)).tolist()} for e in entries]
         for i in range(0, len(rows), BATCH):
-            self._client.upsert("videos", rows[i:i + BATCH])  # last: the commit markers
+            self._upsert("videos", rows[i:i + BATCH])  # last: the commit markers
         log.debug("added %d videos", len(entries))
 
     def _checked(self, entry: VideoEntry) -> VideoEntry:
@@ -368,19 +390,19 @@ class VideoStore:
                  "embedding": e.tolist()}
                 for video_id, indices, times, emb in videos for i, t, e in zip(indices, times, emb, strict=True)]
         for i in range(0, len(rows), BATCH):
-            self._client.upsert("frames", rows[i:i + BATCH])
+            self._upsert("frames", rows[i:i + BATCH])
 
     def delete_video(self, video_id: str) -> None:
         """Delete the video row first (so a crash leaves only orphans), then frames and prompt."""
-        self._client.delete("videos", ids=[video_id])
+        self._delete("videos", ids=[video_id])
         self._delete_frames([video_id])
-        self._client.delete("prompts", ids=[video_id])
-        self._client.delete("fingerprints", ids=[video_id])
+        self._delete("prompts", ids=[video_id])
+        self._delete("fingerprints", ids=[video_id])
 
     def _delete_frames(self, video_ids: list[str]) -> None:
         """Delete every frame of these videos, a batch of ids per call."""
         for i in range(0, len(video_ids), BATCH):
-            self._client.delete("frames", filter=f"video_id in {json.dumps(video_ids[i:i + BATCH])}")
+            self._delete("frames", filter=f"video_id in {json.dumps(video_ids[i:i + BATCH])}")
 
     def orphan_frame_video_ids(self) -> set[str]:
         """Return ids with frames, a prompt or a descriptor but no video row, as an interrupted add leaves."""
@@ -392,8 +414,8 @@ class VideoStore:
         orphans = sorted(self.orphan_frame_video_ids())
         self._delete_frames(orphans)
         for i in range(0, len(orphans), BATCH):
-            self._client.delete("prompts", ids=orphans[i:i + BATCH])
-            self._client.delete("fingerprints", ids=orphans[i:i + BATCH])
+            self._delete("prompts", ids=orphans[i:i + BATCH])
+            self._delete("fingerprints", ids=orphans[i:i + BATCH])
         if orphans:
             log.info("deleted frames and prompts of %d orphaned videos", len(orphans))
         return len(orphans)
@@ -412,8 +434,8 @@ class VideoStore:
         """Return the records that exist among ids, by id."""
         found: dict[str, VideoRecord] = {}
         for i in range(0, len(ids), BATCH):
-            rows = self._client.get("videos", ids=list(ids[i:i + BATCH]),
-                                    output_fields=VIDEO_FIELDS)
+            rows = self._client.get("videos", ids=list(ids[i:i + BATCH]), output_fields=VIDEO_FIELDS,
+                                    **self._read("videos"))
             found.update((r["video_id"], _to_record(r)) for r in rows)
         return found
 
@@ -425,7 +447,7 @@ class VideoStore:
     def list_videos(self, offset: int = 0, limit: int = 50, filter: str = "") -> list[VideoRecord]:
         """Return one page of video records matching filter, in the order Milvus keeps them."""
         rows = self._client.query("videos", filter=filter, offset=offset, limit=limit,
-                                  output_fields=VIDEO_FIELDS)
+                                  output_fields=VIDEO_FIELDS, **self._read("videos"))
         return [_to_record(r) for r in rows]
 
     def browse(self, filter: str = "", sort: str = "created_at", descending: bool = True,
@@ -445,18 +467,19 @@ class VideoStore:
         found: set[str] = set()
         for i in range(0, len(ids), BATCH):
             expr = f"video_id in {json.dumps(list(ids[i:i + BATCH]))}" + (f" and ({filter})" if filter else "")
-            found |= {r["video_id"] for r in self._client.query("videos", filter=expr, output_fields=["video_id"])}
+            rows = self._client.query("videos", filter=expr, output_fields=["video_id"], **self._read("videos"))
+            found |= {r["video_id"] for r in rows}
         return found
 
     def children_of(self, video_id: str) -> list[VideoRecord]:
         """Return the videos re-seeded from this one."""
         rows = self._client.query("videos", filter=f"parent_id == {_quote(video_id)}", output_fields=VIDEO_FIELDS,
-                                  limit=MAX_TOPK)
+                                  limit=MAX_TOPK, **self._read("videos"))
         return [_to_record(r) for r in rows]
 
     def video_embedding(self, video_id: str) -> np.ndarray | None:
         """Return the stored video embedding (mean of its frames), or None for an unknown id."""
-        rows = self._client.get("videos", ids=[video_id], output_fields=["embedding"])
+        rows = self._client.get("videos", ids=[video_id], output_fields=["embedding"], **self._read("videos"))
         return np.asarray(rows[0]["embedding"], dtype=np.float32) if rows else None
 
     def search_frames(self, query: np.ndarray, top_k: int = 10, frames_per_video: int = 3,
@@ -507,7 +530,8 @@ class VideoStore:
 
     def descriptor_of(self, video_id: str) -> np.ndarray | None:
         """Return a video's stored pixel descriptor, or None (unknown id, or indexed before descriptors)."""
-        rows = self._client.get("fingerprints", ids=[video_id], output_fields=["embedding"])
+        rows = self._client.get("fingerprints", ids=[video_id], output_fields=["embedding"],
+                                **self._read("fingerprints"))
         return np.asarray(rows[0]["embedding"], dtype=np.float32) if rows else None
 
     def search_descriptors(self, query: np.ndarray, top_k: int = 10) -> list[tuple[str, float]]:
@@ -530,9 +554,9 @@ class VideoStore:
             raise ValueError(f"need a query of dim {dim}, got {q.size}")
         params = {"metric_type": "COSINE"}
         if self._ef:
-            params["params"] = {"ef": max(64, limit)}  # HNSW needs ef >= limit
+            params["params"] = {"ef": max(MIN_EF, limit)}  # HNSW needs ef >= limit
         return self._client.search(name, data=[q.tolist()], anns_field="embedding", limit=limit, filter=filter,
-                                   search_params=params, output_fields=fields, **extra)[0]
+                                   search_params=params, output_fields=fields, **self._read(name), **extra)[0]
 
     # --- counting ---
 

@@ -1,33 +1,65 @@
-"""Shared fixtures: a real Milvus server for tests marked `server`."""
+"""Shared fixtures: real Milvus servers for tests marked `server`.
+
+- `milvus_server_uri`: the Milvus 2.3 standalone of the `milvus` package, which runs here.
+- `stack_milvus_uri`: the Milvus of `docker-compose.yml` (etcd, MinIO, Milvus at the stack's
+  pinned versions) brought up with testcontainers; skipped with the reason where no Docker
+  engine answers.
+"""
+
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from tests.fixtures import free_port as _free_port
+from tests.fixtures import free_port, milvus_server
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_MILVUS = ["etcd", "minio", "standalone"]  # the services of docker-compose.yml that make up Milvus
 
 
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory):
     """Start the Milvus 2.3 standalone of the `milvus` package once per session; yield its URI."""
-    milvus = pytest.importorskip("milvus", reason="the `milvus` package (Milvus server) is missing")
-    base = tmp_path_factory.mktemp("milvus-server")
-    # The package leaves embedded etcd on fixed ports (2379, 2380); free ones let two sessions
-    # (or a developer's own server) run side by side. Milvus reads ETCD_CONFIG_PATH from the env.
-    etcd, peer = f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}"
-    (base / "etcd.yaml").write_text(
-        f"listen-client-urls: {etcd}\nadvertise-client-urls: {etcd}\nlisten-peer-urls: {peer}\n"
-        f"initial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
-    server = milvus.MilvusServer(wait_for_started=False)  # other ports: free ones from 19530 up
-    server.set_base_dir(str(base))
-    server.config.update(etcd_port=int(etcd.rsplit(":", 1)[1]))
-    server.config.set("proxy.timeTickInterval", 50)  # ms; strong reads wait a tick (default 200)
+    pytest.importorskip("milvus", reason="the `milvus` package (Milvus server) is missing")
+    with ExitStack() as stack:
+        try:
+            uri = stack.enter_context(milvus_server(tmp_path_factory.mktemp("milvus-server")))
+        except Exception as e:  # any start failure means: no server here
+            pytest.skip(f"the Milvus server from the `milvus` package did not start: {e}")
+        yield uri
+
+
+def docker_answers() -> bool:
+    """Return whether a Docker engine answers a ping within two seconds."""
     try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("ETCD_CONFIG_PATH", str(base / "etcd.yaml"))
-            server.start()
-        server.wait_started(timeout=90_000)  # ms; it takes ~10 s
-    except Exception as e:  # any start failure means: no server here
-        server.stop()
-        pytest.skip(f"the Milvus server from the `milvus` package did not start: {e}")
-    yield f"http://127.0.0.1:{server.listen_port}"
-    server.stop()
-    server.cleanup()  # its unpacked binaries take ~150 MB
+        import docker
+
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no socket, no daemon, no permission: all mean no Docker here
+        return False
+
+
+NO_DOCKER = "no Docker engine answers here; testcontainers needs one to run the stack's Milvus"
+
+
+@pytest.fixture(scope="session")
+def stack_milvus_uri(tmp_path_factory):
+    """Bring up docker-compose.yml's Milvus (its own project, ports and volumes); yield its URI."""
+    if not docker_answers():
+        pytest.skip(NO_DOCKER)
+    from testcontainers.compose import DockerCompose
+
+    with pytest.MonkeyPatch.context() as env:
+        # A project of its own, so a developer's running stack is neither reused nor taken down.
+        env.setenv("COMPOSE_PROJECT_NAME", f"reelbase-test-{free_port()}")
+        env.setenv("DOCKER_VOLUME_DIRECTORY", str(tmp_path_factory.mktemp("stack")))
+        env.setenv("MILVUS_PORT", str(free_port()))
+        env.setenv("MILVUS_HTTP_PORT", str(free_port()))
+        compose = DockerCompose(ROOT, "docker-compose.yml", services=STACK_MILVUS, wait=True)
+        with compose:
+            host, port = compose.get_service_host_and_port("standalone", 19530)
+            yield f"http://{host}:{port}"

@@ -169,3 +169,44 @@ def serving(app, timeout: float = 120.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=60)
         assert not thread.is_alive(), "the server did not shut down"
+
+
+@contextmanager
+def milvus_server(base: Path, tick_ms: int = 50) -> Iterator[str]:
+    """Run the Milvus 2.3 standalone of the `milvus` package with its files under `base`; yield its URI.
+
+    Raises whatever stopped it from starting (the caller decides whether that means skip).
+    """
+    import os
+
+    import milvus
+
+    base.mkdir(parents=True, exist_ok=True)
+    # The package leaves embedded etcd on fixed ports (2379, 2380); free ones let two sessions
+    # (or a developer's own server) run side by side. Milvus reads ETCD_CONFIG_PATH from the env.
+    etcd, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    (base / "etcd.yaml").write_text(
+        f"listen-client-urls: {etcd}\nadvertise-client-urls: {etcd}\nlisten-peer-urls: {peer}\n"
+        f"initial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
+    server = milvus.MilvusServer(wait_for_started=False)  # other ports: free ones from 19530 up
+    server.set_base_dir(str(base))
+    server.config.update(etcd_port=int(etcd.rsplit(":", 1)[1]))
+    server.config.set("proxy.timeTickInterval", tick_ms)  # strong reads wait a tick (default 200 ms)
+    previous = os.environ.get("ETCD_CONFIG_PATH")
+    try:
+        os.environ["ETCD_CONFIG_PATH"] = str(base / "etcd.yaml")
+        server.start()
+        server.wait_started(timeout=90_000)  # ms; it takes ~10 s
+    except BaseException:
+        server.stop()
+        raise
+    finally:
+        if previous is None:
+            os.environ.pop("ETCD_CONFIG_PATH", None)
+        else:
+            os.environ["ETCD_CONFIG_PATH"] = previous
+    try:
+        yield f"http://127.0.0.1:{server.listen_port}"
+    finally:
+        server.stop()
+        server.cleanup()  # its unpacked binaries take ~150 MB

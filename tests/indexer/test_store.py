@@ -27,12 +27,14 @@ MODEL, DIM = "test-clip", 16
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server),
+                        pytest.param("stack", marks=[pytest.mark.server, pytest.mark.slow])])
 def uri(request, tmp_path):
-    """A store URI: a fresh Lite file, or the session's Milvus 2.3 server with its rows cleared."""
+    """A store URI: a fresh Lite file, the session's Milvus 2.3 server (the `milvus` package) or
+    the stack's Milvus (docker-compose.yml, where Docker runs), its rows cleared."""
     if request.param == "lite":
         return str(tmp_path / "data" / "milvus.db")  # the parent folder does not exist yet
-    uri = request.getfixturevalue("milvus_server_uri")
+    uri = request.getfixturevalue("milvus_server_uri" if request.param == "server" else "stack_milvus_uri")
     client = MilvusClient(uri)
     for name in COLLECTIONS:  # emptied, not dropped: creating and loading takes seconds each
         if client.has_collection(name):

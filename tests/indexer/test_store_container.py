@@ -1,48 +1,20 @@
-"""VideoStore against a Milvus >= 2.4 server in Docker, where search groups by video on the server."""
+"""VideoStore against the stack's Milvus (docker-compose.yml, Milvus 2.5), where search groups by video on the server.
 
-import os
+The whole store suite (`test_store.py`) runs against it too, as its `stack` parameter.
+"""
 
 import numpy as np
 import pytest
 
-from indexer.store import ModelMismatch, VideoRecord, VideoStore
+from indexer.store import ModelMismatch, VideoRecord, VideoStore, drop_catalog
 
-IMAGE = os.environ.get("REELBASE_TEST_MILVUS_IMAGE", "milvusdb/milvus:v2.5.4")
-
-
-def docker_answers() -> bool:
-    """Return whether a Docker engine answers a ping within two seconds."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=2)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # no socket, no daemon, no permission: all mean no Docker here
-        return False
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.slow,
-    pytest.mark.skipif(not docker_answers(), reason="no Docker engine answers here; "
-                       "testcontainers needs one to run the Milvus image"),
-]
-
-
-@pytest.fixture(scope="module")
-def milvus_uri():
-    from testcontainers.community.milvus import MilvusContainer
-
-    with MilvusContainer(IMAGE) as milvus:
-        yield milvus.get_connection_url()
-
-
-def test_server_groups_by_video(milvus_uri):
+def test_server_groups_by_video(stack_milvus_uri):
     rng = np.random.default_rng(0)
-    store = VideoStore(milvus_uri, model="test-clip", dim=8)
+    drop_catalog(stack_milvus_uri)  # the store suite left its own model's collections
+    store = VideoStore(stack_milvus_uri, model="test-clip-group-by", dim=8)
     try:
         assert store.group_by  # detected from the server version
         centres = rng.normal(size=(4, 8))
@@ -58,6 +30,7 @@ def test_server_groups_by_video(milvus_uri):
         assert all(1 <= len(h.frames) <= 2 for h in hits)
         assert all(h.frames == sorted(h.frames, key=lambda f: -f.score) for h in hits)
         with pytest.raises(ModelMismatch):
-            VideoStore(milvus_uri, model="other", dim=8)
+            VideoStore(stack_milvus_uri, model="other", dim=8)
     finally:
         store.close()
+        drop_catalog(stack_milvus_uri)
