@@ -2,9 +2,10 @@
 
 A job is queued, then running (with its step of steps), then succeeded (its clip saved into the
 library and indexed), failed (with the reason) or cancelled. Each change of state is written to
-`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs; one that was
-running when the process died is reported failed, and nothing of it was saved (a clip enters the
-library only once it is complete).
+`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs. One that was
+running when the process died is reported failed, and nothing of it stays: the job records its
+clip's id before the clip's file enters the library, and at the next start `recover` either finds
+the clip complete in the catalog (the job succeeded after all) or removes what of it was saved.
 """
 
 from __future__ import annotations
@@ -53,11 +54,20 @@ class Job:
         return asdict(self)
 
 
-class JobQueue:
-    """Runs `run(params, callback) -> video_id` on one worker thread, one job at a time."""
+Run = Callable[[GenerationParams, Callable[[int, int], bool], Callable[[str], None]], str]
 
-    def __init__(self, run: Callable[[GenerationParams, Callable[[int, int], bool]], str], folder: Path):
+
+class JobQueue:
+    """Runs `run(params, progress, saving) -> video_id` on one worker thread, one job at a time.
+
+    `run` calls `progress(step, total)` (False means stop) and `saving(video_id)` before its clip
+    enters the library; `recover(video_id) -> bool` tells whether a clip whose saving was
+    interrupted is complete, removing it if not.
+    """
+
+    def __init__(self, run: Run, folder: Path, recover: Callable[[str], bool] = lambda video_id: False):
         self._run = run
+        self._recover = recover
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, Job] = {}
@@ -139,7 +149,8 @@ class JobQueue:
                 self._touch(job, save=True)
             try:
                 params = GenerationParams(**job.params)
-                video_id = self._run(params, lambda step, total, j=job: self._progress(j, step, total))
+                video_id = self._run(params, lambda step, total, j=job: self._progress(j, step, total),
+                                     lambda video_id, j=job: self._saving(j, video_id))
             except Exception as exc:  # the job fails, the worker lives on
                 with self._lock:
                     if self._closing and job.job_id in self._cancel:  # interrupted by a shutdown: run it again
@@ -161,6 +172,11 @@ class JobQueue:
             job.step, job.total_steps = step, total
             self._touch(job)
             return job.job_id not in self._cancel
+
+    def _saving(self, job: Job, video_id: str) -> None:
+        with self._lock:
+            job.video_id = video_id
+            self._touch(job, save=True)
 
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.finished_at = status, error, time.time()
@@ -189,11 +205,20 @@ class JobQueue:
                 log.warning("skipping unreadable job record %s: %s", path, exc)
                 continue
             if job.status == "running":
-                job.status, job.error, job.finished_at = "failed", "the service stopped while this job ran", time.time()
+                self._after_crash(job)
                 self._save(job)
             self._jobs[job.job_id] = job
             if job.status == "queued":
                 self._queue.put(job.job_id)
+
+
+    def _after_crash(self, job: Job) -> None:
+        """A job the last process left running: succeeded if its clip was saved whole, else failed."""
+        if job.video_id and self._recover(job.video_id):
+            job.status, job.finished_at = "succeeded", time.time()
+            return
+        job.status, job.video_id, job.finished_at = "failed", None, time.time()
+        job.error = "the service stopped while this job ran; nothing of it was kept"
 
 
 def _expected(exc: Exception) -> bool:

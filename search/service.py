@@ -227,9 +227,13 @@ class Reelbase:
 
     # --- generation ----------------------------------------------------------------------------
 
-    def generate(self, params: GenerationParams, callback: Callable[[int, int], bool | None] | None = None
-                 ) -> VideoRecord:
-        """Run one generation (any mode), save the clip into the library and index it."""
+    def generate(self, params: GenerationParams, callback: Callable[[int, int], bool | None] | None = None,
+                 on_saving: Callable[[str], None] | None = None) -> VideoRecord:
+        """Run one generation (any mode), save the clip into the library and index it.
+
+        `on_saving(video_id)` is told the clip's id before its file enters the library, so a
+        process killed while saving can be repaired by `recover_clip` at the next start.
+        """
         g = self.generator
         common = dict(negative_prompt=params.negative_prompt, seed=params.seed, steps=params.steps,
                       guidance=params.guidance, callback=callback)
@@ -253,7 +257,8 @@ class Reelbase:
                     edit = g.inpaint if params.mode == "inpaint" else g.outpaint
                     clip = edit(window, mask, params.prompt, **common)
         meta = {**clip.record, "job": params.model_dump(mode="json")}
-        return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "")
+        return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "",
+                             on_saving=on_saving)
 
     def _source_frames(self, video_id: str, start: float = 0.0, end: float | None = None,
                        count: int | None = None) -> np.ndarray:
@@ -272,11 +277,14 @@ class Reelbase:
             window = np.concatenate([window, np.repeat(window[-1:], count - len(window), axis=0)])
         return window
 
-    def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "") -> VideoRecord:
+    def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "",
+                 on_saving: Callable[[str], None] | None = None) -> VideoRecord:
         """Save generated frames into the library as an mp4 and index them (frames and prompt)."""
         self.library_dir.mkdir(parents=True, exist_ok=True)
         tmp = write_mp4(temp_path(self.library_dir / f"generating-{threading.get_ident()}.mp4"), frames, int(fps))
         video_id = content_id(tmp)
+        if on_saving:
+            on_saving(video_id)
         path = self.library_dir / f"{video_id}.mp4"
         tmp.replace(path)
         existing = self.store.get_video(video_id)
@@ -289,6 +297,16 @@ class Reelbase:
         indices = sample_indices(T, fps, INDEX_RATE)
         self._index(record, frames[indices], indices, indices / fps)
         return record
+
+    def recover_clip(self, video_id: str) -> bool:
+        """After a crash while saving a generated clip: True if it was saved completely, else
+        remove what part of it was written (its file and any vectors) and return False."""
+        if self.store.has_video(video_id):  # the commit marker is there: complete
+            return True
+        self.store.delete_video(video_id)  # frames, prompt or descriptor written before the crash
+        (self.library_dir / f"{video_id}.mp4").unlink(missing_ok=True)
+        log.info("removed the half-saved clip %s", video_id)
+        return False
 
     def _index(self, record: VideoRecord, frames: np.ndarray, indices, times) -> None:
         """Embed frames (and the prompt of a generated video) and write the video's rows."""

@@ -210,3 +210,45 @@ def milvus_server(base: Path, tick_ms: int = 50) -> Iterator[str]:
     finally:
         server.stop()
         server.cleanup()  # its unpacked binaries take ~150 MB
+
+
+class ApiProcess:
+    """`reelbase serve` in a child process on a free loopback port, as a deployment runs it."""
+
+    def __init__(self, env: dict, cwd: Path):
+        import subprocess
+        import sys
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "search.cli", "serve", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1]],
+            env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout: float = 180.0) -> ApiProcess:
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the API exited: {self.proc.stderr.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("the API did not become ready")
+
+    def kill(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=120)
+
+    def __enter__(self) -> ApiProcess:
+        return self.wait_ready()
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+        self.proc.stderr.close()

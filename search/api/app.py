@@ -79,8 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.store  # noqa: B018 - open the store and the CLIP model now: fail at start, not on a request
         service.generator  # noqa: B018
         app.state.service = service
-        app.state.jobs = JobQueue(lambda params, cb: service.generate(params, cb).video_id,
-                                  settings.data_dir / "jobs")
+        app.state.jobs = JobQueue(lambda params, cb, saving: service.generate(params, cb, saving).video_id,
+                                  settings.data_dir / "jobs", recover=service.recover_clip)
         log.info("serving %s (%s) with CLIP %s", settings.data_dir, settings.resolved_milvus_uri, settings.clip_model)
         try:
             yield

@@ -11,7 +11,7 @@ import pytest
 
 from indexer.encoder import ClipEncoder
 from indexer.ingest import content_id, find_videos, ingest, remove_stale_temp_files
-from indexer.store import VideoStore
+from indexer.store import VideoStore, drop_catalog
 from tests import fixtures
 
 
@@ -87,11 +87,21 @@ def _run_ingest(env, folder) -> subprocess.Popen:
     )
 
 
-def test_kill_minus_9_half_way_then_rerun_repairs_everything(tmp_path):
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def milvus_uri(request, tmp_path):
+    """Where the catalog lives: a Lite file in the data folder, or the session's Milvus server (emptied)."""
+    if request.param == "lite":
+        return str(tmp_path / "data" / "milvus.db")
+    uri = request.getfixturevalue("milvus_server_uri")
+    drop_catalog(uri)
+    return uri
+
+
+def test_kill_minus_9_half_way_then_rerun_repairs_everything(tmp_path, milvus_uri):
     folder = tmp_path / "in"
     paths = fixtures.write_world_videos(folder, 40, seed=14)
     data = tmp_path / "data"
-    env = {**os.environ, "REELBASE_DATA_DIR": str(data), "REELBASE_DEVICE": "cpu"}
+    env = {**os.environ, "REELBASE_DATA_DIR": str(data), "REELBASE_MILVUS_URI": milvus_uri, "REELBASE_DEVICE": "cpu"}
     proc = _run_ingest(env, folder)
     library = data / "library"
     deadline = time.time() + 120
@@ -105,7 +115,7 @@ def test_kill_minus_9_half_way_then_rerun_repairs_everything(tmp_path):
     rerun = _run_ingest(env, folder)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()
-    with VideoStore(str(data / "milvus.db"), model="reelbase-tiny", dim=256) as store:
+    with VideoStore(milvus_uri, model="reelbase-tiny", dim=256) as store:
         ids = {content_id(p) for p in paths}
         assert {r.video_id for r in store.iter_videos()} == ids
         assert store.count_frames() == 40 * 5

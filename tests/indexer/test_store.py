@@ -21,6 +21,7 @@ from indexer.store import (
     VideoRecord,
     VideoStore,
     _supports_group_by,
+    drop_catalog,
 )
 
 MODEL, DIM = "test-clip", 16
@@ -35,6 +36,10 @@ def uri(request, tmp_path):
     if request.param == "lite":
         return str(tmp_path / "data" / "milvus.db")  # the parent folder does not exist yet
     uri = request.getfixturevalue("milvus_server_uri" if request.param == "server" else "stack_milvus_uri")
+    try:  # another suite may have left its own model's collections on the shared server
+        VideoStore(uri, model=MODEL, dim=DIM).close()
+    except ModelMismatch:
+        drop_catalog(uri)
     client = MilvusClient(uri)
     for name in COLLECTIONS:  # emptied, not dropped: creating and loading takes seconds each
         if client.has_collection(name):
