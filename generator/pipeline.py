@@ -27,6 +27,7 @@ from generator.world import FPS, SIZE
 log = logging.getLogger(__name__)
 
 CONTEXT = 4  # frames a chained window is conditioned on
+MAX_FRAMES = 1024  # frames one call may make (chained windows): 128 s at the world's 8 fps
 BUILTIN = {"reelbase-tiny": ("generator-tiny.safetensors", "autoencoder-tiny.safetensors")}
 
 # callback(step, total) -> False to cancel; steps count across all chunks of a long clip
@@ -171,8 +172,8 @@ class Generator:
     def _continue(self, clip: Clip, prompt, negative_prompt, seed, steps, guidance, new_frames, callback,
                   context: int = CONTEXT, first_chunk: int = 0, total_chunks: int | None = None) -> Clip:
         """Chain windows, each with the last `context` frames given, until `new_frames` are made."""
-        if new_frames < 1:
-            raise ValueError(f"new_frames must be at least 1, got {new_frames}")
+        if not 1 <= new_frames <= MAX_FRAMES:
+            raise ValueError(f"new_frames must be within 1..{MAX_FRAMES}, got {new_frames}")
         context = max(1, min(context, self.window - 1, len(clip.frames)))
         frames = clip.frames
         chunks = -(-new_frames // (self.window - context))
@@ -188,8 +189,8 @@ class Generator:
         return Clip(frames[: len(clip.frames) + new_frames], FPS)
 
     def _chunks(self, frames: int) -> int:
-        if frames < 1:
-            raise ValueError(f"frames must be at least 1, got {frames}")
+        if not 1 <= frames <= MAX_FRAMES:
+            raise ValueError(f"frames must be within 1..{MAX_FRAMES}, got {frames}")
         return 1 + max(0, -(-(frames - self.window) // (self.window - CONTEXT)))
 
     def _finish(self, frames, mode, prompt, negative_prompt, seed, steps, guidance) -> Clip:

@@ -122,8 +122,12 @@ def ingest(
     cap: int = 512,
     limits: ReadLimits = ReadLimits(),
     progress: Progress | None = None,
+    keep_paths: bool = True,
 ) -> IngestReport:
-    """Ingest files and folders into the library, reporting each file to `progress`."""
+    """Ingest files and folders into the library, reporting each file to `progress`.
+
+    `keep_paths` records where each file came from (not for uploads, whose path is a temporary folder).
+    """
     started = time.time()
     report = IngestReport()
     library = Path(library_dir)
@@ -140,7 +144,8 @@ def ingest(
     by_path = {c.path: c for c in todo}
     with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
-            entries = [_file_into_library(by_path[sampled.path], sampled, emb, library) for sampled, emb in batch]
+            entries = [_file_into_library(by_path[sampled.path], sampled, emb, library, keep_paths)
+                       for sampled, emb in batch]
             store.add_videos(entries)  # frames, then the video rows: a crash here is repaired by a rerun
             for (sampled, embeddings), entry in zip(batch, entries):
                 report.added.append(entry.record.video_id)
@@ -199,7 +204,7 @@ def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[Samp
 
 
 def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
-                       library: Path) -> VideoEntry:
+                       library: Path, keep_path: bool) -> VideoEntry:
     """Copy the file into the library (content-addressed, atomic) and describe its catalog rows."""
     name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
     _copy_atomic(candidate.path, library / name)
@@ -214,7 +219,7 @@ def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings:
         height=int(info.height),
         num_frames=int(info.num_frames),
         created_at=time.time(),
-        meta=_meta(candidate.path),
+        meta=_meta(candidate.path, keep_path),
     )
     return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings,
                       descriptor=describe(sampled.frames))
@@ -272,9 +277,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _meta(path: Path) -> dict:
-    """The original file name, and the caption of a JSON sidecar (`clip.json` beside `clip.mp4`)."""
-    meta = {"original_name": path.name, "original_path": str(path.resolve())}
+def _meta(path: Path, keep_path: bool) -> dict:
+    """The original file name (and path), and the caption of a JSON sidecar (`clip.json` beside `clip.mp4`)."""
+    meta = {"original_name": path.name, **({"original_path": str(path.resolve())} if keep_path else {})}
     sidecar = path.with_suffix(".json")
     if sidecar.is_file() and sidecar.stat().st_size < 1 << 20:
         try:

@@ -22,8 +22,31 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _user_errors()):
             raise
-        print(f"reelbase: error: {exc}", file=sys.stderr)
+        print(f"reelbase: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: Exception) -> str:
+    """A user error as one line; pydantic's validation errors as 'field: what is wrong; ...'."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: an integer within low..high, else a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be within {low}..{high}, got {value}")
+        return value
+
+    return parse
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -33,7 +56,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from indexer.store import StoreError
     from search.service import NotFound
 
-    return (UnknownModel, StoreError, FileNotFoundError, ValueError, NotFound, BadVideo)
+    return (UnknownModel, StoreError, FileNotFoundError, PermissionError, ValueError, NotFound, BadVideo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", default="")
     p.add_argument("--image", help="search by this image file instead of text")
     p.add_argument("--prompts", action="store_true", help="search the prompts of generated clips")
-    p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--top-k", type=_int_in(1, 1000), default=10)
+    p.add_argument("--offset", type=_int_in(0, 1_000_000), default=0)
     p.add_argument("--source", choices=["generated", "ingested"])
     p.add_argument("--min-duration", type=float)
     p.add_argument("--max-duration", type=float)
@@ -85,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("similar", help="the videos nearest to a library video")
     p.add_argument("video_id")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-k", type=_int_in(1, 1000), default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
 
@@ -237,6 +260,7 @@ def cmd_generate(args) -> int:
     from generator.pipeline import Generator
     from generator.video import write_mp4
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     generator = Generator.load(args.model, args.device)
     with _StepBar("generate", quiet=args.json) as bar:
         clip = generator.generate(args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,

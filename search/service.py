@@ -102,9 +102,10 @@ class Reelbase:
 
     # --- library -------------------------------------------------------------------------------
 
-    def ingest(self, paths: list[str | Path], progress: Progress | None = None) -> IngestReport:
+    def ingest(self, paths: list[str | Path], progress: Progress | None = None, keep_paths: bool = True
+               ) -> IngestReport:
         """Add video files and folders to the library (content-addressed, idempotent)."""
-        return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress)
+        return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress, keep_paths=keep_paths)
 
     def get(self, video_id: str) -> VideoRecord:
         record = self.store.get_video(video_id) if _is_id(video_id) else None

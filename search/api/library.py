@@ -24,7 +24,7 @@ def upload_video(file: UploadFile = File(...), svc: Reelbase = Depends(service))
     try:
         if sniff(path) is None:  # by content, before any decoder sees it
             raise HTTPException(415, f"{path.name} is not a video file (checked by content, not by name)")
-        report = svc.ingest([path])
+        report = svc.ingest([path], keep_paths=False)  # its path is a temp folder
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
     if report.failed:
