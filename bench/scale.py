@@ -4,9 +4,10 @@ One million 512-d unit vectors shaped like frame embeddings (topics -> videos ->
 clustered, so an index meets the structure real CLIP frames have) go into each backend with the
 index reelbase's store gives its `frames` collection (AUTOINDEX on Lite, HNSW M=16
 efConstruction=200 on a server, cosine). Queries are frames of held-out videos of the same
-topics. Printed per backend: insert rate, index build time, load time, search median / p99
-latency one query at a time (top 10, at the store's ef and a few others) and recall@10 against
-the exact answer; and the exact scan's own latency on the same vectors.
+topics. Printed per backend: insert rate (into the indexed collection), the time from the last
+insert until every row is indexed, load time, search median / p99 latency one query at a time
+(top 10, at the store's ef and a few others) and recall@10 against the exact answer; and the
+exact scan's own latency on the same vectors.
 
     python3 bench/scale.py [--n 1000000] [--dim 512] [--queries 200] [--backends lite server]
 
@@ -107,24 +108,25 @@ def measure(client: MilvusClient, backend: str, data: np.ndarray, queries: np.nd
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=data.shape[1])
     client.create_collection(name, schema=schema, consistency_level="Bounded")
+    # As the store does: the index is declared on the empty collection, so segments are indexed
+    # as they fill (one long create_index call on a full collection gets retried by the client).
+    index_type = "AUTOINDEX" if backend == "lite" else "HNSW"
+    params = client.prepare_index_params()
+    params.add_index("embedding", index_type=index_type, metric_type="COSINE",
+                     params=HNSW_BUILD if index_type == "HNSW" else {})
+    client.create_index(name, params)
 
     t0 = time.perf_counter()
     for start in range(0, len(data), INSERT_BATCH):
         block = data[start:start + INSERT_BATCH]
         client.insert(name, [{"id": start + i, "embedding": v} for i, v in enumerate(block.tolist())])
-    client.flush(name)
     insert_s = time.perf_counter() - t0
     log(f"{backend}: inserted {len(data):,} in {insert_s:.0f} s")
-
-    index_type = "AUTOINDEX" if backend == "lite" else "HNSW"
-    params = client.prepare_index_params()
-    params.add_index("embedding", index_type=index_type, metric_type="COSINE",
-                     params=HNSW_BUILD if index_type == "HNSW" else {})
     t0 = time.perf_counter()
-    client.create_index(name, params)  # waits until every sealed segment is indexed
+    client.flush(name)
     _wait_for_index(client, name)
     index_s = time.perf_counter() - t0
-    log(f"{backend}: {index_type} built in {index_s:.0f} s")
+    log(f"{backend}: {index_type} complete {index_s:.0f} s after the last insert")
     t0 = time.perf_counter()
     client.load_collection(name)
     load_s = time.perf_counter() - t0
@@ -154,7 +156,8 @@ def _wait_for_index(client: MilvusClient, name: str, timeout: float = 7200) -> N
     deadline = time.time() + timeout
     while time.time() < deadline:
         info = client.describe_index(name, "embedding")
-        if int(info.get("pending_index_rows", 0)) == 0 and info.get("state", "Finished") in ("Finished", 3):
+        if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(
+                info.get("total_rows", 0)) and info.get("state", "Finished") in ("Finished", 3):
             return
         time.sleep(2)
     raise TimeoutError(f"the index on {name} was not built in {timeout} s")
@@ -169,7 +172,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--backends", nargs="+", default=["lite", "server"], choices=["lite", "server"])
+    parser.add_argument("--backends", nargs="+", default=["server", "lite"], choices=["lite", "server"])
     parser.add_argument("--ef", type=int, nargs="+", default=[32, MIN_EF, 128])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -197,7 +200,7 @@ def main() -> None:
     print(f"\n{args.n:,} frame vectors, dim {args.dim}, {args.queries} queries, top {TOP_K}; "
           f"exact NumPy scan: median {exact_ms:.1f} ms, p99 {1000 * np.percentile(exact, 99):.1f} ms "
           f"({len(exact)} queries)\n")
-    print("| backend | index | ef | consistency | insert rows/s | index build s | load s | median ms | p99 ms "
+    print("| backend | index | ef | consistency | insert rows/s | indexed after s | load s | median ms | p99 ms "
           "| recall@10 | speed-up vs exact |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

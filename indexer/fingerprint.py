@@ -119,7 +119,7 @@ def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float().div_(255)
     variants, colours = [], []
     for top, left, h, w in _crop_boxes(*x.shape[-2:]):
         crop = x[..., top:top + h, left:left + w]

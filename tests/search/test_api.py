@@ -11,6 +11,7 @@ from PIL import Image
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
+from indexer.store import drop_catalog
 from search.api import create_app
 from search.settings import Settings
 from tests import fixtures
@@ -18,11 +19,18 @@ from tests import fixtures
 UPLOAD_LIMIT_MB = 1
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    """A running app with six world clips uploaded; yields (client, {name: video_id}, data_dir)."""
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def api(request, tmp_path_factory):
+    """A running app with six world clips uploaded; yields (client, {name: video_id}, data_dir).
+
+    The catalog is a Milvus Lite file, or the session's real Milvus server (the same suite on both).
+    """
     root = tmp_path_factory.mktemp("api")
-    settings = Settings(data_dir=root / "data", device="cpu", max_upload_mb=UPLOAD_LIMIT_MB)
+    uri = ""
+    if request.param == "server":
+        uri = request.getfixturevalue("milvus_server_uri")
+        drop_catalog(uri)
+    settings = Settings(data_dir=root / "data", milvus_uri=uri, device="cpu", max_upload_mb=UPLOAD_LIMIT_MB)
     with TestClient(create_app(settings)) as client:
         ids = {}
         for i, clip in enumerate(sample_clips(31, 0, 6)):
