@@ -114,12 +114,17 @@ def _chromaticity(x: torch.Tensor) -> torch.Tensor:
     return ((cells + 8) / (cells.sum(dim=1, keepdim=True) + 24)).flatten(2).transpose(1, 2)
 
 
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(n, H, W, 3) uint8 frames as (n, 3, H, W) floats in 0..1 (read-only frames are copied first)."""
+    return torch.from_numpy(np.require(frames, requirements=("C", "W"))).permute(0, 3, 1, 2).float().div_(255)
+
+
 def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
     """Fingerprint (n, H, W, 3) uint8 frames shown at `times`."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
-    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float().div_(255)
+    x = _to_tensor(frames)
     variants, colours = [], []
     for top, left, h, w in _crop_boxes(*x.shape[-2:]):
         crop = x[..., top:top + h, left:left + w]
@@ -141,7 +146,7 @@ DESCRIPTOR_NAME = "reelbase-pixel-descriptor-v1"
 
 def describe(frames: np.ndarray) -> np.ndarray:
     """The descriptor of (n, H, W, 3) uint8 frames, without the crop hypotheses (cheap; used at ingest)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+    x = _to_tensor(frames)
     small = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
     return descriptor_of_plain(_band_pass(small).numpy())
 

@@ -6,6 +6,9 @@ import argparse
 import json
 import logging
 import sys
+import time
+
+OPTIMIZE_SHARE = 0.1  # an ingest adding this share of the library's frames rebuilds Milvus Lite's indexes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dups)
 
+    p = sub.add_parser("optimize", help="rebuild the search indexes over every frame (when `serve` is not running)")
+    p.set_defaults(func=cmd_optimize)
+
     p = sub.add_parser("reindex", help="re-embed every library video with the configured CLIP model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reindex)
@@ -182,6 +188,7 @@ def cmd_demo(args) -> int:
         finally:
             bar.close()
         print("   " + report.summary())
+        _optimize_if_grown(service, report)
         for query in DEMO_QUERIES:
             print(f"3. text search {query!r}:")
             for hit in service.search_text(query, top_k=3):
@@ -318,10 +325,33 @@ def cmd_ingest(args) -> int:
     bar = _Bar(quiet=args.json)
     try:
         report = service.ingest(args.paths, progress=bar)
+        bar.close()
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+        _optimize_if_grown(service, report, quiet=args.json)
     finally:
         bar.close()
         service.close()
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
+def _optimize_if_grown(service, report, quiet: bool = False) -> None:
+    """After an ingest that added a good share of the library's frames, rebuild the indexes."""
+    if report.frames and report.frames >= OPTIMIZE_SHARE * service.store.count_frames():
+        t0 = time.perf_counter()
+        service.store.optimize()
+        if not quiet:
+            print(f"rebuilt the search indexes in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def cmd_optimize(args) -> int:
+    service = _service()
+    try:
+        t0 = time.perf_counter()
+        service.store.optimize()
+        print(f"rebuilt the search indexes over {service.store.count_frames()} frames "
+              f"in {time.perf_counter() - t0:.1f} s")
+    finally:
+        service.close()
     return 0
 
 

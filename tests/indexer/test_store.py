@@ -130,6 +130,39 @@ def test_search_one_hit_per_video_ranked(store):
     assert all(len(h.frames) <= 2 for h in hits)
 
 
+def test_optimize_keeps_every_video_findable(store, uri):
+    videos = clustered(8, 6)
+    for vid, emb in list(videos.items())[:5]:
+        add(store, vid, emb)
+    store.optimize()  # Lite rebuilds its indexes over the five; a server compacts
+    for vid, emb in list(videos.items())[5:]:  # rows written after the rebuild
+        add(store, vid, emb)
+    for vid, emb in videos.items():
+        assert store.search_frames(emb[2], top_k=1)[0].video.video_id == vid
+    assert store.count_frames() == 48 and store.count_videos() == 8
+    store.close()
+
+    reopened = VideoStore(uri, model=MODEL, dim=DIM)  # what optimize left opens and searches as before
+    assert reopened.search_frames(videos["vid06"][0], top_k=1)[0].video.video_id == "vid06"
+    reopened.close()
+
+
+def test_index_dropped_by_a_crash_is_rebuilt_on_open(tmp_path):
+    path = str(tmp_path / "milvus.db")
+    store = VideoStore(path, model=MODEL, dim=DIM)
+    videos = clustered(3, 4)
+    for vid, emb in videos.items():
+        add(store, vid, emb)
+    store._client.release_collection("frames")  # optimize killed between dropping and building
+    store._client.drop_index("frames", "embedding")
+    store.close()
+
+    store = VideoStore(path, model=MODEL, dim=DIM)
+    assert store._client.list_indexes("frames")
+    assert store.search_frames(videos["vid01"][3], top_k=1)[0].video.video_id == "vid01"
+    store.close()
+
+
 def test_search_passes_filter_to_frames(store):
     videos = clustered(6, 3)
     for vid, emb in videos.items():

@@ -80,6 +80,22 @@ def test_another_model_on_the_same_store_is_refused(library, tmp_path):
     assert result.returncode == 2 and "written by embedding model 'reelbase-tiny'" in result.stderr
 
 
+def test_optimize_rebuilds_the_indexes_and_search_goes_on(library):
+    root, data = library
+    assert "rebuilt the search indexes over 50 frames" in reelbase("optimize", data_dir=data).stdout
+    caption = json.loads((root / "clips" / "00004.json").read_text())["caption"]
+    hits = json.loads(reelbase("search", caption, "--top-k", "10", "--json", data_dir=data).stdout)
+    assert "00004.mp4" in [h["video"]["meta"]["original_name"] for h in hits]
+    again = reelbase("ingest", str(root / "clips"), data_dir=data)  # nothing new: no rebuild
+    assert "rebuilt" not in again.stderr
+
+
+def test_an_ingest_that_grows_the_library_rebuilds_its_indexes(tmp_path):
+    fixtures.write_world_videos(tmp_path / "clips", 2, seed=5)
+    result = reelbase("ingest", str(tmp_path / "clips"), data_dir=tmp_path / "data")
+    assert "added 2 videos" in result.stdout and "rebuilt the search indexes" in result.stderr
+
+
 def test_demo_generates_ingests_searches_and_scans(tmp_path):
     out = reelbase("demo", "--clips", "8", "--generate", "2", "--steps", "2", data_dir=tmp_path / "demo").stdout
     assert "generating 2 clips" in out and "added 9 videos" in out  # 8 world clips and a copy of one
