@@ -172,9 +172,10 @@ def serving(app, timeout: float = 120.0) -> Iterator[str]:
 
 
 @contextmanager
-def milvus_server(base: Path, tick_ms: int = 50) -> Iterator[str]:
+def milvus_server(base: Path, tick_ms: int = 50, config: dict | None = None) -> Iterator[str]:
     """Run the Milvus 2.3 standalone of the `milvus` package with its files under `base`; yield its URI.
 
+    `config` sets more of milvus.yaml by dotted key ("dataCoord.segment.maxSize": 1024).
     Raises whatever stopped it from starting (the caller decides whether that means skip).
     """
     import os
@@ -192,6 +193,8 @@ def milvus_server(base: Path, tick_ms: int = 50) -> Iterator[str]:
     server.set_base_dir(str(base))
     server.config.update(etcd_port=int(etcd.rsplit(":", 1)[1]))
     server.config.set("proxy.timeTickInterval", tick_ms)  # strong reads wait a tick (default 200 ms)
+    for key, value in (config or {}).items():
+        server.config.set(key, value)
     previous = os.environ.get("ETCD_CONFIG_PATH")
     try:
         os.environ["ETCD_CONFIG_PATH"] = str(base / "etcd.yaml")
