@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", nargs="+", default=["server", "lite"], choices=["lite", "server"])
-    parser.add_argument("--ef", type=int, nargs="+", default=[32, MIN_EF, 128])
+    parser.add_argument("--ef", type=int, nargs="+", default=sorted({32, 64, MIN_EF, 256}))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--default-segments", action="store_true", help="the server's default segment sizes")
     parser.add_argument("--settle", type=float, default=900,
