@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
+    p.add_argument("--lr", type=float, default=None,
+                   help="generator: peak learning rate (default 6e-4; lower it to go on from trained weights)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator: a folder of videos with captions (clip.json or clip.txt) instead of the world")
@@ -537,6 +539,8 @@ def cmd_train(args) -> int:
         from generator.checkpoint import WEIGHTS_DIR
         from generator.train import GeneratorTrainConfig, train_generator
 
+        if args.lr is not None:
+            overrides["lr"] = args.lr
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)

@@ -39,6 +39,20 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
+def test_the_train_command_sets_the_learning_rate(tmp_path, monkeypatch, capsys):
+    from search import cli
+
+    config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=8, latent_size=8, frames=16)
+    monkeypatch.setitem(dit.DIT_CONFIGS, "small", config)  # on the shipped autoencoder's latents
+    run = tmp_path / "run"
+    argv = ["train", "generator", "--config", "small", "--steps", "2", "--batch", "2", "--lr", "1e-4",
+            "--device", "cpu", "--no-export", "--run-dir", str(run)]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["lr"] == 1e-4 and result["steps"] == 2
+    assert json.loads((run / "result.json").read_text())["config"]["lr"] == 1e-4
+
+
 def test_training_reads_a_folder_of_captioned_videos(tmp_path, monkeypatch):
     import pytest
 
