@@ -41,8 +41,13 @@ def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = N
 
 
 def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask: torch.Tensor | None = None,
-                  prompt_drop: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Velocity MSE on the frames that are not given; given frames stay clean (t = 0)."""
+                  prompt_drop: float = 0.1, generator: torch.Generator | None = None,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Velocity MSE on the frames that are not given; given frames stay clean (t = 0).
+
+    `weight` (broadcastable to (B, T, 1, h, w)) weighs latent cells within each frame, say the
+    few cells an object covers above the background (see `train.object_weights`).
+    """
     B, T = latents.shape[:2]
     device = latents.device
     t = sample_times(B, generator, device)  # (B,)
@@ -54,7 +59,12 @@ def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask
         generated = (~frame_mask).float()
     drop = torch.rand(B, generator=generator, device=device) < prompt_drop  # train the null prompt
     v = model(x_t, t, tokens, frame_mask=frame_mask, drop=drop)
-    err = F.mse_loss(v.float(), (noise - latents).float(), reduction="none").mean(dim=(2, 3, 4))  # (B, T)
+    se = F.mse_loss(v.float(), (noise - latents).float(), reduction="none")  # (B, T, C, h, w)
+    if weight is None:
+        err = se.mean(dim=(2, 3, 4))  # (B, T)
+    else:
+        weight = weight.float().expand(B, T, 1, *se.shape[3:])
+        err = (se * weight).mean(dim=(2, 3, 4)) / weight.mean(dim=(2, 3, 4))  # (B, T), a weighted mean
     return (err * generated).sum() / generated.sum().clamp(min=1)
 
 

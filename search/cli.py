@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
     p.add_argument("--lr", type=float, default=None,
                    help="generator: peak learning rate (default 6e-4; lower it to go on from trained weights)")
+    p.add_argument("--object-weight", type=float, default=None,
+                   help="generator: extra loss weight on the latent cells objects cover (default 0)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator: a folder of videos with captions (clip.json or clip.txt) instead of the world")
@@ -539,8 +541,7 @@ def cmd_train(args) -> int:
         from generator.checkpoint import WEIGHTS_DIR
         from generator.train import GeneratorTrainConfig, train_generator
 
-        if args.lr is not None:
-            overrides["lr"] = args.lr
+        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight)) if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)

@@ -86,6 +86,22 @@ def test_given_frames_stay_clean_and_leave_the_loss_alone():
     assert torch.allclose(junk, clean)
 
 
+def test_a_loss_weight_is_a_weighted_mean_over_latent_cells():
+    model = woken_model()
+    latents, toks = torch.randn(SHAPE, generator=gen(1)), tokens()
+    h = CONFIG.latent_size
+
+    def loss(weight=None):
+        return flow.training_loss(model, latents, toks, generator=gen(3), weight=weight)
+
+    assert torch.allclose(loss(torch.full((1, 1, 1, h, h), 2.0)), loss())  # a uniform weight is the plain mean
+    per_cell = torch.stack([loss(torch.eye(h * h)[k].view(1, 1, 1, h, h)) for k in range(h * h)])
+    weight = torch.rand(h * h, generator=gen(5)) + 0.1
+    expected = (weight * per_cell).sum() / weight.sum()
+    assert torch.allclose(loss(weight.view(1, 1, 1, h, h)), expected, rtol=1e-4)
+    assert not torch.allclose(expected, loss(), rtol=1e-3)
+
+
 def test_sampler_is_deterministic_for_a_seed():
     model = woken_model()
     a = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5))

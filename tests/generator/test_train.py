@@ -39,18 +39,30 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
-def test_the_train_command_sets_the_learning_rate(tmp_path, monkeypatch, capsys):
+def test_the_train_command_sets_the_learning_rate_and_object_weight(tmp_path, monkeypatch, capsys):
     from search import cli
 
     config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=8, latent_size=8, frames=16)
     monkeypatch.setitem(dit.DIT_CONFIGS, "small", config)  # on the shipped autoencoder's latents
     run = tmp_path / "run"
     argv = ["train", "generator", "--config", "small", "--steps", "2", "--batch", "2", "--lr", "1e-4",
-            "--device", "cpu", "--no-export", "--run-dir", str(run)]
+            "--object-weight", "4", "--device", "cpu", "--no-export", "--run-dir", str(run)]
     assert cli.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["config"]["lr"] == 1e-4 and result["steps"] == 2
+    assert result["config"]["lr"] == 1e-4 and result["config"]["object_weight"] == 4 and result["steps"] == 2
     assert json.loads((run / "result.json").read_text())["config"]["lr"] == 1e-4
+
+
+def test_object_weights_mark_the_latent_cells_an_object_covers():
+    from generator.train import object_weights
+
+    video = -torch.ones(1, 2, 3, 64, 64)  # black frames in [-1, 1]
+    video[0, 0, :, 10:14, 20:24] = 1.0  # a white 4 px square in frame 0 only: latent cell (1, 2)
+    weights = object_weights(video, 8, 4.0, threshold=0.1)
+    assert weights.shape == (1, 2, 1, 8, 8)
+    expected = torch.ones(1, 2, 1, 8, 8)
+    expected[0, 0, 0, 1, 2] = 5.0
+    assert torch.equal(weights, expected)
 
 
 def test_training_reads_a_folder_of_captioned_videos(tmp_path, monkeypatch):
