@@ -36,7 +36,8 @@ class ClipEncoder:
 
     @property
     def name(self) -> str:
-        return self.clip.spec
+        """The model's identity: its name and a digest of its weights (see `indexer.models.model_identity`)."""
+        return self.clip.identity
 
     @property
     def dim(self) -> int:

@@ -10,6 +10,7 @@ A spec is, in this order (like open_clip's own factory, kept small):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class ClipModel:
     """A loaded open_clip model with what it takes to feed it."""
 
     spec: str
+    identity: str  # what a store records as its writer (see `model_identity`)
     model: torch.nn.Module
     tokenizer: object
     image_size: int
@@ -50,7 +52,7 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
         weights = Path(source).expanduser()
         if not weights.is_file():
             raise UnknownModel(f"CLIP weights file not found: {weights} (from spec '{spec}')")
-        return _create(spec, name, str(weights), device)
+        return _create(spec, name, str(weights), device, model_identity(spec))
     if spec in BUILTIN:
         weights = WEIGHTS_DIR / f"{spec}.safetensors"
         if not weights.is_file():
@@ -58,10 +60,35 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
                 f"built-in model '{spec}' has no weights at {weights}; "
                 "train them with `reelbase train clip`"
             )
-        return _create(spec, spec, str(weights), device)
+        return _create(spec, spec, str(weights), device, model_identity(spec))
     if source and (name, source) in set(open_clip.list_pretrained()):
-        return _create(spec, name, source, device)
+        return _create(spec, name, source, device, spec)
     raise UnknownModel(f"unknown CLIP model spec '{spec}'. {available_models()}")
+
+
+def model_identity(spec: str) -> str:
+    """The name a store records for the vectors a spec's model writes.
+
+    Weights from a file are named by their content, not their place: `reelbase-tiny@<digest>`,
+    `ARCH@<digest>` for `ARCH:/path`. So weights retrained under the same name are told apart
+    (their vectors must not mix with the old ones), and the same weights at another path (in a
+    container, say) are not. A pretrained tag names fixed weights: it is its own identity.
+    """
+    name, _, source = spec.partition(":")
+    if source and _looks_like_path(source):
+        return f"{name}@{weights_digest(Path(source).expanduser())}"
+    if spec in BUILTIN:
+        return f"{spec}@{weights_digest(WEIGHTS_DIR / f'{spec}.safetensors')}"
+    return spec
+
+
+def weights_digest(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
 
 
 def available_models() -> str:
@@ -78,14 +105,14 @@ def available_models() -> str:
 
 def random_clip(arch: str, device: str = "cpu") -> ClipModel:
     """An open_clip architecture with random weights (for speed benchmarks, never for search)."""
-    return _create(f"{arch}:random", arch, None, device)
+    return _create(f"{arch}:random", arch, None, device, f"{arch}:random")
 
 
 def _looks_like_path(source: str) -> bool:
     return "/" in source or source.endswith((".safetensors", ".bin", ".pt", ".pth"))
 
 
-def _create(spec: str, arch: str, pretrained: str | None, device: str) -> ClipModel:
+def _create(spec: str, arch: str, pretrained: str | None, device: str, identity: str) -> ClipModel:
     if arch not in open_clip.list_models():
         raise UnknownModel(f"unknown open_clip architecture '{arch}' in spec '{spec}'. {available_models()}")
     model = open_clip.create_model(arch, pretrained=pretrained, device=device, weights_only=True)
@@ -97,6 +124,7 @@ def _create(spec: str, arch: str, pretrained: str | None, device: str) -> ClipMo
         dim = model.encode_text(tokenizer(["a"]).to(device)).shape[-1]
     return ClipModel(
         spec=spec,
+        identity=identity,
         model=model,
         tokenizer=tokenizer,
         image_size=size if isinstance(size, int) else size[0],

@@ -194,33 +194,52 @@ class Reelbase:
         With the same model the vectors are replaced in place. After a model change the old
         vectors are worthless: the records are saved to a file in the data folder, the
         collections dropped, and every file embedded again; a run that dies half-way resumes
-        from that file when run again.
+        from that file when run again. A video whose file cannot be read keeps its record in
+        `reindex-failed.json`, out of the catalog, and the next re-index tries it again.
         """
-        saved = self.settings.data_dir / "reindex-records.json"
-        if saved.is_file():
-            records = [VideoRecord(**r) for r in json.loads(saved.read_text())]
-            log.info("resuming an interrupted re-index of %d videos", len(records))
-        else:
-            try:
-                records = list(self.store.iter_videos())
-            except ModelMismatch as exc:
-                log.info("%s; re-indexing every video with %s", exc, self.settings.clip_model)
-                records = read_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token)
-                _write_atomic(saved, json.dumps([r.to_dict() for r in records]))
-                drop_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token)
-        done, failed = 0, []
+        records = _read_records(self._reindex_failed) + self._records_to_reindex()
+        records = list({r.video_id: r for r in records}.values())  # the catalog's record wins
+        done, failed, kept = 0, [], []
         with FrameReader(rate=INDEX_RATE) as reader:
             paths = (self._library_file(r.uri) or Path("/nonexistent") for r in records)
             for record, result in zip(records, reader.read(paths)):
                 if isinstance(result, BadVideo):
                     failed.append({"video_id": record.video_id, "reason": result.reason})
+                    if self.store.get_video(record.video_id) is None:  # not in the catalog: keep its record
+                        kept.append(record)
                 else:
                     self._index(record, result.frames, result.indices, result.times)
                     done += 1
                 if progress:
                     progress(done + len(failed), len(records))
-        saved.unlink(missing_ok=True)
+        _write_records(self._reindex_failed, kept)  # before the resume file goes: a crash between loses nothing
+        self._reindex_pending.unlink(missing_ok=True)
         return {"reindexed": done, "failed": failed, "model": self.encoder.name}
+
+    @property
+    def _reindex_pending(self) -> Path:
+        return self.settings.data_dir / "reindex-records.json"
+
+    @property
+    def _reindex_failed(self) -> Path:
+        return self.settings.data_dir / "reindex-failed.json"
+
+    def _records_to_reindex(self) -> list[VideoRecord]:
+        """The catalog's records; after a model change, saved to the resume file and the catalog dropped."""
+        pending = self._reindex_pending
+        if pending.is_file():
+            log.info("resuming an interrupted re-index from %s", pending)
+        else:
+            try:
+                return list(self.store.iter_videos())
+            except ModelMismatch as exc:
+                log.info("%s; re-indexing every video with %s", exc, self.settings.clip_model)
+                _write_records(pending, read_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token))
+        try:  # the drop may not have finished before the last run died
+            self.store  # noqa: B018
+        except ModelMismatch:
+            drop_catalog(self.settings.resolved_milvus_uri, self.settings.milvus_token)
+        return _read_records(pending)
 
     def close_store(self) -> None:
         if "store" in self.__dict__:
@@ -445,6 +464,18 @@ def _is_id(video_id: str) -> bool:
 def _check_time(record: VideoRecord, t: float) -> None:
     if not 0 <= t <= record.duration_s + 1e-6:
         raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {record.video_id}, got {t}")
+
+
+def _read_records(path: Path) -> list[VideoRecord]:
+    return [VideoRecord(**r) for r in json.loads(path.read_text())] if path.is_file() else []
+
+
+def _write_records(path: Path, records: list[VideoRecord]) -> None:
+    """The records as JSON (atomically), or no file when there are none."""
+    if records:
+        _write_atomic(path, json.dumps([r.to_dict() for r in records]))
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:

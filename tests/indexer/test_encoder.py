@@ -5,7 +5,8 @@ import pytest
 from safetensors.torch import save_file
 
 from indexer.encoder import ClipEncoder
-from indexer.models import UnknownModel, load_clip, random_clip
+from indexer.models import WEIGHTS_DIR, UnknownModel, load_clip, model_identity, random_clip, weights_digest
+from indexer.store import ModelMismatch, VideoStore
 
 
 def test_builtin_model_loads_offline_and_embeds_unit_vectors():
@@ -32,6 +33,28 @@ def test_explicit_weights_path_wins_over_the_builtin(tmp_path):
     key = "visual.conv1.weight"
     assert np.allclose(loaded.model.state_dict()[key].numpy(), model.state_dict()[key].numpy())
     assert loaded.spec == f"reelbase-tiny:{path}"
+
+
+def test_a_model_is_recorded_by_its_weights_not_by_its_name_or_place(tmp_path):
+    """Retrained weights under the same name are another model; the same weights elsewhere are not."""
+    builtin = WEIGHTS_DIR / "reelbase-tiny.safetensors"
+    assert model_identity("reelbase-tiny") == f"reelbase-tiny@{weights_digest(builtin)}"
+    model = random_clip("reelbase-tiny").model
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    here, there = tmp_path / "a" / "w.safetensors", tmp_path / "b" / "w.safetensors"
+    for path in (here, there):
+        path.parent.mkdir()
+        save_file(state, str(path))
+    assert model_identity(f"reelbase-tiny:{here}") == model_identity(f"reelbase-tiny:{there}")
+    assert str(here) not in model_identity(f"reelbase-tiny:{here}")
+    assert model_identity(f"reelbase-tiny:{here}") != model_identity("reelbase-tiny")
+    assert ClipEncoder.load(f"reelbase-tiny:{here}", "cpu").name == model_identity(f"reelbase-tiny:{there}")
+
+    uri = str(tmp_path / "milvus.db")
+    with VideoStore(uri, model=model_identity("reelbase-tiny"), dim=256):
+        pass
+    with pytest.raises(ModelMismatch, match="reelbase-tiny@"):
+        VideoStore(uri, model=model_identity(f"reelbase-tiny:{here}"), dim=256)
 
 
 @pytest.mark.parametrize("spec", ["no-such-model", "ViT-B-32:no-such-tag", "NoArch:/tmp/w.safetensors"])

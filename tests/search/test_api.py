@@ -11,6 +11,7 @@ from PIL import Image
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
+from indexer.models import model_identity
 from indexer.store import drop_catalog
 from search.api import create_app
 from search.settings import Settings
@@ -246,7 +247,7 @@ def test_stats_count_by_source_and_storage(api):
     client, ids, _ = api
     stats = client.get("/stats").json()
     assert stats["videos"] == sum(stats["videos_by_source"].values()) >= len(ids)
-    assert stats["library_bytes"] > 0 and stats["model"] == "reelbase-tiny" and stats["recent"]
+    assert stats["library_bytes"] > 0 and stats["model"] == model_identity("reelbase-tiny") and stats["recent"]
 
 
 # --- generation jobs -----------------------------------------------------------------------------

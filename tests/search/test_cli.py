@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.models import model_identity
 from tests import fixtures
 
 ROOT = Path(__file__).parents[2]
@@ -50,7 +51,7 @@ def test_search_text_output_and_stats(library):
     out = reelbase("search", "a red ball", data_dir=data).stdout
     assert " 1. " in out and "best at" in out
     stats = json.loads(reelbase("stats", "--json", data_dir=data).stdout)
-    assert stats["videos"] == 10 and stats["frames"] == 50 and stats["model"] == "reelbase-tiny"
+    assert stats["videos"] == 10 and stats["frames"] == 50 and stats["model"] == model_identity("reelbase-tiny")
     assert stats["library_files"] == 10 and stats["library_bytes"] > 0
 
 
@@ -164,7 +165,7 @@ def test_a_lite_file_held_by_another_process_is_reported_clearly(library):
     from indexer.store import VideoStore
 
     _, data = library
-    with VideoStore(str(data / "milvus.db"), model="reelbase-tiny", dim=256):
+    with VideoStore(str(data / "milvus.db"), model=model_identity("reelbase-tiny"), dim=256):
         result = reelbase("stats", data_dir=data, check=False)
     assert result.returncode == 2 and "milvus.db" in result.stderr and "Traceback" not in result.stderr
     print(result.stderr)

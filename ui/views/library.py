@@ -56,7 +56,8 @@ if listing["videos"]:
             flash(f"Deleted {chosen['video_id'][:8]}")
 
 with st.expander("Maintenance"):
-    st.write("Re-index embeds every video again with the API's current CLIP model (after a model change).")
+    st.write("Re-index embeds every video again with the API's CLIP model. After a change of model the API does "
+             "not start until `reelbase reindex` has run with the new one.")
     if st.button("Re-index the library", key="reindex"):
         with st.spinner("Re-indexing…"):
             result = call(api().reindex)

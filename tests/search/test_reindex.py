@@ -1,0 +1,74 @@
+"""Re-indexing after a CLIP model change: records kept, a crash half-way resumed, unreadable files kept aside."""
+
+import json
+
+import pytest
+from safetensors.torch import save_file
+
+from generator.video import write_mp4
+from generator.world import FPS, sample_clips
+from indexer.models import model_identity, random_clip
+from search import service as service_module
+from search.service import Reelbase
+from search.settings import Settings
+
+
+@pytest.fixture
+def library(tmp_path):
+    """A library of three world clips indexed with the built-in CLIP model, and another model's spec."""
+    data = tmp_path / "data"
+    service = Reelbase(Settings(data_dir=data, device="cpu"))
+    paths = [write_mp4(tmp_path / f"clip{i}.mp4", c.frames, FPS) for i, c in enumerate(sample_clips(77, 0, 3))]
+    report = service.ingest(paths)
+    assert len(report.added) == 3
+    before = {r.video_id: r for r in service.store.iter_videos()}
+    service.close()
+    other = tmp_path / "other.safetensors"  # the same architecture, other weights: a retrained model
+    save_file({k: v.contiguous() for k, v in random_clip("reelbase-tiny").model.state_dict().items()}, str(other))
+    return data, before, f"reelbase-tiny:{other}"
+
+
+def test_a_model_change_reindex_that_dies_half_way_resumes_and_keeps_every_record(library, monkeypatch):
+    data, before, other = library
+    broken = sorted(before)[0]
+    (data / "library" / before[broken].uri).write_bytes(b"not a video any more")
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed during the drop")
+
+    with monkeypatch.context() as m:
+        m.setattr(service_module, "drop_catalog", dies)
+        with pytest.raises(RuntimeError, match="killed"):
+            Reelbase(Settings(data_dir=data, device="cpu", clip_model=other)).reindex()
+    assert (data / "reindex-records.json").is_file()
+
+    service = Reelbase(Settings(data_dir=data, device="cpu", clip_model=other))
+    result = service.reindex()
+    assert result["reindexed"] == 2 and [f["video_id"] for f in result["failed"]] == [broken]
+    assert result["model"] == model_identity(other) != model_identity("reelbase-tiny")
+    after = {r.video_id: r for r in service.store.iter_videos()}
+    assert set(after) == set(before) - {broken}
+    assert all(after[v] == before[v] for v in after)  # records as they were: times, meta, names
+    kept = json.loads((data / "reindex-failed.json").read_text())
+    assert [r["video_id"] for r in kept] == [broken] and not (data / "reindex-records.json").exists()
+
+    result = service.reindex()  # the same model now: in place, and the kept record is tried again
+    assert result["reindexed"] == 2 and [f["video_id"] for f in result["failed"]] == [broken]
+    assert (data / "reindex-failed.json").is_file()  # still unreadable: still kept
+    service.close()
+
+
+def test_a_kept_record_comes_back_once_its_file_reads(library, tmp_path):
+    data, before, other = library
+    broken = sorted(before)[0]
+    file = data / "library" / before[broken].uri
+    good = file.read_bytes()
+    file.write_bytes(b"truncated")
+    service = Reelbase(Settings(data_dir=data, device="cpu", clip_model=other))
+    assert service.reindex()["reindexed"] == 2
+    file.write_bytes(good)  # restored from a backup, say
+    result = service.reindex()
+    assert result["reindexed"] == 3 and result["failed"] == []
+    assert service.store.get_video(broken) == before[broken]
+    assert not (data / "reindex-failed.json").exists()
+    service.close()
