@@ -70,17 +70,19 @@ class ClipEncoder:
         return (x - self._mean) / self._std
 
     def resize(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: short side to S, centre crop."""
-        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).to(self.device)  # a writable copy if needed
-        x = x.permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
+        """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: the centre square, resized to S.
+
+        Cropping first keeps memory to the square: a 20 x 2,000,000 image costs 20 x 20 pixels,
+        not the 64 x 6,400,000 that scaling its short side up first would make.
+        """
+        _, h, w, _ = frames.shape
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        square = np.require(frames[:, top : top + side, left : left + side], requirements=["C", "W"])
+        x = torch.from_numpy(square).to(self.device).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, side, side)
         size = self.clip.image_size
-        h, w = x.shape[-2:]
-        if (h, w) != (size, size):
-            scale = size / min(h, w)
-            nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-            x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-            top, left = (nh - size) // 2, (nw - size) // 2
-            x = x[..., top : top + size, left : left + size]
+        if side != size:
+            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         return x
 
     def _encode_image_batch(self, frames: np.ndarray) -> np.ndarray:

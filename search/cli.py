@@ -388,14 +388,9 @@ def cmd_search(args) -> int:
 
 
 def _read_image(path: str):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from search.images import read_image
 
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable image: {exc}") from exc
+    return read_image(path, path)
 
 
 def _print_scored(scored, as_json: bool) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import secrets
@@ -13,14 +12,13 @@ from pathlib import Path
 import numpy as np
 from fastapi import Depends, HTTPException, Request, UploadFile
 from fastapi.security import APIKeyHeader, APIKeyQuery
-from PIL import Image
 
 from indexer.store import VideoHit, VideoRecord
+from search import images
 from search.api.schemas import FrameOut, HitOut, Links, VideoOut
 from search.jobs import JobQueue
 from search.service import Reelbase
 
-MAX_IMAGE_PIXELS = 40_000_000  # an image declaring more is refused before it is decoded
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 query_key = APIKeyQuery(name="api_key", auto_error=False)  # for <video src> and <img src>, which send no headers
 
@@ -84,15 +82,9 @@ def save_upload(upload: UploadFile, folder: Path) -> Path:
 
 def read_image(upload: UploadFile) -> np.ndarray:
     """An uploaded image as (H, W, 3) uint8, checked by content; 415 if it is no image, 413 if too large."""
-    data = upload.file.read()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise HTTPException(413, f"the image declares {image.width}x{image.height} pixels; "
-                                         f"the limit is {MAX_IMAGE_PIXELS}")
-            image.load()
-            return np.asarray(image.convert("RGB"))
-    except HTTPException:
-        raise
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise HTTPException(415, f"the upload is not a readable image ({type(exc).__name__}: {exc})") from exc
+        return images.read_image(upload.file.read(), "the upload")
+    except images.ImageTooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+    except images.BadImage as exc:
+        raise HTTPException(415, str(exc)) from exc

@@ -25,6 +25,14 @@ def test_frames_of_any_size_are_resized_and_cropped():
     assert tuple(x.shape) == (2, 3, 64, 64)
 
 
+def test_a_long_strip_costs_its_centre_square_not_its_short_side_scaled_up():
+    encoder = ClipEncoder.load("reelbase-tiny", "cpu")
+    strip = np.zeros((1, 8, 400_000, 3), np.uint8)
+    strip[:, :, 200_000 - 4 : 200_000 + 4] = 255  # the centre square is white
+    x = encoder.resize(strip)
+    assert tuple(x.shape) == (1, 3, 64, 64) and np.allclose(x.numpy(), 1, atol=1e-3)
+
+
 def test_explicit_weights_path_wins_over_the_builtin(tmp_path):
     model = random_clip("reelbase-tiny").model
     path = tmp_path / "mine.safetensors"

@@ -198,6 +198,11 @@ def test_image_uploads_are_checked_by_content(api, tmp_path):
     Image.new("1", (10_000, 5_000)).save(huge)  # 50 megapixels, beyond the 40 the API decodes
     r = client.post("/search/image", files={"image": ("huge.png", huge.read_bytes(), "image/png")})
     assert r.status_code == 413
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (2_000_000, 8)).save(strip)  # within the limit; scaled up whole it would need 12 GB
+    for route in ("/search/image", "/duplicates/image"):
+        r = client.post(route, files={"image": ("strip.png", strip.read_bytes(), "image/png")})
+        assert r.status_code == 200, r.text
     _assert_up(client)
 
 

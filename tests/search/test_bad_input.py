@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from search.api import create_app
 from search.settings import Settings
@@ -199,6 +200,7 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["search", "a ball", "--offset", "-3"], "must be within 0..1000000"),
     (["search", "a ball", "--min-duration", "-1"], "min_duration: Input should be greater than or equal to 0"),
     (["search", "--image", "{notes}"], "is not a readable image"),
+    (["dups", "--image", "{bomb}"], "the limit is 40000000"),
     (["similar", "../../etc/passwd"], "no video '../../etc/passwd'"),
     (["dups", "--threshold", "5"], "--threshold must be within 0..1"),
     (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps must be within 1..1000"),
@@ -208,7 +210,10 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
 ])
 def test_cli_absurd_arguments_are_one_clear_line(tmp_path, args, message):
     notes = fixtures.write_text_as_mp4(tmp_path / "notes.txt")
-    paths = {"notes": str(notes), "out": str(tmp_path / "clip.mp4"), "missing": str(tmp_path / "nowhere")}
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 10_000)).save(bomb)  # 200 megapixels, PIL's own bomb limit
+    paths = {"notes": str(notes), "out": str(tmp_path / "clip.mp4"), "missing": str(tmp_path / "nowhere"),
+             "bomb": str(bomb)}
     result = reelbase(*[a.format(**paths) for a in args], data=tmp_path / "data")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
