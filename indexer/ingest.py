@@ -144,14 +144,21 @@ def ingest(
     by_path = {c.path: c for c in todo}
     with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
-            entries = [_file_into_library(by_path[sampled.path], sampled, emb, library, keep_paths)
-                       for sampled, emb in batch]
-            store.add_videos(entries)  # frames, then the video rows: a crash here is repaired by a rerun
-            for (sampled, embeddings), entry in zip(batch, entries):
+            copied = {}  # path -> entry
+            for sampled, embeddings in batch:
+                try:
+                    copied[sampled.path] = _file_into_library(by_path[sampled.path], sampled, embeddings, library,
+                                                              keep_paths)
+                except OSError as exc:  # gone or unreadable since it was read, or the disk is full
+                    report.failed.append((str(sampled.path), f"cannot copy into the library: {exc.strerror or exc}"))
+                    if progress:
+                        progress.done(str(sampled.path), "failed")
+            store.add_videos(list(copied.values()))  # frames, then the video rows: a crash is repaired by a rerun
+            for path, entry in copied.items():
                 report.added.append(entry.record.video_id)
-                report.frames += len(embeddings)
+                report.frames += len(entry.frame_embeddings)
                 if progress:
-                    progress.done(str(sampled.path), "added")
+                    progress.done(str(path), "added")
     report.seconds = time.time() - started
     return report
 
@@ -234,8 +241,11 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     if dst.exists():
         return
     tmp = temp_path(dst)
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def temp_path(path: Path) -> Path:

@@ -1,6 +1,8 @@
 """The whole ingest path with real parts: world mp4s, the built-in CLIP, Milvus Lite."""
 
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +67,28 @@ def test_bad_files_are_listed_with_reasons_and_the_rest_go_in(tmp_path, store, e
     assert set(reasons) == {"empty.mp4", "notes.mp4", "cut.mp4", "noise.mp4"}
     assert "empty" in reasons["empty.mp4"] and "text" in reasons["notes.mp4"]
     assert "failed: " in report.summary() and store.count_videos() == 3
+
+
+def test_a_file_that_cannot_be_copied_is_listed_and_the_rest_go_in(tmp_path, store, encoder, monkeypatch):
+    """The disk fills up while one file is copied: it is reported, its half copy removed, the others kept."""
+    paths = fixtures.write_world_videos(tmp_path / "in", 4, seed=14)
+    copy = shutil.copyfile
+
+    def disk_full_for_the_second(src, dst, **kwargs):
+        if Path(src) == paths[1]:
+            Path(dst).write_bytes(b"half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return copy(src, dst, **kwargs)
+
+    monkeypatch.setattr("indexer.ingest.shutil.copyfile", disk_full_for_the_second)
+    report = ingest([tmp_path / "in"], store, encoder, tmp_path / "library")
+    assert len(report.added) == 3 and report.failed == [(str(paths[1]), "cannot copy into the library: "
+                                                          "No space left on device")]
+    assert store.count_videos() == 3 and store.get_video(content_id(paths[1])) is None
+    assert sorted(p.name for p in (tmp_path / "library").iterdir()) == sorted(
+        f"{content_id(p)}.mp4" for p in paths if p != paths[1])  # no half copy left behind
+    monkeypatch.undo()
+    assert ingest([tmp_path / "in"], store, encoder, tmp_path / "library").added == [content_id(paths[1])]
 
 
 def test_find_videos_goes_by_content_as_well_as_name(tmp_path):
