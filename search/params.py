@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MODES = ("text", "continue", "animate", "variation", "inpaint", "outpaint")
 SOURCES = ("generated", "ingested")
 
+MAX_PROMPT = 500  # characters of a prompt (a longer caption re-seeds as its first MAX_PROMPT)
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,8 +36,8 @@ class GenerationParams(Strict):
     """One generation: a prompt and a mode; every mode but `text` starts from a library video at time t."""
 
     mode: Literal["text", "continue", "animate", "variation", "inpaint", "outpaint"] = "text"
-    prompt: str = Field(min_length=1, max_length=500)
-    negative_prompt: str = Field(default="", max_length=500)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     steps: int = Field(default=30, ge=1, le=200)
     guidance: float = Field(default=4.0, ge=0, le=20)

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from search.api.deps import jobs, service, video_out
 from search.api.schemas import JobList, JobOut, Reseed
 from search.jobs import TERMINAL, Job, JobQueue
-from search.params import GenerationParams
+from search.params import MAX_PROMPT, GenerationParams
 from search.service import Reelbase
 
 router = APIRouter(tags=["generation"])
@@ -33,7 +33,7 @@ def create_job(params: GenerationParams, svc: Reelbase = Depends(service), queue
 @router.post("/reseed", response_model=JobOut, status_code=202, summary="Start a generation from a search hit")
 def reseed(hit: Reseed, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
     record = svc.get(hit.video_id)
-    prompt = hit.prompt or record.prompt or record.meta.get("caption") or "a clip like this one"
+    prompt = (hit.prompt or record.prompt or record.meta.get("caption") or "a clip like this one")[:MAX_PROMPT]
     params = GenerationParams(**hit.model_dump(exclude={"prompt"}), prompt=prompt)
     return job_out(queue.submit(params), svc)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from search.duplicates import DEFAULT_THRESHOLD
-from search.params import Filters, GenerationParams, Region, Strict
+from search.params import MAX_PROMPT, Filters, GenerationParams, Region, Strict
 
 VIDEO_ID = r"^[0-9a-f]{32}$"
 
@@ -62,9 +62,9 @@ class Reseed(Strict):
     video_id: str = Field(pattern=VIDEO_ID)
     t: float = Field(default=0.0, ge=0, le=86_400)
     mode: Literal["continue", "animate", "variation", "inpaint", "outpaint"] = "continue"
-    prompt: str | None = Field(default=None, min_length=1, max_length=500,
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT,
                                description="default: the hit's own prompt or caption")
-    negative_prompt: str = Field(default="", max_length=500)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     steps: int = Field(default=30, ge=1, le=200)
     guidance: float = Field(default=4.0, ge=0, le=20)

@@ -90,13 +90,20 @@ def test_text_search_pages_do_not_overlap(api):
 
 
 def test_filters_restrict_hits(api):
-    client, _, _ = api
-    r = client.post("/search/text", json={"text": "a ball", "filters": {"source": "generated"}})
-    assert all(h["video"]["source"] == "generated" for h in r.json()["hits"])
-    r = client.post("/search/text", json={"text": "a ball", "filters": {"min_duration": 100}})
-    assert r.json()["hits"] == []
-    r = client.post("/search/text", json={"text": "a ball", "filters": {"created_after": time.time() + 3600}})
-    assert r.json()["hits"] == []
+    client, ids, _ = api
+
+    def hits(**filters) -> list[dict]:
+        r = client.post("/search/text", json={"text": "a ball", "top_k": 50, "filters": filters})
+        assert r.status_code == 200, r.text
+        return [h["video"] for h in r.json()["hits"]]
+
+    assert len(hits()) == len(ids)
+    assert len(hits(source="ingested")) == len(ids) and hits(source="generated") == []  # only uploads so far
+    assert len(hits(min_duration=1.5, max_duration=2.5)) == len(ids) and hits(min_duration=100) == []
+    times = sorted(v["created_at"] for v in hits())
+    later = hits(created_after=times[3])
+    assert 0 < len(later) < len(ids) and all(v["created_at"] >= times[3] for v in later)
+    assert hits(created_after=time.time() + 3600) == []
 
 
 def test_image_and_frame_search_find_the_source_video(api):
@@ -244,7 +251,8 @@ def test_browse_sorts_filters_and_pages(api):
     rest = client.get("/videos", params={"limit": 4, "offset": 4, "sort": "created_at", "order": "asc"}).json()
     assert not {v["video_id"] for v in page["videos"]} & {v["video_id"] for v in rest["videos"]}
     ingested = client.get("/videos", params={"source": "ingested"}).json()
-    assert all(v["source"] == "ingested" for v in ingested["videos"])
+    assert ingested["total"] >= len(ids) and all(v["source"] == "ingested" for v in ingested["videos"])
+    assert client.get("/videos", params={"source": "generated"}).json()["total"] == 0  # none generated yet
     assert client.get("/videos", params={"sort": "uri; drop"}).status_code == 422
 
 
@@ -285,6 +293,19 @@ def test_reseed_from_a_hit_records_the_parent(api):
         assert job["video"]["parent_id"] == parent and job["params"]["mode"] == mode
     children = client.get(f"/videos/{parent}").json()["children"]
     assert len(children) >= 5
+
+
+def test_reseed_from_a_video_with_a_long_caption_takes_the_caption_as_its_prompt(api, tmp_path):
+    client, _, _ = api
+    (clip,) = sample_clips(32, 0, 1)
+    path = write_mp4(tmp_path / "long.mp4", clip.frames, FPS)
+    caption = clip.caption + ", " + "and so on " * 90  # 900-odd characters: kept by ingest (up to 1000)
+    path.with_suffix(".json").write_text(json.dumps({"caption": caption}))
+    (video_id,) = client.app.state.service.ingest([path]).added
+    r = client.post("/reseed", json={"video_id": video_id, "mode": "variation", "strength": 0.3, "steps": 1})
+    assert r.status_code == 202, r.text
+    assert r.json()["params"]["prompt"] == caption[:500]
+    assert _wait(client, r.json()["job_id"])["status"] == "succeeded"
 
 
 def test_cancel_running_and_finished_jobs(api):

@@ -116,6 +116,8 @@ def test_similar_filters_and_image_search(library, tmp_path):
     similar = json.loads(reelbase("similar", video_id, "--top-k", "3", "--json", data_dir=data).stdout)
     assert len(similar) == 3 and video_id not in [s["video"]["video_id"] for s in similar]
     assert json.loads(reelbase("search", "a ball", "--source", "generated", "--json", data_dir=data).stdout) == []
+    ingested = json.loads(reelbase("search", "a ball", "--source", "ingested", "--json", data_dir=data).stdout)
+    assert ingested and all(h["video"]["source"] == "ingested" for h in ingested)
     frame, _ = read_frame_at(data / "library" / f"{video_id}.mp4", 1.0)
     Image.fromarray(frame).save(tmp_path / "frame.png")
     by_image = json.loads(reelbase("search", "--image", str(tmp_path / "frame.png"), "--json", data_dir=data).stdout)
