@@ -317,14 +317,26 @@ def read_frame_at(path: str | Path, t: float, max_side: int | None = None) -> tu
 
     For files already in the library (they were read once by the crash-isolated reader).
     """
+    frames, times = read_span(path, t, t, 1.0, max_side)
+    return frames[0], float(times[0])
+
+
+def read_span(path: str | Path, start: float, end: float, rate: float, max_side: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The frames shown every 1/rate s from `start` to `end` (clamped to the video), (n, H, W, 3) uint8,
+    and their times; only those frames are decoded, however long the video.
+
+    For files already in the library (they were read once by the crash-isolated reader).
+    """
     path = Path(path)
     info = probe(path)
     width, height = _target_size(info.width, info.height, max_side) if max_side else (info.width, info.height)
     if (width, height) == (info.width, info.height):
         width = height = -1
+    wanted = np.arange(max(0.0, start), max(start, end) + 1e-6, 1.0 / rate)  # (n,) seconds
     try:
         reader = decord.VideoReader(str(path), width=width, height=height, num_threads=1)
-        index = int(np.clip(np.floor(max(0.0, t) * info.fps + 1e-6), 0, len(reader) - 1))
-        return reader[index].asnumpy(), index / info.fps
+        indices = np.clip(np.floor(wanted * info.fps + 1e-6), 0, len(reader) - 1).astype(np.int64)
+        return reader.get_batch(indices.tolist()).asnumpy(), indices / info.fps
     except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
-        raise BadVideo(path, f"cannot decode the frame at {t:.2f} s: {e}") from e
+        raise BadVideo(path, f"cannot decode the frames at {start:.2f}..{end:.2f} s: {e}") from e

@@ -26,7 +26,7 @@ from indexer.encoder import ClipEncoder
 from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from indexer.frame_reader import FrameReader
 from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
-from indexer.reader import BadVideo, read_frame_at, read_frames, sample_indices
+from indexer.reader import BadVideo, read_frame_at, read_frames, read_span, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
 from search import duplicates
 from search.params import Filters, GenerationParams
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 INDEX_RATE = 2.0  # frames per second embedded, as the ingest samples them
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
+CONTINUE_FROM_S = 120.0  # seconds of a source before t that "continue" keeps (the clip starts with them)
 
 
 class NotFound(LookupError):
@@ -280,22 +281,26 @@ class Reelbase:
         return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "",
                              on_saving=on_saving)
 
+    def check_source(self, params: GenerationParams) -> None:
+        """Raise NotFound or ValueError now, not in a failed job later, if the source video or time is wrong."""
+        if params.video_id:
+            _check_time(self.get(params.video_id), params.t)
+
     def _source_frames(self, video_id: str, start: float = 0.0, end: float | None = None,
                        count: int | None = None) -> np.ndarray:
-        """Frames of a library video at the generator's size and rate: from `start` (count of them) or up to `end`."""
+        """Frames of a library video at the generator's size and rate: `count` from `start` (a short source
+        holds its last frame), or those up to `end` (its last CONTINUE_FROM_S seconds). Only these are decoded."""
         from generator.world import FPS
 
         record = self.get(video_id)
-        sampled = read_frames(self._file_of(record), rate=FPS, cap=4096, max_side=self.generator.frame_size)
-        frames, times = square_frames(sampled.frames, self.generator.frame_size), sampled.times
         if end is not None:
             _check_time(record, end)
-            return frames[times <= end + 1e-6] if (times <= end + 1e-6).any() else frames[:1]
-        first = int(np.searchsorted(times, start - 1e-6))
-        window = frames[min(first, len(frames) - 1):][:count]
-        if len(window) < count:  # a short source: hold its last frame
-            window = np.concatenate([window, np.repeat(window[-1:], count - len(window), axis=0)])
-        return window
+            start = max(0.0, end - CONTINUE_FROM_S)
+        else:
+            _check_time(record, start)
+            end = start + (count - 1) / FPS
+        frames, _ = read_span(self._file_of(record), start, end, FPS, max_side=self.generator.frame_size)
+        return square_frames(frames, self.generator.frame_size)
 
     def add_clip(self, frames: np.ndarray, fps: float, prompt: str, meta: dict, parent_id: str = "",
                  on_saving: Callable[[str], None] | None = None) -> VideoRecord:

@@ -25,8 +25,7 @@ def job_out(job: Job, svc: Reelbase) -> JobOut:
 
 @router.post("/jobs", response_model=JobOut, status_code=202, summary="Queue a generation (any mode)")
 def create_job(params: GenerationParams, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
-    if params.video_id:
-        svc.get(params.video_id)  # 404 now rather than a failed job later
+    svc.check_source(params)  # 404 or 422 now rather than a failed job later
     return job_out(queue.submit(params), svc)
 
 
@@ -35,6 +34,7 @@ def reseed(hit: Reseed, svc: Reelbase = Depends(service), queue: JobQueue = Depe
     record = svc.get(hit.video_id)
     prompt = (hit.prompt or record.prompt or record.meta.get("caption") or "a clip like this one")[:MAX_PROMPT]
     params = GenerationParams(**hit.model_dump(exclude={"prompt"}), prompt=prompt)
+    svc.check_source(params)
     return job_out(queue.submit(params), svc)
 
 

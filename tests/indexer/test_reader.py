@@ -25,6 +25,7 @@ from indexer.reader import (
     VideoInfo,
     probe,
     read_frames,
+    read_span,
     sample_indices,
     sniff,
 )
@@ -130,6 +131,18 @@ def test_read_frames_matches_the_source_clip(world):
     assert got.frames.shape == (5, 64, 64, 3) and got.frames.dtype == np.uint8
     error = np.abs(got.frames.astype(float) - clip.frames[got.indices]).mean()
     assert error < 4.0  # H.264 is lossy; about 1.7 measured at crf 18
+
+
+def test_read_span_gives_the_frames_shown_at_its_rate_held_at_the_end(tmp_path):
+    """A 64 s video at 25 fps: the span 60..66 s at 8 fps is the frames shown then, the last one held."""
+    frames = np.zeros((1600, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = (np.arange(1600) % 250)[:, None, None]  # the frame number, in red
+    path = write_mp4(tmp_path / "long.mp4", frames, 25)
+    got, times = read_span(path, 60.0, 66.0, 8.0)
+    expected = np.minimum(np.floor(np.arange(60.0, 66.0 + 1e-6, 0.125) * 25 + 1e-6), 1599)
+    np.testing.assert_allclose(times, expected / 25)
+    assert got.shape == (49, 32, 32, 3)
+    assert np.abs(got[..., 0].mean(axis=(1, 2)) - expected % 250).max() < 3  # H.264 is lossy
 
 
 def test_read_frames_downscales_but_never_upscales(world, tmp_path):

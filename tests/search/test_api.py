@@ -293,6 +293,10 @@ def test_reseed_from_a_hit_records_the_parent(api):
         assert job["video"]["parent_id"] == parent and job["params"]["mode"] == mode
     children = client.get(f"/videos/{parent}").json()["children"]
     assert len(children) >= 5
+    for mode in ("continue", "animate", "variation", "inpaint"):  # the clips are 2 s long
+        r = client.post("/reseed", json={"video_id": parent, "t": 2.5, "mode": mode, "steps": 2,
+                                         "region": {"x": 0, "y": 0, "width": 0.5, "height": 0.5}})
+        assert r.status_code == 422 and "t must be within 0..2.000" in r.json()["detail"], (mode, r.text)
 
 
 def test_reseed_from_a_video_with_a_long_caption_takes_the_caption_as_its_prompt(api, tmp_path):
