@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     api_key: str = ""  # when set, every API route but /health needs it
     max_upload_mb: float = 512.0  # uploads beyond this get 413
     api_url: str = "http://127.0.0.1:8000"  # where the CLI and the UI find a running API
+    public_api_url: str = ""  # where browsers find it, for the UI's media links (empty: api_url)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from search import media_links
+
 
 class ApiError(Exception):
     """The API answered with an error; `detail` is its message."""
@@ -24,8 +26,10 @@ class ApiUnavailable(ApiError):
 class Api:
     """Typed calls to the reelbase API (one method per route the UI uses)."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0):
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0,
+                 public_url: str | None = None):
         self.base_url = (base_url or os.environ.get("REELBASE_API_URL") or "http://127.0.0.1:8000").rstrip("/")
+        self.public_url = (public_url or os.environ.get("REELBASE_PUBLIC_API_URL") or self.base_url).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("REELBASE_API_KEY", "")
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout,
                                     headers={"X-API-Key": self.api_key} if self.api_key else {})
@@ -35,6 +39,10 @@ class Api:
     def _call(self, method: str, path: str, **kwargs) -> Any:
         try:
             response = self._client.request(method, path, **kwargs)
+        except httpx.ReadTimeout as exc:  # it answered the connection, then took too long: it is up and busy
+            raise ApiError(504, f"the API took longer than {self._client.timeout.read:.0f} s to answer; it may "
+                                "still be at work (a re-index or a duplicate scan of a large library takes "
+                                "long). Reload later rather than asking again.") from exc
         except httpx.TransportError as exc:
             raise ApiUnavailable(0, f"cannot reach the reelbase API at {self.base_url} ({type(exc).__name__}). "
                                     "Start it with `reelbase serve`, or point REELBASE_API_URL at it.") from exc
@@ -48,13 +56,13 @@ class Api:
             else response.content
 
     def url(self, path: str, **params) -> str:
-        """An absolute URL for the browser (media links), carrying the key when there is one."""
-        if self.api_key:
-            params["api_key"] = self.api_key
+        """A media link for the browser: at the public address, signed (not keyed) when the API needs a key."""
         base, _, fragment = path.partition("#")
-        query = urlencode({k: v for k, v in params.items() if v is not None})
-        joiner = "&" if "?" in base else "?"
-        return f"{self.base_url}{base}{joiner + query if query else ''}{'#' + fragment if fragment else ''}"
+        base, _, given = base.partition("?")
+        if self.api_key:
+            params |= media_links.signed_query(self.api_key, base)
+        query = "&".join(q for q in (given, urlencode({k: v for k, v in params.items() if v is not None})) if q)
+        return f"{self.public_url}{base}{'?' + query if query else ''}{'#' + fragment if fragment else ''}"
 
     # --- routes ---
 

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import Depends, HTTPException, Request, UploadFile
-from fastapi.security import APIKeyHeader, APIKeyQuery
+from fastapi.security import APIKeyHeader
 
 from indexer.store import VideoHit, VideoRecord
-from search import images
+from search import images, media_links
 from search.api.schemas import FrameOut, HitOut, Links, VideoOut
 from search.jobs import JobQueue
 from search.service import Reelbase
 
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
-query_key = APIKeyQuery(name="api_key", auto_error=False)  # for <video src> and <img src>, which send no headers
 
 
 def service(request: Request) -> Reelbase:
@@ -31,15 +30,18 @@ def jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
 
 
-def require_key(request: Request, header: str | None = Depends(header_key), query: str | None = Depends(query_key)):
-    """When REELBASE_API_KEY is set, the request must carry it (X-API-Key header or api_key query)."""
+def require_key(request: Request, header: str | None = Depends(header_key)):
+    """When REELBASE_API_KEY is set, a request carries it (X-API-Key), or is a media link the key signed."""
     expected = request.app.state.service.settings.api_key
     if not expected:
         return
-    given = header or query or ""
-    if not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "a valid API key is required (X-API-Key header or api_key query parameter)",
-                            headers={"WWW-Authenticate": "X-API-Key"})
+    if header and secrets.compare_digest(header.encode(), expected.encode()):
+        return
+    path, query = request.url.path, request.query_params
+    if path.startswith("/media/") and media_links.is_valid(expected, path, query.get("expires"), query.get("sig")):
+        return
+    raise HTTPException(401, "a valid API key is required (X-API-Key header; media links may instead carry "
+                             "a signature that has not expired)", headers={"WWW-Authenticate": "X-API-Key"})
 
 
 # --- records to responses ----------------------------------------------------------------------

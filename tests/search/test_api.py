@@ -13,9 +13,11 @@ from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.models import model_identity
 from indexer.store import drop_catalog
+from search import media_links
 from search.api import create_app
 from search.settings import Settings
 from tests import fixtures
+from ui.client import Api
 
 UPLOAD_LIMIT_MB = 1
 
@@ -403,4 +405,30 @@ def test_api_key_guards_every_route_but_health(tmp_path):
         assert client.post("/search/text", json={"text": "a ball"}).status_code == 401
         assert client.get("/stats", headers={"X-API-Key": "wrong"}).status_code == 401
         assert client.get("/stats", headers={"X-API-Key": "sesame"}).status_code == 200
-        assert client.get("/videos", params={"api_key": "sesame"}).status_code == 200
+        assert client.get("/videos", params={"api_key": "sesame"}).status_code == 401  # no key in URLs
+
+
+def test_media_links_signed_by_the_ui_play_without_the_key_in_the_page(tmp_path):
+    """The UI signs media links at the browser's address; the API takes them until they expire."""
+    settings = Settings(data_dir=tmp_path / "data", device="cpu", api_key="sesame")
+    with TestClient(create_app(settings)) as client:
+        ids = []
+        for i, clip in enumerate(sample_clips(33, 0, 2)):
+            path = write_mp4(tmp_path / f"c{i}.mp4", clip.frames, FPS)
+            r = client.post("/videos", files={"file": (path.name, path.read_bytes())}, headers={"X-API-Key": "sesame"})
+            ids.append(r.json()["video"]["video_id"])
+        ui = Api(base_url="http://api:8000", api_key="sesame", public_url="http://localhost:8000/")
+        link = ui.url(f"/media/{ids[0]}/frame", t="0.5000")
+        assert link.startswith(f"http://localhost:8000/media/{ids[0]}/frame?t=0.5000&expires=") and "sesame" not in link
+        local = link.removeprefix("http://localhost:8000")
+        r = client.get(local)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        video = client.get(ui.url(f"/media/{ids[0]}/video").removeprefix("http://localhost:8000"),
+                           headers={"Range": "bytes=0-99"})
+        assert video.status_code == 206
+        assert client.get(local.replace(ids[0], ids[1])).status_code == 401  # signed for another video
+        old = media_links.signed_query("sesame", f"/media/{ids[0]}/thumbnail", now=time.time() - 3 * 3600)
+        assert client.get(f"/media/{ids[0]}/thumbnail", params=old).status_code == 401  # expired
+        forged = media_links.signed_query("guess", f"/media/{ids[0]}/thumbnail")
+        assert client.get(f"/media/{ids[0]}/thumbnail", params=forged).status_code == 401
+        assert client.get("/stats", params=media_links.signed_query("sesame", "/stats")).status_code == 401
