@@ -538,7 +538,7 @@ class VideoStore:
             window *= 4
         if len(videos) < len(groups) and not video_filter:
             log.warning("search skipped %d videos without a video row (orphans of an "
-                        "interrupted add); run delete_orphans()", len(groups) - len(videos))
+                        "interrupted add); run `reelbase repair`", len(groups) - len(videos))
         hits = [VideoHit(videos[v], f[0].score, f[0].t, f)
                 for v, f in groups.items() if v in videos]
         return sorted(hits, key=lambda h: h.score, reverse=True)[offset:wanted]

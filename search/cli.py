@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="rebuild the search indexes over every frame (when `serve` is not running)")
     p.set_defaults(func=cmd_optimize)
 
+    p = sub.add_parser("repair", help="remove what interrupted work left (vectors or files without a video), "
+                                      "report videos whose file is gone (while nothing else writes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_repair)
+
     p = sub.add_parser("reindex", help="re-embed every library video with the configured CLIP model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reindex)
@@ -472,6 +477,22 @@ def cmd_reindex(args) -> int:
         service.close()
     print(json.dumps(result, indent=2) if args.json else
           f"re-indexed {result['reindexed']} videos with {result['model']}; {len(result['failed'])} failed")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    service = _service()
+    try:
+        result = service.repair()
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"removed the vectors of {result['orphaned_vectors']} videos without a catalog row and "
+          f"{len(result['stray_files'])} library files without one")
+    for video_id in result["missing_files"]:
+        print(f"missing file: video {video_id} (delete it with DELETE /videos/{video_id} if it is gone for good)")
     return 0
 
 

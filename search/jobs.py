@@ -152,12 +152,15 @@ class JobQueue:
                 video_id = self._run(params, lambda step, total, j=job: self._progress(j, step, total),
                                      lambda video_id, j=job: self._saving(j, video_id))
             except Exception as exc:  # the job fails, the worker lives on
+                saved = self._settle(job)  # it may have failed while saving its clip
                 with self._lock:
                     if self._closing and job.job_id in self._cancel:  # interrupted by a shutdown: run it again
                         job.status, job.step, job.started_at = "queued", 0, None
                         self._touch(job, save=True)
                     elif job.job_id in self._cancel:
                         self._finish(job, "cancelled")
+                    elif saved:  # the clip was in before the failure
+                        self._finish(job, "succeeded")
                     else:
                         log.warning("job %s failed: %s", job.job_id, exc, exc_info=not _expected(exc))
                         self._finish(job, "failed", error=_reason(exc))
@@ -198,27 +201,46 @@ class JobQueue:
 
     def _load(self) -> None:
         """Read earlier jobs; those the last process left running failed with it, queued ones run again."""
-        for path in sorted(self.folder.glob("*.json")):
+        jobs = []
+        for path in self.folder.glob("*.json"):
             try:
-                job = Job(**json.loads(path.read_text()))
+                jobs.append(Job(**json.loads(path.read_text())))
             except (ValueError, TypeError) as exc:
                 log.warning("skipping unreadable job record %s: %s", path, exc)
-                continue
-            if job.status == "running":
+        for job in sorted(jobs, key=lambda j: j.created_at):  # queued ones run in the order they came
+            if job.status == "running" or (job.status == "failed" and job.video_id):
                 self._after_crash(job)
                 self._save(job)
             self._jobs[job.job_id] = job
             if job.status == "queued":
                 self._queue.put(job.job_id)
 
-
     def _after_crash(self, job: Job) -> None:
-        """A job the last process left running: succeeded if its clip was saved whole, else failed."""
-        if job.video_id and self._recover(job.video_id):
-            job.status, job.finished_at = "succeeded", time.time()
+        """A job that stopped while running or saving: succeeded if its clip was saved whole, else failed."""
+        if self._settle(job, at_start=True):
+            job.status, job.finished_at, job.error = "succeeded", time.time(), None
             return
-        job.status, job.video_id, job.finished_at = "failed", None, time.time()
-        job.error = "the service stopped while this job ran; nothing of it was kept"
+        job.status, job.finished_at = "failed", time.time()
+        job.error = job.error or "the service stopped while this job ran; nothing of it was kept"
+
+    def _settle(self, job: Job, at_start: bool = False) -> bool:
+        """True if the job's clip is saved whole; else remove what of it was written and forget its id.
+
+        Where that cannot be done now (the store down), the id stays, and the next start settles it.
+        """
+        if not job.video_id:
+            return False
+        try:
+            if self._recover(job.video_id):
+                return True
+        except Exception as exc:
+            if at_start:
+                raise
+            log.warning("job %s: cannot settle its clip %s now (%s); the next start will", job.job_id,
+                        job.video_id, exc)
+            return False
+        job.video_id = None
+        return False
 
 
 def _expected(exc: Exception) -> bool:

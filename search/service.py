@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 INDEX_RATE = 2.0  # frames per second embedded, as the ingest samples them
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
+ORPHAN_FILE_AGE_S = 3600.0  # a library file with no catalog row this long is left from a dead process
 CONTINUE_FROM_S = 120.0  # seconds of a source before t that "continue" keeps (the clip starts with them)
 
 
@@ -188,6 +189,28 @@ class Reelbase:
             "milvus_uri": self.settings.resolved_milvus_uri,
             "generator": self.settings.generator_model,
         }
+
+    def repair(self) -> dict:
+        """Remove what interrupted work left behind, and report videos whose file is gone.
+
+        Vectors with no video row (an add or a delete that died half-way) and library files with
+        no row (a save or an ingest that died before its commit), once they are an hour old, so an
+        ingest in progress beside it keeps its files. Rows whose file is missing are only reported:
+        a library on a share may be away for a while (delete them with DELETE /videos/{id}).
+        Run it while nothing else writes to the library: vectors of an add in progress have no row yet.
+        """
+        orphaned_vectors = self.store.delete_orphans()
+        records = list(self.store.iter_videos())
+        in_catalog = {r.uri for r in records}
+        stray = [p for p in self.library_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+                 and p.name not in in_catalog and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S] \
+            if self.library_dir.is_dir() else []
+        for path in stray:
+            path.unlink(missing_ok=True)
+            self._thumb_path(path.stem).unlink(missing_ok=True)
+        missing = [r.video_id for r in records if not (self._library_file(r.uri) or Path("/nonexistent")).is_file()]
+        return {"orphaned_vectors": orphaned_vectors, "stray_files": sorted(p.name for p in stray),
+                "missing_files": missing}
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
         """Re-embed every library video with this service's CLIP model, keeping each record as it was.

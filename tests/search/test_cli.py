@@ -23,6 +23,10 @@ def reelbase(*args, data_dir: Path, check=True) -> subprocess.CompletedProcess:
     return result
 
 
+def in_another_process(code: str) -> None:
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """A data folder with 10 world clips and one bad file ingested."""
@@ -161,6 +165,32 @@ def test_generate_into_the_library_then_reindex(tmp_path):
     assert found[0]["video"]["video_id"] == record["video_id"]
     result = json.loads(reelbase("reindex", "--json", data_dir=data).stdout)
     assert result["reindexed"] == 1 and result["failed"] == []
+
+
+def test_repair_removes_what_interrupted_work_left_and_reports_missing_files(tmp_path):
+    fixtures.write_world_videos(tmp_path / "clips", 3, seed=24)
+    data = tmp_path / "d"
+    ids = json.loads(reelbase("ingest", str(tmp_path / "clips"), "--json", data_dir=data).stdout)["added"]
+    library = data / "library"
+    (library / f"{ids[0]}.mp4").unlink()  # a file gone from under the catalog
+    old, new = library / ("a" * 32 + ".mp4"), library / ("b" * 32 + ".mp4")  # saves that died before their row
+    for stray in (old, new):
+        stray.write_bytes(b"half a clip")
+    os.utime(old, (1e9, 1e9))
+    in_another_process(f"""
+import numpy as np
+from indexer.models import model_identity
+from indexer.store import VideoStore
+with VideoStore({str(data / "milvus.db")!r}, model=model_identity("reelbase-tiny"), dim=256) as store:
+    store._write_frames([("c" * 32, [0, 1], [0.0, 0.5], np.eye(256, dtype=np.float32)[:2])])  # died before its row
+    assert store.orphan_frame_video_ids() == {{"c" * 32}}
+""")  # Milvus Lite lets one process hold the file, and keeps it while this one lives
+    result = json.loads(reelbase("repair", "--json", data_dir=data).stdout)
+    assert result == {"orphaned_vectors": 1, "stray_files": [old.name], "missing_files": [ids[0]]}
+    assert new.exists() and not old.exists()  # a recent one may be an ingest at work
+    assert json.loads(reelbase("stats", "--json", data_dir=data).stdout)["videos"] == 3
+    text = reelbase("repair", data_dir=data).stdout
+    assert "removed the vectors of 0 videos" in text and f"missing file: video {ids[0]}" in text
 
 
 def test_a_lite_file_held_by_another_process_is_reported_clearly(library):

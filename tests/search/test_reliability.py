@@ -19,7 +19,7 @@ import pytest
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.models import model_identity
-from indexer.store import VideoStore, drop_catalog
+from indexer.store import StoreError, VideoStore, drop_catalog
 from search.jobs import JobQueue
 from search.params import GenerationParams
 from search.service import Reelbase
@@ -131,6 +131,45 @@ def test_a_clip_interrupted_while_saving_is_removed_or_kept_whole(deployment, cr
         expected = set()
     service.store.close()
     assert_consistent(uri, data, expected)
+
+
+@pytest.mark.parametrize("store_back", [True, False])
+def test_a_clip_whose_saving_fails_leaves_nothing_behind(deployment, store_back):
+    """Milvus refuses a write half-way through saving: the job fails and its file and vectors go, at
+    once, or at the next start when the store cannot be reached to clean up either."""
+    _, uri, data = deployment
+    service = Reelbase(Settings(data_dir=data, milvus_uri=uri, device="cpu"))
+    frames = sample_clips(43, 0, 1)[0].frames
+
+    def index_then_fail(record, sampled, indices, times):
+        service.store._write_frames([(record.video_id, list(indices), list(times),
+                                      service.encoder.encode_images(sampled))])
+        raise StoreError("the Milvus server went away")
+
+    def recover_unless_down(video_id):
+        if not store_back:
+            raise StoreError("still away")
+        return service.recover_clip(video_id)
+
+    service._index = index_then_fail
+    queue = JobQueue(lambda params, progress, saving: service.add_clip(
+        frames, FPS, params.prompt, {}, on_saving=saving).video_id, data / "jobs", recover=recover_unless_down)
+    job = queue.submit(GenerationParams(prompt="a blue ball moving up on black"))
+    deadline = time.time() + 60
+    while not ended(queue.get(job.job_id).__dict__) and time.time() < deadline:
+        time.sleep(0.05)
+    failed = queue.get(job.job_id)
+    assert failed.status == "failed" and "went away" in failed.error
+    queue.close()
+    if store_back:
+        assert failed.video_id is None
+    else:  # the id stays, so the next start can settle it
+        assert failed.video_id and (data / "library" / f"{failed.video_id}.mp4").exists()
+        after = JobQueue(lambda *a: "", data / "jobs", recover=service.recover_clip).get(job.job_id)
+        assert after.status == "failed" and after.video_id is None and "went away" in after.error
+    existing = {r.video_id for r in service.store.iter_videos()}
+    service.store.close()
+    assert_consistent(uri, data, existing)
 
 
 def test_parallel_searches_while_ingesting_and_generating_lose_nothing(deployment, tmp_path):
