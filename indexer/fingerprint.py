@@ -8,7 +8,7 @@ themselves (`compare`):
 - each frame is shrunk to 32x32 and band-passed (a difference of Gaussians): uniform and
   gradient backgrounds and brightness or contrast changes fall away, noise and codec artefacts
   are averaged out, and what is left is where the edges are;
-- the frames are also fingerprinted cropped by 10% and 20% at nine positions and zoomed back,
+- the frames are also fingerprinted cropped by 10% at nine positions and zoomed back,
   so a copy cropped a little aligns with its original (tried in both directions);
 - a pair of videos is scored at its best temporal offset (copies may have frames trimmed):
   the mean cosine of the fingerprints of the frames that coincide at that offset.
@@ -17,7 +17,7 @@ themselves (`compare`):
   brightening and codecs change.
 
 Two instances of the same caption score low because their edges are elsewhere. A small
-`descriptor` per video (where its edges are over its whole length) is stored in the catalog
+descriptor per video (`describe`: where its edges are over its whole length) is stored in the catalog
 to find candidates that CLIP places far away, such as recoloured copies.
 """
 
@@ -135,23 +135,19 @@ def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
                        torch.stack(colours).half().numpy())
 
 
-def descriptor(fp: Fingerprint) -> np.ndarray:
-    """A small vector for finding candidates: where a video's edges are over its whole length (8x8x3 cells)."""
-    return descriptor_of_plain(fp.plain)
-
-
 DESCRIPTOR_DIM = 3 * 8 * 8
 DESCRIPTOR_NAME = "reelbase-pixel-descriptor-v1"
 
 
 def describe(frames: np.ndarray) -> np.ndarray:
-    """The descriptor of (n, H, W, 3) uint8 frames, without the crop hypotheses (cheap; used at ingest)."""
+    """A small vector for finding candidates: where (n, H, W, 3) uint8 frames have edges over their whole
+    length, in 8 x 8 x 3 cells (no crop hypotheses: cheap, used at ingest)."""
     x = _to_tensor(frames)
     small = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
-    return descriptor_of_plain(_band_pass(small).numpy())
+    return _descriptor_of_plain(_band_pass(small).numpy())
 
 
-def descriptor_of_plain(plain: np.ndarray) -> np.ndarray:
+def _descriptor_of_plain(plain: np.ndarray) -> np.ndarray:
     energy = np.abs(plain.astype(np.float32)).mean(axis=0).reshape(3, SIZE, SIZE)
     cells = energy.reshape(3, 8, SIZE // 8, 8, SIZE // 8).mean(axis=(2, 4)).reshape(-1)
     cells = cells - cells.mean()

@@ -179,7 +179,7 @@ def _new_candidates(files, store, report, progress) -> list[Candidate]:
             repeats.append((path, video_id))
         else:
             hashed[video_id] = path
-    present = set(store.get_videos(list(hashed)))  # one catalog lookup, not one per file
+    present = set(store.get_videos(list(hashed), strong=True))  # one lookup, seeing other processes' commits
     for path, video_id in [(p, v) for v, p in hashed.items() if v in present] + repeats:
         report.present.append(video_id)
         if progress:

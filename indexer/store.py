@@ -460,12 +460,12 @@ class VideoStore:
         """Return one video record, or None."""
         return self.get_videos([video_id]).get(video_id)
 
-    def get_videos(self, ids: list[str]) -> dict[str, VideoRecord]:
-        """Return the records that exist among ids, by id."""
+    def get_videos(self, ids: list[str], strong: bool = False) -> dict[str, VideoRecord]:
+        """Return the records that exist among ids, by id; `strong` sees other processes' latest writes."""
         found: dict[str, VideoRecord] = {}
+        read = {"consistency_level": "Strong"} if strong else self._read("videos")
         for i in range(0, len(ids), BATCH):
-            rows = self._client.get("videos", ids=list(ids[i:i + BATCH]), output_fields=VIDEO_FIELDS,
-                                    **self._read("videos"))
+            rows = self._client.get("videos", ids=list(ids[i:i + BATCH]), output_fields=VIDEO_FIELDS, **read)
             found.update((r["video_id"], _to_record(r)) for r in rows)
         return found
 
