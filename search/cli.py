@@ -368,6 +368,8 @@ def cmd_search(args) -> int:
     from search.params import Filters
 
     filters = Filters(source=args.source, min_duration=args.min_duration, max_duration=args.max_duration)
+    if args.prompts and (args.image or args.offset or filters.expression()):
+        raise ValueError("--prompts searches the prompts of generated clips by text; it takes --top-k only")
     service = _service()
     try:
         if args.prompts:

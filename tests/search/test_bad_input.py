@@ -201,6 +201,7 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["search", "a ball", "--min-duration", "-1"], "min_duration: Input should be greater than or equal to 0"),
     (["search", "--image", "{notes}"], "is not a readable image"),
     (["dups", "--image", "{bomb}"], "the limit is 40000000"),
+    (["search", "a ball", "--prompts", "--source", "ingested"], "it takes --top-k only"),
     (["similar", "../../etc/passwd"], "no video '../../etc/passwd'"),
     (["dups", "--threshold", "5"], "--threshold must be within 0..1"),
     (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps must be within 1..1000"),
