@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,8 +250,9 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 def temp_path(path: Path) -> Path:
-    """Where this process writes `path` before renaming it into place: hidden, named by its pid."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Where this process writes `path` before renaming it into place: hidden, with a token of its own
+    (two threads writing the same file, say two uploads of one video, do not meet) and the pid."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}.tmp")
 
 
 STALE_AFTER_S = 24 * 3600  # a pid can be reused (pid 1 in a container), so old temp files go anyway

@@ -330,13 +330,40 @@ def read_span(path: str | Path, start: float, end: float, rate: float, max_side:
     """
     path = Path(path)
     info = probe(path)
-    width, height = _target_size(info.width, info.height, max_side) if max_side else (info.width, info.height)
-    if (width, height) == (info.width, info.height):
-        width = height = -1
+    size = _target_size(info.width, info.height, max_side) if max_side else (info.width, info.height)
+    width, height = size if size != (info.width, info.height) else (-1, -1)  # decord: -1 keeps the size
     wanted = np.arange(max(0.0, start), max(start, end) + 1e-6, 1.0 / rate)  # (n,) seconds
+    indices = np.floor(wanted * info.fps + 1e-6).astype(np.int64)
     try:
         reader = decord.VideoReader(str(path), width=width, height=height, num_threads=1)
-        indices = np.clip(np.floor(wanted * info.fps + 1e-6), 0, len(reader) - 1).astype(np.int64)
+        indices = indices.clip(0, len(reader) - 1)
         return reader.get_batch(indices.tolist()).asnumpy(), indices / info.fps
     except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
-        raise BadVideo(path, f"cannot decode the frames at {start:.2f}..{end:.2f} s: {e}") from e
+        log.warning("%s: decord failed (%s); decoding the span with PyAV", path, type(e).__name__)
+    try:
+        return _span_pyav(path, indices, size, info.fps)
+    except av.error.FFmpegError as e:
+        raise BadVideo(path, f"cannot decode the frames at {start:.2f}..{end:.2f} s: {e.strerror or e}") from e
+
+
+def _span_pyav(path: Path, indices: np.ndarray, size: tuple[int, int], fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames `indices` (sorted) decoded in order with PyAV, the last decodable frame standing in past the end."""
+    kept, count, last, wanted = {}, 0, None, set(indices.tolist())
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a broken packet: skip it, as players do
+            for last in frames:
+                if count in wanted:
+                    kept[count] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
+                count += 1
+            if count > indices[-1]:
+                break
+    if last is None:
+        raise BadVideo(path, "no decodable frames")
+    final = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
+    indices = indices.clip(0, count - 1)
+    return np.stack([kept.get(i, final) for i in indices.tolist()]), indices / fps

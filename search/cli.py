@@ -483,6 +483,11 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_repair(args) -> int:
+    from search.settings import Settings
+
+    api = Settings().api_url
+    if _answers(api):
+        raise ValueError(f"an API answers at {api}: stop it first, so that nothing writes while repair runs")
     service = _service()
     try:
         result = service.repair()

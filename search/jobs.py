@@ -154,13 +154,14 @@ class JobQueue:
             except Exception as exc:  # the job fails, the worker lives on
                 saved = self._settle(job)  # it may have failed while saving its clip
                 with self._lock:
-                    if self._closing and job.job_id in self._cancel:  # interrupted by a shutdown: run it again
+                    if saved:  # the clip was in before the failure
+                        log.warning("job %s: its clip %s is saved, but then: %s", job.job_id, job.video_id, exc)
+                        self._finish(job, "succeeded")
+                    elif self._closing and job.job_id in self._cancel:  # interrupted by a shutdown: run it again
                         job.status, job.step, job.started_at = "queued", 0, None
                         self._touch(job, save=True)
                     elif job.job_id in self._cancel:
                         self._finish(job, "cancelled")
-                    elif saved:  # the clip was in before the failure
-                        self._finish(job, "succeeded")
                     else:
                         log.warning("job %s failed: %s", job.job_id, exc, exc_info=not _expected(exc))
                         self._finish(job, "failed", error=_reason(exc))
@@ -211,22 +212,26 @@ class JobQueue:
             if job.status == "running" or (job.status == "failed" and job.video_id):
                 self._after_crash(job)
                 self._save(job)
+            elif job.status == "queued" and job.video_id:  # a shutdown stopped it while saving; the store was away
+                if self._settle(job):
+                    job.status, job.finished_at = "succeeded", time.time()
+                self._save(job)
             self._jobs[job.job_id] = job
             if job.status == "queued":
                 self._queue.put(job.job_id)
 
     def _after_crash(self, job: Job) -> None:
         """A job that stopped while running or saving: succeeded if its clip was saved whole, else failed."""
-        if self._settle(job, at_start=True):
+        if self._settle(job):
             job.status, job.finished_at, job.error = "succeeded", time.time(), None
             return
         job.status, job.finished_at = "failed", time.time()
         job.error = job.error or "the service stopped while this job ran; nothing of it was kept"
 
-    def _settle(self, job: Job, at_start: bool = False) -> bool:
+    def _settle(self, job: Job) -> bool:
         """True if the job's clip is saved whole; else remove what of it was written and forget its id.
 
-        Where that cannot be done now (the store down), the id stays, and the next start settles it.
+        Where that cannot be done now (the store away), the id stays, and the next start settles it.
         """
         if not job.video_id:
             return False
@@ -234,8 +239,6 @@ class JobQueue:
             if self._recover(job.video_id):
                 return True
         except Exception as exc:
-            if at_start:
-                raise
             log.warning("job %s: cannot settle its clip %s now (%s); the next start will", job.job_id,
                         job.video_id, exc)
             return False

@@ -25,9 +25,9 @@ def signed_query(key: str, path: str, now: float | None = None) -> dict[str, str
 
 
 def is_valid(key: str, path: str, expires: str | None, sig: str | None, now: float | None = None) -> bool:
-    """Whether `sig` signs `path` until `expires`, and that time has not passed."""
-    if not (expires and sig and expires.isdigit()):
+    """Whether `sig` signs `path` until `expires`, and that time has not passed; False for anything malformed."""
+    if not (expires and sig and expires.isascii() and expires.isdigit() and len(expires) <= 12 and sig.isascii()):
         return False
     if int(expires) < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(sig, sign(key, path, int(expires)))
+    return hmac.compare_digest(sig.encode(), sign(key, path, int(expires)).encode())

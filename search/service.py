@@ -193,17 +193,21 @@ class Reelbase:
     def repair(self) -> dict:
         """Remove what interrupted work left behind, and report videos whose file is gone.
 
-        Vectors with no video row (an add or a delete that died half-way) and library files with
-        no row (a save or an ingest that died before its commit), once they are an hour old, so an
-        ingest in progress beside it keeps its files. Rows whose file is missing are only reported:
-        a library on a share may be away for a while (delete them with DELETE /videos/{id}).
-        Run it while nothing else writes to the library: vectors of an add in progress have no row yet.
+        Vectors with no video row (an add or a delete that died half-way) and library files that
+        no record names (a save or an ingest that died before its commit), once they are an hour
+        old. Records kept out of the catalog by a re-index count: a re-index that died half-way is
+        finished first (`reindex`), and files kept in `reindex-failed.json` stay. Rows whose file
+        is missing are only reported: a library on a share may be away for a while (delete them
+        with DELETE /videos/{id}). Run it while nothing else writes to the library: the vectors of
+        an add in progress have no row yet.
         """
+        if self._reindex_pending.is_file():
+            raise ValueError(f"a re-index is unfinished ({self._reindex_pending}); run `reelbase reindex` first")
         orphaned_vectors = self.store.delete_orphans()
         records = list(self.store.iter_videos())
-        in_catalog = {r.uri for r in records}
+        named = {r.uri for r in records + _read_records(self._reindex_failed)}
         stray = [p for p in self.library_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.name not in in_catalog and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S] \
+                 and p.name not in named and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S] \
             if self.library_dir.is_dir() else []
         for path in stray:
             path.unlink(missing_ok=True)

@@ -164,6 +164,15 @@ def test_read_frames_falls_back_where_decord_fails(tmp_path):
     assert np.abs(got.frames.astype(float) - clip.frames[got.indices]).mean() < 4.0
 
 
+def test_read_span_falls_back_where_decord_fails(tmp_path, caplog):
+    clip = sample_clips(0, 0, 1)[0]
+    frames, times = read_span(write_world_ts(tmp_path / "clip.ts"), 1.0, 2.5, 8.0)  # past the end: held
+    assert "decoding the span with PyAV" in caplog.text
+    indices = [8, 9, 10, 11, 12, 13, 14, 15, 15, 15, 15, 15, 15]
+    np.testing.assert_allclose(times, np.array(indices) / FPS)
+    assert np.abs(frames.astype(float) - clip.frames[indices]).mean() < 4.0
+
+
 def test_sniff_reads_content_not_name(world, bad, tmp_path):
     renamed = shutil.copy(world[0], tmp_path / "holiday notes.txt")
     assert sniff(renamed) == "mp4"

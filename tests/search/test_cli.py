@@ -174,9 +174,13 @@ def test_repair_removes_what_interrupted_work_left_and_reports_missing_files(tmp
     library = data / "library"
     (library / f"{ids[0]}.mp4").unlink()  # a file gone from under the catalog
     old, new = library / ("a" * 32 + ".mp4"), library / ("b" * 32 + ".mp4")  # saves that died before their row
-    for stray in (old, new):
+    kept = library / ("d" * 32 + ".mp4")  # a re-index could not read it: its record waits in reindex-failed.json
+    for stray in (old, new, kept):
         stray.write_bytes(b"half a clip")
-    os.utime(old, (1e9, 1e9))
+    for stray in (old, kept):
+        os.utime(stray, (1e9, 1e9))
+    (data / "reindex-failed.json").write_text(json.dumps([{"video_id": "d" * 32, "uri": kept.name,
+                                                           "source": "ingested"}]))
     in_another_process(f"""
 import numpy as np
 from indexer.models import model_identity
@@ -187,10 +191,13 @@ with VideoStore({str(data / "milvus.db")!r}, model=model_identity("reelbase-tiny
 """)  # Milvus Lite lets one process hold the file, and keeps it while this one lives
     result = json.loads(reelbase("repair", "--json", data_dir=data).stdout)
     assert result == {"orphaned_vectors": 1, "stray_files": [old.name], "missing_files": [ids[0]]}
-    assert new.exists() and not old.exists()  # a recent one may be an ingest at work
+    assert new.exists() and kept.exists() and not old.exists()  # a recent one may be an ingest at work
     assert json.loads(reelbase("stats", "--json", data_dir=data).stdout)["videos"] == 3
     text = reelbase("repair", data_dir=data).stdout
     assert "removed the vectors of 0 videos" in text and f"missing file: video {ids[0]}" in text
+    (data / "reindex-records.json").write_text("[]")  # a re-index that died half-way
+    refused = reelbase("repair", data_dir=data, check=False)
+    assert refused.returncode == 2 and "run `reelbase reindex` first" in refused.stderr and kept.exists()
 
 
 def test_a_lite_file_held_by_another_process_is_reported_clearly(library):
