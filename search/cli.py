@@ -178,9 +178,8 @@ def cmd_demo(args) -> int:
     from generator.world import write_dataset
     from search.params import GenerationParams
 
-    service = _service()
-    data = service.settings.data_dir
-    try:
+    with _service() as service:
+        data = service.settings.data_dir
         print(f"1. generating {args.generate} clips with the built-in ST-DiT into the library ({data})")
         for i in range(args.generate):
             prompt = DEMO_PROMPTS[i % len(DEMO_PROMPTS)]
@@ -211,8 +210,6 @@ def cmd_demo(args) -> int:
         stats = service.stats()
         print(f"6. the library holds {stats['videos']} videos ({stats['videos_by_source']}), {stats['frames']} frames, "
               f"{stats['library_bytes'] / 1e6:.1f} MB, embedded with {stats['model']}")
-    finally:
-        service.close()
     print("Next: `reelbase serve` for the HTTP API (docs at http://127.0.0.1:8000/docs), `reelbase ui` for the UI, "
           "or `reelbase search \"a yellow ball falling\"`.")
     return 0
@@ -260,14 +257,11 @@ def cmd_generate(args) -> int:
     if args.library:
         from search.params import GenerationParams
 
-        service = _service()
-        try:
+        with _service() as service:
             params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed,
                                       steps=args.steps, guidance=args.guidance, frames=args.frames)
             with _StepBar("generate", quiet=args.json) as bar:
                 record = service.generate(params, bar.update)
-        finally:
-            service.close()
         print(json.dumps(record.to_dict(), indent=2) if args.json else
               f"saved {record.video_id} into the library ({record.num_frames} frames); "
               f"`reelbase similar {record.video_id}` finds clips like it")
@@ -330,16 +324,14 @@ def _service():
 
 
 def cmd_ingest(args) -> int:
-    service = _service()
     bar = _Bar(quiet=args.json)
-    try:
-        report = service.ingest(args.paths, progress=bar)
-        bar.close()
+    with _service() as service:
+        try:
+            report = service.ingest(args.paths, progress=bar)
+        finally:
+            bar.close()
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
         _optimize_if_grown(service, report, quiet=args.json)
-    finally:
-        bar.close()
-        service.close()
     return 0
 
 
@@ -353,14 +345,11 @@ def _optimize_if_grown(service, report, quiet: bool = False) -> None:
 
 
 def cmd_optimize(args) -> int:
-    service = _service()
-    try:
+    with _service() as service:
         t0 = time.perf_counter()
         service.store.optimize()
         print(f"rebuilt the search indexes over {service.store.count_frames()} frames "
               f"in {time.perf_counter() - t0:.1f} s")
-    finally:
-        service.close()
     return 0
 
 
@@ -370,16 +359,13 @@ def cmd_search(args) -> int:
     filters = Filters(source=args.source, min_duration=args.min_duration, max_duration=args.max_duration)
     if args.prompts and (args.image or args.offset or filters.expression()):
         raise ValueError("--prompts searches the prompts of generated clips by text; it takes --top-k only")
-    service = _service()
-    try:
+    with _service() as service:
         if args.prompts:
             scored = service.search_prompts(args.text, args.top_k)
         elif args.image:
             hits = service.search_image(_read_image(args.image), args.top_k, filters, args.offset)
         else:
             hits = service.search_text(args.text, args.top_k, filters, args.offset)
-    finally:
-        service.close()
     if args.prompts:
         return _print_scored(scored, args.json)
     if args.json:
@@ -412,11 +398,8 @@ def _print_scored(scored, as_json: bool) -> int:
 
 
 def cmd_similar(args) -> int:
-    service = _service()
-    try:
+    with _service() as service:
         scored = service.similar(args.video_id, args.top_k)
-    finally:
-        service.close()
     return _print_scored(scored, args.json)
 
 
@@ -426,8 +409,7 @@ def cmd_dups(args) -> int:
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be within 0..1, got {threshold}")
-    service = _service()
-    try:
+    with _service() as service:
         if args.video_id or args.image:
             hits = (service.duplicates_of_image(_read_image(args.image), threshold) if args.image
                     else service.duplicates_of_video(args.video_id, threshold))
@@ -437,8 +419,6 @@ def cmd_dups(args) -> int:
         with tqdm(desc="dups", unit="video", file=sys.stderr, disable=args.json) as bar:
             groups = service.duplicate_groups(threshold, progress=lambda n, total: (
                 setattr(bar, "total", total), bar.update(n - bar.n)))
-    finally:
-        service.close()
     if args.json:
         print(json.dumps([{"videos": [v.to_dict() for v in g.videos], "links": g.links} for g in groups], indent=2))
         return 0
@@ -471,12 +451,9 @@ def _print_duplicate_hits(hits, as_json: bool) -> int:
 def cmd_reindex(args) -> int:
     from tqdm import tqdm
 
-    service = _service()
-    try:
+    with _service() as service:
         with tqdm(desc="reindex", unit="video", file=sys.stderr, disable=args.json) as bar:
             result = service.reindex(progress=lambda n, total: (setattr(bar, "total", total), bar.update(n - bar.n)))
-    finally:
-        service.close()
     print(json.dumps(result, indent=2) if args.json else
           f"re-indexed {result['reindexed']} videos with {result['model']}; {len(result['failed'])} failed")
     return 0
@@ -488,11 +465,8 @@ def cmd_repair(args) -> int:
     api = Settings().api_url
     if _answers(api):
         raise ValueError(f"an API answers at {api}: stop it first, so that nothing writes while repair runs")
-    service = _service()
-    try:
+    with _service() as service:
         result = service.repair()
-    finally:
-        service.close()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -522,11 +496,8 @@ def _hit_dict(hit) -> dict:
 
 
 def cmd_stats(args) -> int:
-    service = _service()
-    try:
+    with _service() as service:
         stats = service.stats()
-    finally:
-        service.close()
     if args.json:
         print(json.dumps(stats, indent=2))
     else:

@@ -485,6 +485,12 @@ class Reelbase:
     def close(self) -> None:
         self.close_store()
 
+    def __enter__(self) -> Reelbase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 # --- helpers ---------------------------------------------------------------------------------------
 
