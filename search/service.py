@@ -8,6 +8,7 @@ near-duplicates).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -44,6 +45,26 @@ class NotFound(LookupError):
     """An id that is not in the library."""
 
 
+class Busy(RuntimeError):
+    """A library-wide task (re-index, duplicate scan, repair) is already running in this process."""
+
+
+def library_wide(task: str):
+    """One library-wide task at a time per service: a second (a client asking again after a timeout,
+    say) is refused with Busy rather than run beside the first."""
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            if not self._library_wide_lock.acquire(blocking=False):
+                raise Busy(f"a library-wide task is already running; this {task} can start when it ends")
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._library_wide_lock.release()
+        return run
+    return wrap
+
+
 @dataclass
 class DuplicateHit:
     """A library video that duplicates the query, with its verified score and matching frames."""
@@ -68,6 +89,7 @@ class Reelbase:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
         self._generate_lock = threading.Lock()
+        self._library_wide_lock = threading.Lock()
         self.fingerprints = duplicates.FingerprintCache(self._read_for_fingerprint)
         for folder in (self.library_dir, self.thumbs_dir, self.uploads_dir):  # what a killed process left
             remove_stale_temp_files(folder)
@@ -190,6 +212,7 @@ class Reelbase:
             "generator": self.settings.generator_model,
         }
 
+    @library_wide("repair")
     def repair(self) -> dict:
         """Remove what interrupted work left behind, and report videos whose file is gone.
 
@@ -216,6 +239,7 @@ class Reelbase:
         return {"orphaned_vectors": orphaned_vectors, "stray_files": sorted(p.name for p in stray),
                 "missing_files": missing}
 
+    @library_wide("re-index")
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
         """Re-embed every library video with this service's CLIP model, keeping each record as it was.
 
@@ -452,6 +476,7 @@ class Reelbase:
                 hits.append(DuplicateHit(record, match.score, match.offset_s, match.pairs))
         return sorted(hits, key=lambda h: h.score, reverse=True)
 
+    @library_wide("duplicate scan")
     def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""

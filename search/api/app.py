@@ -17,7 +17,7 @@ from search.api import library, media, queries
 from search.api.deps import require_key
 from search.api.schemas import Health
 from search.jobs import JobFinished, JobNotFound, JobQueue
-from search.service import NotFound, Reelbase
+from search.service import Busy, NotFound, Reelbase
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, handler(404))
     app.add_exception_handler(JobNotFound, handler(404))
     app.add_exception_handler(JobFinished, handler(409))
+    app.add_exception_handler(Busy, handler(409))
     app.add_exception_handler(ValueError, handler(422))
     app.add_exception_handler(BadVideo, handler(422))
     app.add_exception_handler(StoreError, handler(503))

@@ -2,6 +2,7 @@
 
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -389,6 +390,33 @@ def test_delete_removes_file_and_vectors(api, tmp_path):
     assert not (data / "library" / f"{video_id}.mp4").exists() and not (data / "thumbs" / f"{video_id}.png").exists()
     assert store.get_video(video_id) is None and video_id not in store.orphan_frame_video_ids()
     assert client.get(f"/videos/{video_id}").status_code == 404
+
+
+def test_a_second_library_wide_task_is_refused_while_one_runs(api):
+    """A client that timed out and asks again does not start a second scan beside the first."""
+    client, _, _ = api
+    svc = client.app.state.service
+    started, release = threading.Event(), threading.Event()
+    candidates = svc._candidates
+
+    def slow_candidates(video_id):
+        started.set()
+        release.wait(60)
+        return candidates(video_id)
+
+    svc._candidates = slow_candidates
+    try:
+        first = threading.Thread(target=client.get, args=("/duplicates",))
+        first.start()
+        assert started.wait(60)
+        for method, path in (("get", "/duplicates"), ("post", "/library/reindex")):
+            r = getattr(client, method)(path)
+            assert r.status_code == 409 and "already running" in r.json()["detail"], r.text
+    finally:
+        release.set()
+        first.join(60)
+        del svc._candidates
+    assert client.get("/duplicates").status_code == 200
 
 
 def test_reindex_keeps_every_record(api):
