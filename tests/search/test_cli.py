@@ -75,14 +75,27 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.returncode == 2 and "unknown CLIP model spec 'nope'" in result.stderr
 
 
-def test_another_model_on_the_same_store_is_refused(library, tmp_path):
+def test_another_model_on_the_same_store_is_refused_and_the_same_one_elsewhere_is_not(library, tmp_path):
     _, data = library
-    weights = tmp_path / "other.safetensors"
-    weights.write_bytes((ROOT / "indexer" / "weights" / "reelbase-tiny.safetensors").read_bytes())
-    env = {**os.environ, "REELBASE_DATA_DIR": str(data), "REELBASE_CLIP_MODEL": f"reelbase-tiny:{weights}"}
-    result = subprocess.run([sys.executable, "-m", "search.cli", "search", "x"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "written by embedding model 'reelbase-tiny'" in result.stderr
+    builtin = ROOT / "indexer" / "weights" / "reelbase-tiny.safetensors"
+    same, retrained = tmp_path / "same.safetensors", tmp_path / "retrained.safetensors"
+    same.write_bytes(builtin.read_bytes())  # the built-in weights, moved (as into a container's /models)
+    in_another_process(f"""
+from safetensors.torch import save_file
+from indexer.models import random_clip
+state = random_clip("reelbase-tiny").model.state_dict()
+save_file({{k: v.contiguous() for k, v in state.items()}}, {str(retrained)!r})
+""")  # the same architecture and name, other weights: what `reelbase train clip` makes
+
+    def search_with(weights):
+        env = {**os.environ, "REELBASE_DATA_DIR": str(data), "REELBASE_CLIP_MODEL": f"reelbase-tiny:{weights}"}
+        return subprocess.run([sys.executable, "-m", "search.cli", "search", "a ball"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    assert search_with(same).returncode == 0
+    refused = search_with(retrained)
+    assert refused.returncode == 2 and f"written by embedding model '{model_identity('reelbase-tiny')}'" \
+        in refused.stderr
 
 
 def test_optimize_rebuilds_the_indexes_and_search_goes_on(library):
