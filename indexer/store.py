@@ -258,6 +258,7 @@ class VideoStore:
         self._deleted_since_write: set[str] = set()  # see _read
         self.server_version = self._client.get_server_version()
         self.group_by = _supports_group_by(self.server_version)
+        self._lite = _is_lite(uri)
         try:
             for name in COLLECTIONS:
                 self._open_collection(name)
@@ -265,7 +266,6 @@ class VideoStore:
             self._client.close()
             raise
         # Lite's AUTOINDEX is HNSW when faiss-cpu is installed (else brute force, which ignores ef)
-        self._lite = _is_lite(uri)
         self._min_ef = LITE_MIN_EF if self._lite else MIN_EF if self._client.describe_index(
             "frames", "embedding")["index_type"] == "HNSW" else None
         log.info("opened %s (%s, group-by %s) for model %r dim %d",
@@ -304,14 +304,19 @@ class VideoStore:
                 "another store.")
 
     def _create_vector_index(self, name: str, wait: bool = False) -> None:
-        """Index `embedding` for COSINE: HNSW on servers; AUTOINDEX on Lite or if refused."""
-        if not _is_lite(self.uri):  # Lite takes HNSW without faiss-cpu, then finds nothing
-            try:
-                self._client.create_index(name, self._index_params("HNSW"), sync=wait)
-                return
-            except MilvusException as e:  # e.g. Zilliz Cloud serverless takes AUTOINDEX only
-                log.warning("HNSW refused for %s (%s); using AUTOINDEX", name, e.message)
-        self._client.create_index(name, self._index_params("AUTOINDEX"), sync=wait)
+        """Index `embedding` for COSINE: HNSW on servers; AUTOINDEX on Lite or if refused.
+
+        Lite builds the index within the call, and has no AllocTimestamp for pymilvus's wait
+        (it logs a traceback per call), so it is never asked to wait.
+        """
+        if self._lite:  # Lite takes HNSW without faiss-cpu, then finds nothing
+            self._client.create_index(name, self._index_params("AUTOINDEX"), sync=False)
+            return
+        try:
+            self._client.create_index(name, self._index_params("HNSW"), sync=wait)
+        except MilvusException as e:  # e.g. Zilliz Cloud serverless takes AUTOINDEX only
+            log.warning("HNSW refused for %s (%s); using AUTOINDEX", name, e.message)
+            self._client.create_index(name, self._index_params("AUTOINDEX"), sync=wait)
 
     def optimize(self) -> None:
         """Make searches fast over everything written so far; searches fail while it runs.
