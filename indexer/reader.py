@@ -264,6 +264,23 @@ def _decode_pyav(
 ) -> SampledFrames:
     """Decode sequentially with PyAV, skipping packets it rejects; the fallback for decord."""
     wanted = set(sample_indices(info.num_frames, info.fps, rate, cap).tolist())
+    kept, count, last = _pyav_frames(path, wanted, size, progress)
+    if count < max(1, info.num_frames / 2):
+        raise BadVideo(path, f"truncated or corrupt: only {count} of {info.num_frames} frames decodable")
+    kept[count - 1] = last  # the final frame is always kept
+    indices = np.array(sorted(kept), dtype=np.int64)
+    info = replace(info, num_frames=count)
+    frames = np.stack([kept[i] for i in indices])
+    return SampledFrames(path, info, indices, indices / info.fps, frames)
+
+
+def _pyav_frames(path: Path, wanted: set[int], size: tuple[int, int], progress: Callable[[], None] = lambda: None,
+                 until: int | None = None) -> tuple[dict[int, np.ndarray], int, np.ndarray | None]:
+    """Decode in order with PyAV, skipping packets it rejects (as players do), stopping once frame `until`
+    is passed: the `wanted` frames by number, how many frames were decoded, and the last one (None if none)."""
+    def rgb(frame) -> np.ndarray:
+        return frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+
     kept, count, last = {}, 0, None
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -274,18 +291,14 @@ def _decode_pyav(
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                continue  # a broken packet: skip it, as players do
-            for last in frames:  # `last` stays the final frame, which is always kept
+                continue
+            for last in frames:  # `last` stays the final frame decoded
                 if count in wanted:
-                    kept[count] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
+                    kept[count] = rgb(last)
                 count += 1
-    if count < max(1, info.num_frames / 2):
-        raise BadVideo(path, f"truncated or corrupt: only {count} of {info.num_frames} frames decodable")
-    kept[count - 1] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
-    indices = np.array(sorted(kept), dtype=np.int64)
-    info = replace(info, num_frames=count)
-    frames = np.stack([kept[i] for i in indices])
-    return SampledFrames(path, info, indices, indices / info.fps, frames)
+            if until is not None and count > until:
+                break
+    return kept, count, None if last is None else rgb(last)
 
 
 def _read(
@@ -348,22 +361,8 @@ def read_span(path: str | Path, start: float, end: float, rate: float, max_side:
 
 def _span_pyav(path: Path, indices: np.ndarray, size: tuple[int, int], fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Frames `indices` (sorted) decoded in order with PyAV, the last decodable frame standing in past the end."""
-    kept, count, last, wanted = {}, 0, None, set(indices.tolist())
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError:
-                continue  # a broken packet: skip it, as players do
-            for last in frames:
-                if count in wanted:
-                    kept[count] = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
-                count += 1
-            if count > indices[-1]:
-                break
+    kept, count, last = _pyav_frames(path, set(indices.tolist()), size, until=int(indices[-1]))
     if last is None:
         raise BadVideo(path, "no decodable frames")
-    final = last.to_ndarray(width=size[0], height=size[1], format="rgb24")
     indices = indices.clip(0, count - 1)
-    return np.stack([kept.get(i, final) for i in indices.tolist()]), indices / fps
+    return np.stack([kept.get(i, last) for i in indices.tolist()]), indices / fps
