@@ -199,13 +199,17 @@ class Reelbase:
     def _thumb_path(self, video_id: str) -> Path:
         return self.thumbs_dir / f"{video_id}.png"
 
+    def _library_files(self) -> list[Path]:
+        """The files in the library folder, leaving out hidden ones (temp files of writes in progress)."""
+        library = self.library_dir
+        return [p for p in library.iterdir() if p.is_file() and not p.name.startswith(".")] if library.is_dir() else []
+
     def stats(self) -> dict:
         """Counts from the catalog and the bytes used by the library folder."""
-        library = self.library_dir
-        files = [p for p in library.iterdir() if p.is_file() and not p.name.startswith(".")] if library.exists() else []
+        files = self._library_files()
         return {
             **self.store.stats(),
-            "library_dir": str(library),
+            "library_dir": str(self.library_dir),
             "library_files": len(files),
             "library_bytes": sum(p.stat().st_size for p in files),
             "milvus_uri": self.settings.resolved_milvus_uri,
@@ -229,9 +233,8 @@ class Reelbase:
         orphaned_vectors = self.store.delete_orphans()
         records = list(self.store.iter_videos())
         named = {r.uri for r in records + _read_records(self._reindex_failed)}
-        stray = [p for p in self.library_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.name not in named and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S] \
-            if self.library_dir.is_dir() else []
+        stray = [p for p in self._library_files()
+                 if p.name not in named and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S]
         for path in stray:
             path.unlink(missing_ok=True)
             self._thumb_path(path.stem).unlink(missing_ok=True)
