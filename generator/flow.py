@@ -109,6 +109,13 @@ def replace_known(x, known, known_mask, frame_mask, noise, t) -> torch.Tensor:
     return known_mask * renoised + (1 - known_mask) * x
 
 
+def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+    """Gaussian noise drawn on the generator's device, then moved to `device`: a CPU generator's
+    seed gives the same noise whatever device samples."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where).to(device)
+
+
 @torch.no_grad()
 def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torch.Tensor | None = None,
            steps: int = 30, guidance: float = 4.0, generator: torch.Generator | None = None,
@@ -123,7 +130,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     sampling with `Cancelled`.
     """
     B, device = shape[0], tokens.device
-    noise = torch.randn(shape, generator=generator, device=device)
+    noise = initial_noise(shape, generator, device)
     x, t_start = noise, 1.0
     if start_latents is not None:
         x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)

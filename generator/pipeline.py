@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 CONTEXT = 4  # frames a chained window is conditioned on
 MAX_FRAMES = 1024  # frames one call may make (chained windows): 128 s at the world's 8 fps
+# CPU threads while a window is sampled and decoded: how float32 matmuls and convolutions are
+# split between threads changes their rounding, and 30 Euler steps grow that into different
+# pixels, so a seed makes the same clip only under one fixed count (1 is fastest on a busy box).
+SAMPLING_THREADS = 1
 BUILTIN = {"reelbase-tiny": ("generator-tiny.safetensors", "autoencoder-tiny.safetensors")}
 
 # callback(step, total) -> False to cancel; steps count across all chunks of a long clip
@@ -41,6 +46,17 @@ class Clip:
     frames: np.ndarray  # (T, H, W, 3) uint8
     fps: int
     record: dict = field(default_factory=dict)
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count (this thread's) set to n within the block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> str:
@@ -137,13 +153,19 @@ class Generator:
 
     # --- the one mechanism -----------------------------------------------------------------
 
+    def _run(self, *args, **kwargs) -> Clip:
+        """One window (`_sample_window`), under the fixed thread count that makes a seed's clip exact."""
+        with fixed_threads(SAMPLING_THREADS):
+            return self._sample_window(*args, **kwargs)
+
     @torch.no_grad()
-    def _run(self, prompt, negative_prompt, seed, steps, guidance, given, keep, *, start=None, strength=1.0,
-             callback=None, chunk=0, chunks=1) -> Clip:
-        """One window: sample latents keeping `given` pixels where `keep`, decode, composite."""
+    def _sample_window(self, prompt, negative_prompt, seed, steps, guidance, given, keep, *, start=None,
+                       strength=1.0, callback=None, chunk=0, chunks=1) -> Clip:
+        """Sample latents keeping `given` pixels where `keep`, decode, composite."""
         _check_params(steps, guidance)
         T = self.window
-        generator = torch.Generator(self.device).manual_seed(int(seed) + 1_000 * chunk)
+        # A CPU generator on every device: a seed draws the same noise on the CPU and a GPU.
+        generator = torch.Generator().manual_seed(int(seed) + 1_000 * chunk)
         tokens = tokenize([prompt], self.dit.config.context_length).to(self.device)
         neg = tokenize([negative_prompt], self.dit.config.context_length).to(self.device) if negative_prompt else None
         known = known_mask = start_latents = None
