@@ -5,7 +5,9 @@ A spec is, in this order (like open_clip's own factory, kept small):
    torch checkpoint, loaded without unpickling);
 2. a built-in name (`reelbase-tiny`) — an open_clip config and safetensors shipped in
    `indexer/weights/`, trained by `reelbase train clip`;
-3. `NAME:TAG` — an open_clip pretrained tag, downloaded by open_clip where a network is.
+3. `NAME:TAG` — an open_clip pretrained tag: its cached weights, with no network access, else
+   downloaded by open_clip where the download source answers (a quick check first, so an
+   offline machine gets one clear line instead of a minute of retries).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from pathlib import Path
 import open_clip
 import torch
 
+from indexer import pretrained
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUILTIN = ("reelbase-tiny",)
+PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")  # a tag's, as open_clip applies
 POPULAR_TAGS = ("ViT-B-32:laion2b_s34b_b79k", "ViT-B-16:laion2b_s34b_b88k", "ViT-L-14:openai", "ViT-B-32:openai")
 
 open_clip.add_model_config(WEIGHTS_DIR)  # registers reelbase-tiny as an open_clip architecture
@@ -62,7 +67,8 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
             )
         return _create(spec, spec, str(weights), device, model_identity(spec))
     if source and (name, source) in set(open_clip.list_pretrained()):
-        return _create(spec, name, source, device, spec)
+        cfg = open_clip.get_pretrained_cfg(name, source)
+        return _create(spec, name, _pretrained_file(spec, name, cfg), device, spec, preprocess=cfg)
     raise UnknownModel(f"unknown CLIP model spec '{spec}'. {available_models()}")
 
 
@@ -108,14 +114,32 @@ def random_clip(arch: str, device: str = "cpu") -> ClipModel:
     return _create(f"{arch}:random", arch, None, device, f"{arch}:random")
 
 
+def _pretrained_file(spec: str, arch: str, cfg: dict) -> str:
+    """The local file of a pretrained tag's weights: the cached one, else downloaded if the source answers."""
+    cached = pretrained.cached_file(cfg)
+    if cached:
+        return cached
+    source = pretrained.source_url(cfg)
+    if not pretrained.reachable(source):
+        raise UnknownModel(
+            f"the weights of '{spec}' are not in the cache and {source or 'their source'} cannot be reached; "
+            f"download them where a network is, or give a weights file: REELBASE_CLIP_MODEL={arch}:/path/to/weights"
+        )
+    return open_clip.download_pretrained(cfg)
+
+
 def _looks_like_path(source: str) -> bool:
     return "/" in source or source.endswith((".safetensors", ".bin", ".pt", ".pth"))
 
 
-def _create(spec: str, arch: str, pretrained: str | None, device: str, identity: str) -> ClipModel:
+def _create(spec: str, arch: str, weights: str | None, device: str, identity: str,
+            preprocess: dict | None = None) -> ClipModel:
+    """Build `arch` with the weights file (None: random); `preprocess` is a tag's mean, std, ..."""
     if arch not in open_clip.list_models():
         raise UnknownModel(f"unknown open_clip architecture '{arch}' in spec '{spec}'. {available_models()}")
-    model = open_clip.create_model(arch, pretrained=pretrained, device=device, weights_only=True)
+    force = {k: v for k, v in (preprocess or {}).items() if k in PREPROCESS_KEYS}
+    model = open_clip.create_model(arch, pretrained=weights, device=device, weights_only=True,
+                                   force_preprocess_cfg=force)
     model.eval()
     cfg = model.visual.preprocess_cfg
     size = cfg["size"]
