@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from indexer.models import ClipModel, load_clip
+from indexer.vocabulary import unknown_words, unknown_words_notice
 
 
 def resolve_device(device: str) -> str:
@@ -60,6 +61,14 @@ class ClipEncoder:
 
     def encode_text(self, text: str) -> np.ndarray:
         return self.encode_texts([text])[0]
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of `text` the text model was never taught (none for a real CLIP: BPE knows all English)."""
+        return unknown_words(text, self.clip.vocabulary)
+
+    def vocabulary_notice(self, text: str) -> str | None:
+        """A one-line notice naming the words of `text` the model does not know, with how to use a real CLIP."""
+        return unknown_words_notice(self.clip.spec, self.unknown_words(text))
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 frames to the model's input: short side resized, centre-cropped, normalised."""

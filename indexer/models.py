@@ -8,6 +8,9 @@ A spec is, in this order (like open_clip's own factory, kept small):
 3. `NAME:TAG` — an open_clip pretrained tag: its cached weights, with no network access, else
    downloaded by open_clip where the download source answers (a quick check first, so an
    offline machine gets one clear line instead of a minute of retries).
+
+A vocabulary file beside local weights (`<weights stem>.vocab.txt`, see indexer.vocabulary)
+names the only words the text model was taught; without one, every word is known (BPE).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import open_clip
 import torch
 
 from indexer import pretrained
+from indexer.vocabulary import read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class ClipModel:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     dim: int
+    vocabulary: frozenset[str] | None = None  # the words the text model knows; None: all of them
 
 
 class UnknownModel(ValueError):
@@ -57,7 +62,7 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
         weights = Path(source).expanduser()
         if not weights.is_file():
             raise UnknownModel(f"CLIP weights file not found: {weights} (from spec '{spec}')")
-        return _create(spec, name, str(weights), device, model_identity(spec))
+        return _create(spec, name, str(weights), device, model_identity(spec), read_vocabulary(weights))
     if spec in BUILTIN:
         weights = WEIGHTS_DIR / f"{spec}.safetensors"
         if not weights.is_file():
@@ -65,7 +70,7 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
                 f"built-in model '{spec}' has no weights at {weights}; "
                 "train them with `reelbase train clip`"
             )
-        return _create(spec, spec, str(weights), device, model_identity(spec))
+        return _create(spec, spec, str(weights), device, model_identity(spec), read_vocabulary(weights))
     if source and (name, source) in set(open_clip.list_pretrained()):
         cfg = open_clip.get_pretrained_cfg(name, source)
         return _create(spec, name, _pretrained_file(spec, name, cfg), device, spec, preprocess=cfg)
@@ -133,7 +138,7 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _create(spec: str, arch: str, weights: str | None, device: str, identity: str,
-            preprocess: dict | None = None) -> ClipModel:
+            vocabulary: frozenset[str] | None = None, preprocess: dict | None = None) -> ClipModel:
     """Build `arch` with the weights file (None: random); `preprocess` is a tag's mean, std, ..."""
     if arch not in open_clip.list_models():
         raise UnknownModel(f"unknown open_clip architecture '{arch}' in spec '{spec}'. {available_models()}")
@@ -155,4 +160,5 @@ def _create(spec: str, arch: str, weights: str | None, device: str, identity: st
         mean=tuple(cfg["mean"]),
         std=tuple(cfg["std"]),
         dim=dim,
+        vocabulary=vocabulary,
     )

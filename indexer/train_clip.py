@@ -25,6 +25,7 @@ from tqdm import tqdm
 from generator import world
 from indexer.encoder import ClipEncoder
 from indexer.models import WEIGHTS_DIR, random_clip
+from indexer.vocabulary import words_of, write_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,24 @@ def train(run_dir: str | Path, cfg: TrainConfig = TrainConfig(), device: str = "
     (run_dir / "result.json").write_text(json.dumps({"config": asdict(cfg), **result}, indent=2))
     if export:
         export_weights(model, WEIGHTS_DIR / "reelbase-tiny.safetensors")
+        write_vocabulary(WEIGHTS_DIR / "reelbase-tiny.safetensors", training_vocabulary())
     return result
+
+
+def training_vocabulary() -> frozenset[str]:
+    """Every word the training texts can hold, from the caption grammar (`world.Query.text`).
+
+    A text's words are its parts' words, so the texts of each attribute alone cover them all:
+    each scene, each (colour, shape) noun phrase (either may be missing), two objects, and every
+    motion of `world.sample_spec` (each speed word and direction, falling, colliding).
+    """
+    colours, shapes = [*world.COLOURS, None], [*world.SHAPES, None]
+    motions = [world.motion_words(speed, d) for speed in world.SPEED_BANDS for d in world.DIRECTIONS]
+    queries = [world.Query(scene=s) for s in world.SCENES]
+    queries += [world.Query(objects=((c, s),)) for c in colours for s in shapes]
+    queries += [world.Query(objects=((c, s), (c, s))) for c in colours for s in shapes]
+    queries += [world.Query(motion=m) for m in [*motions, "falling", "colliding"]]
+    return frozenset(w for q in queries for w in words_of(q.text))
 
 
 def export_weights(model: torch.nn.Module, path: Path) -> None:

@@ -366,6 +366,9 @@ def cmd_search(args) -> int:
             hits = service.search_image(_read_image(args.image), args.top_k, filters, args.offset)
         else:
             hits = service.search_text(args.text, args.top_k, filters, args.offset)
+        notice = None if args.image else service.encoder.vocabulary_notice(args.text)
+    if notice:
+        print(f"reelbase: note: {notice}", file=sys.stderr)
     if args.prompts:
         return _print_scored(scored, args.json)
     if args.json:

@@ -38,7 +38,8 @@ def query_filters(source: str | None = Query(None, pattern="^(generated|ingested
 @router.post("/search/text", response_model=SearchOut, summary="Videos matching a text, one hit per video")
 def search_text(q: TextQuery, svc: Reelbase = Depends(service)):
     hits = svc.search_text(q.text, q.top_k, q.filters, q.offset)
-    return SearchOut(offset=q.offset, top_k=q.top_k, hits=[hit_out(h) for h in hits])
+    return SearchOut(offset=q.offset, top_k=q.top_k, hits=[hit_out(h) for h in hits],
+                     unknown_words=svc.encoder.unknown_words(q.text), notice=svc.encoder.vocabulary_notice(q.text))
 
 
 @router.post("/search/image", response_model=SearchOut, summary="Videos with frames like an uploaded image")

@@ -117,6 +117,10 @@ class SearchOut(BaseModel):
     offset: int
     top_k: int
     hits: list[HitOut]
+    unknown_words: list[str] = Field(default_factory=list, description=(
+        "words of the text query the CLIP model was never taught (the built-in model knows only the synthetic "
+        "world); the ranking ignores what they mean. Empty when every word is known or for an image query"))
+    notice: str | None = Field(None, description="a one-line notice naming those words and how to use a real CLIP")
 
 
 class ScoredVideo(BaseModel):

@@ -83,6 +83,15 @@ def test_text_search_gives_one_hit_per_video_with_moments_and_links(api):
     assert client.get(hit["video"]["links"]["video"]).status_code == 200
 
 
+def test_text_search_names_the_words_the_model_does_not_know(api):
+    client, _, _ = api
+    unknown = client.post("/search/text", json={"text": "a rabbit in a meadow", "top_k": 3}).json()
+    assert unknown["hits"] and unknown["unknown_words"] == ["rabbit", "meadow"]
+    assert "synthetic world" in unknown["notice"] and "ARCH:/path/to/weights" in unknown["notice"]
+    known = client.post("/search/text", json={"text": "a red ball at sunset", "top_k": 3}).json()
+    assert known["unknown_words"] == [] and known["notice"] is None
+
+
 def test_text_search_pages_do_not_overlap(api):
     client, _, _ = api
     first = client.post("/search/text", json={"text": "a ball", "top_k": 3}).json()["hits"]

@@ -50,6 +50,16 @@ def test_search_json_hits_carry_the_video_record_and_file_name(library):
     assert all(0 <= f["t"] <= 2.0 for h in hits for f in h["frames"])
 
 
+def test_search_names_the_words_the_model_does_not_know_on_stderr(library):
+    _, data = library
+    result = reelbase("search", "a rabbit in a meadow", "--json", data_dir=data)
+    assert json.loads(result.stdout), "the search still ranks by the words the model knows"
+    note = [line for line in result.stderr.splitlines() if line.startswith("reelbase: note:")]
+    assert len(note) == 1 and "'rabbit', 'meadow'" in note[0] and "synthetic world" in note[0]
+    assert "REELBASE_CLIP_MODEL=ARCH:/path/to/weights" in note[0]
+    assert "note:" not in reelbase("search", "a red ball at sunset", data_dir=data).stderr
+
+
 def test_search_text_output_and_stats(library):
     _, data = library
     out = reelbase("search", "a red ball", data_dir=data).stdout

@@ -37,6 +37,17 @@ def test_search_by_text_shows_clips_and_more_like_this(api_url):
     assert [m for m in at.markdown if m.value.startswith("**")]
 
 
+def test_search_warns_about_words_the_model_does_not_know(api_url):
+    at = app()
+    at.text_input(key="query").input("a rabbit in a meadow").run()
+    assert not at.exception, at.exception
+    assert len(at.warning) == 1 and "'rabbit', 'meadow'" in at.warning[0].value
+    assert "REELBASE_CLIP_MODEL=ARCH:/path/to/weights" in at.warning[0].value
+    assert [m for m in at.markdown if m.value.startswith("**")], "the hits are still shown"
+    at.text_input(key="query").input("a red ball at sunset").run()
+    assert not at.warning
+
+
 def test_search_reseed_starts_a_job(api_url):
     at = app()
     at.text_input(key="query").input("a ball").run()

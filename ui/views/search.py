@@ -67,6 +67,8 @@ elif image is not None:
     show_hits(result["hits"], "img")
 elif text.strip():
     result = call(api().search_text, text, per_page, offset, filters)
+    if result.get("notice"):
+        st.warning(result["notice"])
     st.caption(f"results {offset + 1}–{offset + len(result['hits'])}")
     show_hits(result["hits"], "txt")
 else:
