@@ -50,6 +50,11 @@ class VideoRecord:
         """Return the record as a plain dict, one key per field."""
         return asdict(self)
 
+    @property
+    def title(self) -> str:
+        """What to call the video: its prompt, caption or original file name, else its file."""
+        return self.prompt or self.meta.get("caption") or self.meta.get("original_name", self.uri)
+
 
 VIDEO_FIELDS = [f.name for f in fields(VideoRecord)]
 
@@ -473,6 +478,14 @@ class VideoStore:
             rows = self._client.get("videos", ids=list(ids[i:i + BATCH]), output_fields=VIDEO_FIELDS, **read)
             found.update((r["video_id"], _to_record(r)) for r in rows)
         return found
+
+    def videos_with_prefix(self, prefix: str, limit: int) -> list[VideoRecord]:
+        """Return up to `limit` video records whose id starts with `prefix` (hex digits), in id order."""
+        if not re.fullmatch(r"[0-9a-f]+", prefix):  # nothing for `like` to read as a wildcard
+            raise ValueError(f"an id prefix is hex digits, not {prefix!r}")
+        rows = self._client.query("videos", filter=f"video_id like {_quote(prefix + '%')}", limit=limit,
+                                  output_fields=VIDEO_FIELDS, **self._read("videos"))
+        return sorted(map(_to_record, rows), key=lambda r: r.video_id)
 
     def iter_videos(self, batch: int = BATCH) -> Iterator[VideoRecord]:
         """Yield every video record, batch rows per round trip."""

@@ -228,7 +228,7 @@ def _write_copy(truth_path, out) -> None:
 
 
 def _name(record) -> str:
-    return record.prompt or record.meta.get("caption") or record.meta.get("original_name", record.uri)
+    return record.title
 
 
 class _StepBar:

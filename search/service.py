@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,10 +40,23 @@ INDEX_RATE = 2.0  # frames per second embedded, as the ingest samples them
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
 ORPHAN_FILE_AGE_S = 3600.0  # a library file with no catalog row this long is left from a dead process
 CONTINUE_FROM_S = 120.0  # seconds of a source before t that "continue" keeps (the clip starts with them)
+MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git takes a commit's
+ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a prefix of one
+CANDIDATES_SHOWN = 10  # videos an ambiguous id prefix lists
 
 
 class NotFound(LookupError):
     """An id that is not in the library."""
+
+
+class AmbiguousId(ValueError):
+    """An id prefix that more than one library video's id starts with."""
+
+    def __init__(self, prefix: str, candidates: list[VideoRecord], more: bool):
+        self.candidates = candidates
+        listed = "; ".join(f"{r.video_id} ({r.title})" for r in candidates)
+        super().__init__(f"id prefix {prefix!r} is ambiguous: {len(candidates)}{' or more' if more else ''} videos "
+                         f"start with it: {listed}. Give more of the id")
 
 
 class Busy(RuntimeError):
@@ -132,10 +146,25 @@ class Reelbase:
         return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress, keep_paths=keep_paths)
 
     def get(self, video_id: str) -> VideoRecord:
-        record = self.store.get_video(video_id) if _is_id(video_id) else None
-        if record is None:
+        """A library video's record, by its id or a unique prefix of it (MIN_ID_PREFIX hex digits or more).
+
+        NotFound when no video matches, AmbiguousId (listing them) when several do, ValueError for
+        what is no id prefix at all (too short, too long, not hex)."""
+        prefix = _id_prefix(video_id)
+        if len(prefix) == ID_LENGTH:
+            found = [r] if (r := self.store.get_video(prefix)) else []
+        else:
+            found = self.store.videos_with_prefix(prefix, CANDIDATES_SHOWN + 1)
+        if not found:
             raise NotFound(f"no video {video_id!r} in the library")
-        return record
+        if len(found) > 1:
+            raise AmbiguousId(video_id, found[:CANDIDATES_SHOWN], more=len(found) > CANDIDATES_SHOWN)
+        return found[0]
+
+    def resolve_id(self, video_id: str) -> str:
+        """The full id of the library video an id or a unique prefix names (see `get`)."""
+        return self.get(video_id).video_id
+
 
     def browse(self, filters: Filters | None = None, sort: str = "created_at", descending: bool = True,
                offset: int = 0, limit: int = 50) -> tuple[int, list[VideoRecord]]:
@@ -146,14 +175,14 @@ class Reelbase:
         """The video this one was re-seeded from (if still there), and those re-seeded from it."""
         record = self.get(video_id)
         parent = self.store.get_video(record.parent_id) if record.parent_id else None
-        return parent, self.store.children_of(video_id)
+        return parent, self.store.children_of(record.video_id)
 
     def delete(self, video_id: str) -> VideoRecord:
         """Remove a video: its catalog rows first (nothing then points at the file), then its files."""
         record = self.get(video_id)
-        self.store.delete_video(video_id)
-        self.fingerprints.forget(video_id)
-        for path in (self._library_file(record.uri), self._thumb_path(video_id)):
+        self.store.delete_video(record.video_id)
+        self.fingerprints.forget(record.video_id)
+        for path in (self._library_file(record.uri), self._thumb_path(record.video_id)):
             if path is not None:
                 path.unlink(missing_ok=True)
         return record
@@ -184,7 +213,7 @@ class Reelbase:
     def thumbnail(self, video_id: str, t: float | None = None) -> bytes:
         """A PNG of the frame at t (default: the middle), at most THUMB_SIDE a side; the default is cached."""
         record = self.get(video_id)
-        cached = self._thumb_path(video_id)
+        cached = self._thumb_path(record.video_id)
         if t is None and cached.is_file():
             return cached.read_bytes()
         frame, _ = self._frame_at(record, record.duration_s / 2 if t is None else t)
@@ -417,7 +446,7 @@ class Reelbase:
     def similar(self, video_id: str, top_k: int = 10,
                 filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
         """The videos nearest to a library video by their video embeddings, itself left out."""
-        self.get(video_id)
+        video_id = self.resolve_id(video_id)
         query = self.store.video_embedding(video_id)
         hits = self.store.search_videos(query, top_k + 1, (filters or Filters()).expression())
         return [(r, s) for r, s in hits if r.video_id != video_id][:top_k]
@@ -449,6 +478,7 @@ class Reelbase:
     def duplicates_of_frame(self, video_id: str, t: float, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Other library videos holding a near-copy of a library video's frame at t."""
+        video_id = self.resolve_id(video_id)
         frame, _ = self.frame_at(video_id, t)
         hits = self.duplicates_of_image(frame, threshold, top_k + 1)
         return [h for h in hits if h.video.video_id != video_id][:top_k]
@@ -456,8 +486,9 @@ class Reelbase:
     def duplicates_of_video(self, video_id: str, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos that are near-copies of a library video (re-encoded, resized, cropped, trimmed, ...)."""
-        query = self.fingerprints.get(video_id, self.video_path(video_id))
-        return self._verified(query, self._candidates(video_id), threshold)[:top_k]
+        record = self.get(video_id)
+        query = self.fingerprints.get(record.video_id, self._file_of(record))
+        return self._verified(query, self._candidates(record.video_id), threshold)[:top_k]
 
     def _candidates(self, video_id: str) -> list[str]:
         """Ids to verify against a library video: its nearest by CLIP embedding and by pixel descriptor."""
@@ -523,8 +554,17 @@ class Reelbase:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _is_id(video_id: str) -> bool:
-    return len(video_id) == ID_LENGTH and all(c in "0123456789abcdef" for c in video_id)
+def _id_prefix(video_id: str) -> str:
+    """A video id or a prefix of one, lower-cased; ValueError unless it is MIN_ID_PREFIX..ID_LENGTH hex digits."""
+    shown = video_id if len(video_id) <= ID_LENGTH + 8 else f"{video_id[:ID_LENGTH]}..."
+    if not re.fullmatch(ID_PATTERN, video_id):
+        if len(video_id) < MIN_ID_PREFIX and re.fullmatch("[0-9a-fA-F]*", video_id):
+            raise ValueError(f"id prefix {shown!r} is too short: give at least {MIN_ID_PREFIX} hex digits of the id")
+        raise ValueError(f"{shown!r} is not a video id: an id is {ID_LENGTH} hex digits (0-9, a-f), "
+                         f"or its first {MIN_ID_PREFIX} or more")
+    return video_id.lower()
+
+
 
 
 def _check_time(record: VideoRecord, t: float) -> None:

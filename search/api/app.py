@@ -17,7 +17,7 @@ from search.api import library, media, queries
 from search.api.deps import require_key
 from search.api.schemas import Health
 from search.jobs import JobFinished, JobNotFound, JobQueue
-from search.service import Busy, NotFound, Reelbase
+from search.service import AmbiguousId, Busy, NotFound, Reelbase
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _ambiguous(request: Request, exc: AmbiguousId) -> JSONResponse:
+    """409: an id prefix that names several videos (the library has grown since it was unique), with them."""
+    candidates = [{"video_id": r.video_id, "title": r.title} for r in exc.candidates]
+    return JSONResponse({"detail": str(exc), "candidates": candidates}, status_code=409)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def handler(status: int):
         async def handle(request: Request, exc: Exception):
@@ -110,6 +116,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return handle
 
     app.add_exception_handler(NotFound, handler(404))
+    app.add_exception_handler(AmbiguousId, _ambiguous)
     app.add_exception_handler(JobNotFound, handler(404))
     app.add_exception_handler(JobFinished, handler(409))
     app.add_exception_handler(Busy, handler(409))

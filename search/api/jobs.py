@@ -33,7 +33,7 @@ def create_job(params: GenerationParams, svc: Reelbase = Depends(service), queue
 def reseed(hit: Reseed, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
     record = svc.get(hit.video_id)
     prompt = (hit.prompt or record.prompt or record.meta.get("caption") or "a clip like this one")[:MAX_PROMPT]
-    params = GenerationParams(**hit.model_dump(exclude={"prompt"}), prompt=prompt)
+    params = GenerationParams(**hit.model_dump(exclude={"prompt", "video_id"}), video_id=record.video_id, prompt=prompt)
     svc.check_source(params)
     return job_out(queue.submit(params), svc)
 

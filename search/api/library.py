@@ -45,7 +45,7 @@ def list_videos(offset: int = Query(0, ge=0, le=1_000_000), limit: int = Query(5
 @router.get("/videos/{video_id}", response_model=VideoDetail, summary="A video's record and lineage")
 def get_video(video_id: str, svc: Reelbase = Depends(service)):
     record = svc.get(video_id)
-    parent, children = svc.lineage(video_id)
+    parent, children = svc.lineage(record.video_id)
     return VideoDetail(video=video_out(record), parent=video_out(parent) if parent else None,
                        children=[video_out(c) for c in children])
 

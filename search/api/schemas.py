@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 
 from search.duplicates import DEFAULT_THRESHOLD
 from search.params import MAX_PROMPT, Filters, GenerationParams, Region, Strict
+from search.service import ID_PATTERN
 
-VIDEO_ID = r"^[0-9a-f]{32}$"
+VIDEO_ID = ID_PATTERN  # a video id or a unique prefix of it, resolved by the service
 
 
 # --- requests ----------------------------------------------------------------------------------

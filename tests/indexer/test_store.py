@@ -210,6 +210,22 @@ def test_model_record_round_trips(store, uri):
     assert VideoStore(uri, model=MODEL, dim=DIM).count_videos() == 0
 
 
+def test_videos_with_prefix(store):
+    ids = ["abcd" + "0" * 28, "abcd" + "1" * 28, "abce" + "0" * 28]
+    for vid, emb in zip(ids, clustered(3, 2).values()):
+        add(store, vid, emb)
+    assert [r.video_id for r in store.videos_with_prefix("abcd", 10)] == ids[:2]
+    assert [r.video_id for r in store.videos_with_prefix("abce", 10)] == ids[2:]
+    assert [r.video_id for r in store.videos_with_prefix(ids[1], 10)] == ids[1:2]
+    assert store.videos_with_prefix("abcf", 10) == []
+    assert len(store.videos_with_prefix("abc", 2)) == 2
+    store.delete_video(ids[0])
+    assert [r.video_id for r in store.videos_with_prefix("abcd", 10)] == ids[1:2]
+    for bad in ("ab%", "ab_d", 'a"'):
+        with pytest.raises(ValueError):
+            store.videos_with_prefix(bad, 10)
+
+
 def test_pixel_descriptors_are_found_and_deleted_with_their_video(store):
     rng = np.random.default_rng(3)
     descriptors = rng.normal(size=(3, DESCRIPTOR_DIM)).astype(np.float32)

@@ -13,7 +13,7 @@ from PIL import Image
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.models import model_identity
-from indexer.store import drop_catalog
+from indexer.store import VideoRecord, drop_catalog
 from search import media_links
 from search.api import create_app
 from search.settings import Settings
@@ -166,6 +166,45 @@ def test_unknown_and_malformed_ids(api):
     assert client.post("/search/similar", json={"video_id": "../../etc/passwd"}).status_code == 422
     assert client.get("/jobs/nope").status_code == 404
     assert client.post("/jobs", json={"prompt": "a ball", "mode": "continue", "video_id": unknown}).status_code == 404
+
+
+def _free_prefix(ids) -> str:
+    """Four hex digits that no id starts with."""
+    return next(p for p in (f"{i:04x}" for i in range(1 << 16)) if not any(v.startswith(p) for v in ids))
+
+
+def test_ids_may_be_unique_prefixes(api):
+    client, ids, _ = api
+    store = client.app.state.service.store
+    video_id = next(iter(ids.values()))
+    twins = ["abcd" + "0" * 28, "abcd" + "1" * 28]  # ids sharing a prefix, as a grown library will have
+    emb = np.eye(store.dim, dtype=np.float32)[:2]
+    try:
+        for n, twin in enumerate(twins):
+            store.add_video(VideoRecord(twin, f"{twin}.mp4", "ingested", meta={"caption": f"twin {n}"}),
+                            [0], [0.0], emb[n:n + 1])
+        assert client.get(f"/videos/{video_id[:6]}").json()["video"]["video_id"] == video_id
+        assert client.get(f"/media/{video_id[:8]}/thumbnail").status_code == 200
+        r = client.post("/search/similar", json={"video_id": video_id[:5].upper(), "top_k": 2})
+        assert r.status_code == 200 and video_id not in [s["video"]["video_id"] for s in r.json()]
+        for r in (client.get("/videos/abcd"), client.post("/search/similar", json={"video_id": "abcd"}),
+                  client.delete("/videos/abcd")):
+            assert r.status_code == 409, r.text
+            assert [c["video_id"] for c in r.json()["candidates"]] == twins
+            assert all(t in r.json()["detail"] for t in [*twins, "twin 0", "twin 1"])
+        assert client.delete("/videos/abcd1").json()["video"]["video_id"] == twins[1]
+        assert client.get("/videos/abcd").json()["video"]["video_id"] == twins[0]  # unique again
+        free = _free_prefix([*ids.values(), *twins])
+        assert client.get(f"/videos/{free}").status_code == 404
+        assert client.post("/search/similar", json={"video_id": free}).status_code == 404
+        for bad, why in (("abc", "too short"), ("xyz1", "not a video id"), ("abcd-", "not a video id"),
+                         ("a" * 33, "not a video id")):
+            r = client.get(f"/videos/{bad}")
+            assert r.status_code == 422 and why in r.json()["detail"]
+            assert client.post("/search/similar", json={"video_id": bad}).status_code == 422
+    finally:
+        for twin in twins:
+            store.delete_video(twin)
 
 
 @pytest.mark.parametrize("path", [

@@ -153,6 +153,50 @@ def test_similar_filters_and_image_search(library, tmp_path):
     assert result.returncode == 2 and "no video" in result.stderr
 
 
+def test_ids_are_taken_by_unique_prefix(library):
+    _, data = library
+    ids = [h["video"]["video_id"] for h in json.loads(reelbase("search", "a ball", "--json", data_dir=data).stdout)]
+    video_id = ids[0]
+    full = json.loads(reelbase("similar", video_id, "--top-k", "3", "--json", data_dir=data).stdout)
+    assert json.loads(reelbase("similar", video_id[:8], "--top-k", "3", "--json", data_dir=data).stdout) == full
+    assert reelbase("dups", video_id[:6].upper(), "--json", data_dir=data).returncode == 0
+    free = next(p for p in (f"{i:04x}" for i in range(1 << 16)) if not any(v.startswith(p) for v in ids))
+    for bad, why in ((free, "no video"), ("abc", "too short"), ("xyz1", "not a video id"),
+                     (video_id + "0", "not a video id")):
+        for command in ("similar", "dups"):
+            result = reelbase(command, bad, data_dir=data, check=False)
+            assert result.returncode == 2 and why in result.stderr and "Traceback" not in result.stderr
+
+
+TWINS = ["abcd" + "0" * 28, "abcd" + "1" * 28, "abce" + "0" * 28]
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """A data folder whose catalog holds three videos with ids sharing prefixes (rows only, no files)."""
+    data = tmp_path_factory.mktemp("twins")
+    in_another_process(f"""
+import numpy as np
+from indexer.identity import model_identity
+from indexer.store import VideoRecord, VideoStore
+with VideoStore({str(data / "milvus.db")!r}, model=model_identity("reelbase-tiny"), dim=256) as store:
+    for n, video_id in enumerate({TWINS!r}):
+        store.add_video(VideoRecord(video_id, video_id + ".mp4", "ingested", meta={{"caption": f"twin {{n}}"}}),
+                        [0], [0.0], np.eye(256, dtype=np.float32)[n:n + 1])
+""")
+    return data
+
+
+def test_an_ambiguous_id_prefix_lists_the_videos_it_starts(twins):
+    for command in ("similar", "dups"):
+        result = reelbase(command, "abcd", data_dir=twins, check=False)
+        assert result.returncode == 2 and "ambiguous" in result.stderr and "Traceback" not in result.stderr
+        assert all(s in result.stderr for s in [TWINS[0], "twin 0", TWINS[1], "twin 1"])
+        assert TWINS[2] not in result.stderr
+    similar = json.loads(reelbase("similar", "ABCD1", "--json", data_dir=twins).stdout)
+    assert {s["video"]["video_id"] for s in similar} == {TWINS[0], TWINS[2]}
+
+
 def test_dups_json_groups_records_and_frame_pairs(tmp_path):
     import numpy as np
 
