@@ -135,10 +135,6 @@ def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
                        torch.stack(colours).half().numpy())
 
 
-DESCRIPTOR_DIM = 3 * 8 * 8
-DESCRIPTOR_NAME = "reelbase-pixel-descriptor-v1"
-
-
 def describe(frames: np.ndarray) -> np.ndarray:
     """A small vector for finding candidates: where (n, H, W, 3) uint8 frames have edges over their whole
     length, in 8 x 8 x 3 cells (no crop hypotheses: cheap, used at ingest)."""

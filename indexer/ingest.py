@@ -19,15 +19,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from indexer.encoder import ClipEncoder
-from indexer.fingerprint import describe
 from indexer.frame_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
 from indexer.store import VideoEntry, VideoRecord, VideoStore
+
+if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
+    from indexer.encoder import ClipEncoder
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[Samp
 def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
                        library: Path, keep_path: bool) -> VideoEntry:
     """Copy the file into the library (content-addressed, atomic) and describe its catalog rows."""
+    from indexer.fingerprint import describe
+
     name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
     _copy_atomic(candidate.path, library / name)
     info = sampled.info

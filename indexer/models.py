@@ -15,7 +15,6 @@ names the only words the text model was taught; without one, every word is known
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,12 @@ import open_clip
 import torch
 
 from indexer import pretrained
+from indexer.identity import BUILTIN, WEIGHTS_DIR, UnknownModel, model_identity
+from indexer.identity import looks_like_path as _looks_like_path
 from indexer.vocabulary import read_vocabulary
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-BUILTIN = ("reelbase-tiny",)
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")  # a tag's, as open_clip applies
 POPULAR_TAGS = ("ViT-B-32:laion2b_s34b_b79k", "ViT-B-16:laion2b_s34b_b88k", "ViT-L-14:openai", "ViT-B-32:openai")
 
@@ -49,10 +48,6 @@ class ClipModel:
     std: tuple[float, float, float]
     dim: int
     vocabulary: frozenset[str] | None = None  # the words the text model knows; None: all of them
-
-
-class UnknownModel(ValueError):
-    """A spec that names no local file, built-in model or open_clip pretrained tag."""
 
 
 def load_clip(spec: str, device: str = "cpu") -> ClipModel:
@@ -75,31 +70,6 @@ def load_clip(spec: str, device: str = "cpu") -> ClipModel:
         cfg = open_clip.get_pretrained_cfg(name, source)
         return _create(spec, name, _pretrained_file(spec, name, cfg), device, spec, preprocess=cfg)
     raise UnknownModel(f"unknown CLIP model spec '{spec}'. {available_models()}")
-
-
-def model_identity(spec: str) -> str:
-    """The name a store records for the vectors a spec's model writes.
-
-    Weights from a file are named by their content, not their place: `reelbase-tiny@<digest>`,
-    `ARCH@<digest>` for `ARCH:/path`. So weights retrained under the same name are told apart
-    (their vectors must not mix with the old ones), and the same weights at another path (in a
-    container, say) are not. A pretrained tag names fixed weights: it is its own identity.
-    """
-    name, _, source = spec.partition(":")
-    if source and _looks_like_path(source):
-        return f"{name}@{weights_digest(Path(source).expanduser())}"
-    if spec in BUILTIN:
-        return f"{spec}@{weights_digest(WEIGHTS_DIR / f'{spec}.safetensors')}"
-    return spec
-
-
-def weights_digest(path: Path) -> str:
-    """The first 12 hex digits of the file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 def available_models() -> str:
@@ -131,10 +101,6 @@ def _pretrained_file(spec: str, arch: str, cfg: dict) -> str:
             f"download them where a network is, or give a weights file: REELBASE_CLIP_MODEL={arch}:/path/to/weights"
         )
     return open_clip.download_pretrained(cfg)
-
-
-def _looks_like_path(source: str) -> bool:
-    return "/" in source or source.endswith((".safetensors", ".bin", ".pt", ".pth"))
 
 
 def _create(spec: str, arch: str, weights: str | None, device: str, identity: str,

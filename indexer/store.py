@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from indexer.fingerprint import DESCRIPTOR_DIM, DESCRIPTOR_NAME
+from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
 
 log = logging.getLogger(__name__)
 # Milvus Lite has no server timestamp for iterators; pymilvus warns on every one and uses its own, which is right
@@ -256,8 +256,10 @@ def drop_catalog(uri: str, token: str = "") -> None:
 class VideoStore:
     """Videos, frames and prompts in three Milvus collections written by one embedding model."""
 
-    def __init__(self, uri: str, *, model: str, dim: int, token: str = ""):
-        self.uri, self.model, self.dim = uri, model, int(dim)
+    def __init__(self, uri: str, *, model: str, dim: int | Callable[[], int], token: str = ""):
+        """Open (or create) the collections for `model`'s vectors of `dim`; `dim` may be a function
+        (one that loads the model, say), called only when the store has no record of `model`'s dim."""
+        self.uri, self.model = uri, model
         self._client = _connect(uri, token)
         self._closed = False
         self._deleted_since_write: set[str] = set()  # see _read
@@ -265,6 +267,7 @@ class VideoStore:
         self.group_by = _supports_group_by(self.server_version)
         self._lite = _is_lite(uri)
         try:
+            self.dim = self._dim(dim)
             for name in COLLECTIONS:
                 self._open_collection(name)
         except BaseException:
@@ -277,6 +280,14 @@ class VideoStore:
                  uri, self.server_version, self.group_by, model, self.dim)
 
     # --- collections ---
+
+    def _dim(self, dim: int | Callable[[], int]) -> int:
+        """The CLIP vectors' dim: as given, else as this model recorded it in the store, else dim()."""
+        if not callable(dim):
+            return int(dim)
+        c = self._client
+        record = _model_record(c.describe_collection("videos")) if c.has_collection("videos") else None
+        return record[1] if record and record[0] == self.model else int(dim())
 
     def _writer(self, name: str) -> tuple[str, int]:
         """The (model, dim) that writes a collection: CLIP for all but the pixel descriptors."""

@@ -54,7 +54,7 @@ def _int_in(low: int, high: int):
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: shown as one line, not a traceback."""
-    from indexer.models import UnknownModel
+    from indexer.identity import UnknownModel
     from indexer.reader import BadVideo
     from indexer.store import StoreError
     from search.service import NotFound

@@ -11,10 +11,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.fingerprint import Fingerprint, fingerprint
+if TYPE_CHECKING:  # indexer.fingerprint imports torch: only when a fingerprint is made
+    from indexer.fingerprint import Fingerprint
 
 DEFAULT_THRESHOLD = 0.8  # a pair is a duplicate at or above this verified score
 CANDIDATES = 32  # nearest videos checked per query and channel
@@ -34,6 +36,8 @@ class FingerprintCache:
             if video_id in self._items:
                 self._items.move_to_end(video_id)
                 return self._items[video_id]
+        from indexer.fingerprint import fingerprint
+
         frames, times = self._read(path)
         fp = fingerprint(frames, times)
         with self._lock:

@@ -19,20 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from generator.video import square_frames, write_mp4
-from indexer.encoder import ClipEncoder
-from indexer.fingerprint import MAX_FRAMES, RATE, Fingerprint, compare, describe, fingerprint
 from indexer.frame_reader import FrameReader
+from indexer.identity import model_identity
 from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
 from indexer.reader import BadVideo, read_frame_at, read_frames, read_span, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
 from search import duplicates
 from search.params import Filters, GenerationParams
 from search.settings import Settings
+
+if TYPE_CHECKING:  # torch and open_clip load with the first command that embeds or fingerprints, not before
+    from indexer.encoder import ClipEncoder
+    from indexer.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +116,18 @@ class Reelbase:
 
     @cached_property
     def encoder(self) -> ClipEncoder:
+        from indexer.encoder import ClipEncoder
+
         return ClipEncoder.load(self.settings.clip_model, self.settings.device)
 
     @cached_property
     def store(self) -> VideoStore:
+        """The catalog, opened without loading the CLIP model: its identity is a digest of its weights
+        file, and its dim the store's record of it (the model is loaded only for a new store)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return VideoStore(self.settings.resolved_milvus_uri, model=self.encoder.name, dim=self.encoder.dim,
-                          token=self.settings.milvus_token)
+        return VideoStore(self.settings.resolved_milvus_uri, model=model_identity(self.settings.clip_model),
+                          dim=lambda: self.encoder.dim, token=self.settings.milvus_token)
+
 
     @cached_property
     def generator(self):
@@ -418,6 +427,8 @@ class Reelbase:
 
     def _index(self, record: VideoRecord, frames: np.ndarray, indices, times) -> None:
         """Embed frames (and the prompt of a generated video) and write the video's rows."""
+        from indexer.fingerprint import describe
+
         embeddings = self.encoder.encode_images(frames)
         prompt = self.encoder.encode_text(record.prompt) if record.source == "generated" and record.prompt else None
         self.store.add_videos([VideoEntry(record, list(map(int, indices)), list(map(float, times)), embeddings,
@@ -466,6 +477,8 @@ class Reelbase:
     def duplicates_of_image(self, image: np.ndarray, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos holding a near-copy of the image, with the matching frame's time."""
+        from indexer.fingerprint import describe, fingerprint
+
         image = np.asarray(image)
         query = fingerprint(image[None], [0.0])
         hits = self.store.search_frames(self.encoder.encode_images(image[None])[0], top_k=duplicates.CANDIDATES,
@@ -500,6 +513,8 @@ class Reelbase:
         return list(dict.fromkeys(v for v, s in near if v != video_id and s >= duplicates.MIN_CANDIDATE_SCORE))
 
     def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
+        from indexer.fingerprint import compare
+
         hits = []
         for video_id, record in self.store.get_videos(candidates).items():
             path = self._library_file(record.uri)
@@ -514,6 +529,8 @@ class Reelbase:
     def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
+        from indexer.fingerprint import compare
+
         records = {r.video_id: r for r in self.store.iter_videos()}
         files = {v: p for v, r in records.items() if (p := self._library_file(r.uri)) and p.is_file()}
         links, seen = [], set()
@@ -536,6 +553,8 @@ class Reelbase:
         return groups
 
     def _read_for_fingerprint(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        from indexer.fingerprint import MAX_FRAMES, RATE
+
         sampled = read_frames(path, rate=RATE, cap=MAX_FRAMES, max_side=128)
         return sampled.frames, sampled.times
 

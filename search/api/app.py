@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service = Reelbase(settings)
-        service.store  # noqa: B018 - open the store and the CLIP model now: fail at start, not on a request
+        service.encoder  # noqa: B018 - load the CLIP model and open the store now: fail at start, not on a request
+        service.store  # noqa: B018
         service.generator  # noqa: B018
         app.state.service = service
         app.state.jobs = JobQueue(lambda params, cb, saving: service.generate(params, cb, saving).video_id,

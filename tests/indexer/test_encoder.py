@@ -5,7 +5,8 @@ import pytest
 from safetensors.torch import save_file
 
 from indexer.encoder import ClipEncoder
-from indexer.models import WEIGHTS_DIR, UnknownModel, load_clip, model_identity, random_clip, weights_digest
+from indexer.identity import model_identity, weights_digest
+from indexer.models import WEIGHTS_DIR, UnknownModel, load_clip, random_clip
 from indexer.store import ModelMismatch, VideoStore
 
 

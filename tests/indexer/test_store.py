@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-from indexer.fingerprint import DESCRIPTOR_DIM, DESCRIPTOR_NAME
+from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
 from indexer.store import (
     COLLECTIONS,
     MODEL_KEY,
@@ -208,6 +208,27 @@ def test_model_record_round_trips(store, uri):
         assert client.describe_collection(name)["properties"][MODEL_KEY] == expected
     store.close()
     assert VideoStore(uri, model=MODEL, dim=DIM).count_videos() == 0
+
+
+def test_dim_comes_from_the_model_record_without_loading_the_model(store, uri):
+    store.close()
+    asked = []
+
+    def dim() -> int:  # stands for loading the model to learn its dim
+        asked.append(True)
+        return DIM
+
+    with VideoStore(uri, model=MODEL, dim=dim) as reopened:
+        assert reopened.dim == DIM and not asked
+    with pytest.raises(ModelMismatch):
+        VideoStore(uri, model="other-clip", dim=dim)
+    assert asked  # another model's record does not tell this one's dim
+
+
+def test_dim_of_a_new_store_is_asked_for(tmp_path):
+    with VideoStore(str(tmp_path / "milvus.db"), model=MODEL, dim=lambda: DIM) as s:
+        assert s.dim == DIM
+        assert s.search_frames(unit(np.ones(DIM)), top_k=1) == []
 
 
 def test_videos_with_prefix(store):

@@ -197,6 +197,24 @@ def test_an_ambiguous_id_prefix_lists_the_videos_it_starts(twins):
     assert {s["video"]["video_id"] for s in similar} == {TWINS[0], TWINS[2]}
 
 
+def modules_after(*args, data_dir: Path) -> set[str]:
+    """The top-level modules a `reelbase ARGS` process has imported when it ends (it must succeed)."""
+    code = ("import sys; from search.cli import main; rc = main(sys.argv[1:]); "
+            "print('MODULES', *sorted(sys.modules)); sys.exit(rc)")
+    env = {**os.environ, "REELBASE_DATA_DIR": str(data_dir), "REELBASE_DEVICE": "cpu",
+           "REELBASE_API_URL": "http://127.0.0.1:9"}  # no API answers there (repair checks)
+    result = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return {m.split(".")[0] for m in result.stdout.rsplit("MODULES", 1)[1].split()}
+
+
+def test_stats_and_id_look_ups_load_no_model(twins):
+    for args in (["stats"], ["similar", "abce"], ["repair", "--json"]):
+        assert not {"torch", "open_clip"} & modules_after(*args, data_dir=twins), args
+    assert "torch" in modules_after("search", "a ball", data_dir=twins)  # where a model is needed, it is seen
+
+
 def test_dups_json_groups_records_and_frame_pairs(tmp_path):
     import numpy as np
 
