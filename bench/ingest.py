@@ -3,9 +3,10 @@
 For each model: render world clips, time the whole `ingest` (hashing, crash-isolated decoding,
 encoding, Milvus Lite writes), then time the encoder alone on exactly the frames the ingest
 sampled, batched the same way. Target: the whole ingest at 80% of the encoder-only rate or
-better. ViT-B-32 runs with random weights (speed only).
+better. ViT-B-32 runs with random weights (speed only). The ingest keeps each video's fingerprint
+thumbnails, made in its decode pass, as the service's does (`--no-fingerprints`: as before they were kept).
 
-    python3 bench/ingest.py [--clips 200] [--vit-clips 40]
+    python3 bench/ingest.py [--clips 200] [--vit-clips 40] [--no-fingerprints]
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ import numpy as np
 
 from generator import world
 from indexer.encoder import ClipEncoder, resolve_device
+from indexer.fingerprint_files import FingerprintFiles
 from indexer.ingest import ingest
 from indexer.models import load_clip, random_clip
 from indexer.reader import read_frames
 from indexer.store import VideoStore
 
 
-def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path) -> None:
+def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path, fingerprints: bool = True) -> None:
     folder = tmp / f"world-{name}"
     paths = world.write_dataset(folder, clips, seed=31337)
     store = VideoStore(str(tmp / f"{name}.db"), model=encoder.name, dim=encoder.dim)
     encoder.encode_images(np.zeros((8, 64, 64, 3), np.uint8))  # warm up
     started = time.perf_counter()
-    report = ingest([folder], store, encoder, tmp / f"library-{name}")
+    report = ingest([folder], store, encoder, tmp / f"library-{name}",
+                    fingerprints=FingerprintFiles(tmp / f"fingerprints-{name}") if fingerprints else None)
     ingest_s = time.perf_counter() - started
     store.close()
     frames = np.concatenate([read_frames(p).frames for p in paths])
@@ -48,12 +51,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--vit-clips", type=int, default=40)
+    parser.add_argument("--no-fingerprints", action="store_true", help="keep no fingerprint thumbnails")
     args = parser.parse_args()
     device = resolve_device("auto")
     print(f"device {device}")
     with tempfile.TemporaryDirectory() as tmp:
-        measure("reelbase-tiny", ClipEncoder(load_clip("reelbase-tiny", device), device), args.clips, Path(tmp))
-        measure("ViT-B-32", ClipEncoder(random_clip("ViT-B-32", device), device), args.vit_clips, Path(tmp))
+        keep = not args.no_fingerprints
+        measure("reelbase-tiny", ClipEncoder(load_clip("reelbase-tiny", device), device), args.clips, Path(tmp), keep)
+        measure("ViT-B-32", ClipEncoder(random_clip("ViT-B-32", device), device), args.vit_clips, Path(tmp), keep)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ ball moving right on black, at other positions) sit as close as a clip and its r
 copy. Near-duplicate detection therefore verifies candidates on fingerprints of the pixels
 themselves (`compare`):
 
-- each frame is shrunk to 32x32 and band-passed (a difference of Gaussians): uniform and
-  gradient backgrounds and brightness or contrast changes fall away, noise and codec artefacts
-  are averaged out, and what is left is where the edges are;
+- each frame is squashed to a 64x64 thumbnail (`indexer.thumbnails`: what is kept per library
+  video, so verifying decodes no video), shrunk to 32x32 and band-passed (a difference of
+  Gaussians): uniform and gradient backgrounds and brightness or contrast changes fall away,
+  noise and codec artefacts are averaged out, and what is left is where the edges are;
 - the frames are also fingerprinted cropped by 10% at nine positions and zoomed back,
   so a copy cropped a little aligns with its original (tried in both directions);
 - a pair of videos is scored at its best temporal offset (copies may have frames trimmed):
@@ -23,16 +24,16 @@ to find candidates that CLIP places far away, such as recoloured copies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from indexer.thumbnails import RATE, thumbnails
+
 SIZE = 32  # fingerprint side in pixels
-RATE = 8.0  # fingerprint frames per second of video
-MAX_FRAMES = 64  # frames fingerprinted per video at most (longer videos are sampled more sparsely)
 KEEP = (0.9,)  # share of the frame kept by the crop hypotheses
 CELLS = 8  # colour is compared in CELLS x CELLS cells
 COLOUR_SLACK = 0.1  # chromaticity change of the most changed cell a copy may have (brightening, codecs)
@@ -45,8 +46,8 @@ class Fingerprint:
     """Band-passed thumbnails of a video's (or an image's) frames, the crop hypotheses of them, and colour."""
 
     times: np.ndarray  # (n,) seconds
-    variants: np.ndarray  # (V, n, D) unit vectors; variant 0 is the whole frame
-    colour: np.ndarray  # (V, n, CELLS**2, 3) chromaticity of each variant's frames in CELLS x CELLS cells
+    variants: np.ndarray  # (V, n, D) float32 unit vectors (at half precision); variant 0 is the whole frame
+    colour: np.ndarray  # (V, n, CELLS**2, 3) float32 chromaticity of each variant's frames in CELLS x CELLS cells
 
     @property
     def plain(self) -> np.ndarray:
@@ -120,19 +121,25 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
-    """Fingerprint (n, H, W, 3) uint8 frames shown at `times`."""
+    """Fingerprint (n, H, W, 3) uint8 frames shown at `times`, by way of their thumbnails (`indexer.thumbnails`:
+    what is kept per library video, so a fingerprint of kept thumbnails is the one of the frames)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
-    x = _to_tensor(frames)
-    variants, colours = [], []
-    for top, left, h, w in _crop_boxes(*x.shape[-2:]):
-        crop = x[..., top:top + h, left:left + w]
-        small = F.interpolate(crop, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
-        variants.append(_band_pass(small))
-        colours.append(_chromaticity(small))
-    return Fingerprint(np.asarray(list(times), dtype=np.float64), torch.stack(variants).half().numpy(),
-                       torch.stack(colours).half().numpy())
+    x = _to_tensor(thumbnails(frames))
+    small = torch.cat([F.interpolate(x[..., top:top + h, left:left + w], size=(SIZE, SIZE), mode="bilinear",
+                                     antialias=True, align_corners=False)
+                       for top, left, h, w in _crop_boxes(*x.shape[-2:])])  # (V * n, 3, SIZE, SIZE)
+    shape = (-1, len(frames))
+    return Fingerprint(np.asarray(list(times), dtype=np.float64),
+                       _half_precision(_band_pass(small)).reshape(*shape, SIZE * SIZE * 3),
+                       _half_precision(_chromaticity(small)).reshape(*shape, CELLS**2, 3))
+
+
+def _half_precision(x: torch.Tensor) -> np.ndarray:
+    """float32 values rounded to half precision: a fingerprint is no more exact than that, and comparing
+    float32 saves converting at every comparison."""
+    return x.half().float().numpy()
 
 
 def describe(frames: np.ndarray) -> np.ndarray:
@@ -152,13 +159,33 @@ def _descriptor_of_plain(plain: np.ndarray) -> np.ndarray:
 
 def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Match:
     """Score how surely b is a copy of a (or a of b): the best crop hypothesis and temporal offset."""
-    av, bv = a.variants.astype(np.float32), b.variants.astype(np.float32)
-    sims = np.concatenate([
-        av @ bv[0].T,  # a cropped and zoomed, b whole
-        (bv[1:] @ av[0].T).transpose(0, 2, 1),  # b cropped and zoomed, a whole
-    ])  # (H, na, nb)
-    ac, bc = a.colour.astype(np.float32), b.colour.astype(np.float32)
-    sims -= np.concatenate([  # other scenes or object colours are other clips (compared under each hypothesis)
+    return compare_many(a, [b], frame_threshold)[0]
+
+
+def compare_many(a: Fingerprint, others: Sequence[Fingerprint], frame_threshold: float = 0.8) -> list[Match]:
+    """`compare(a, b)` for each of `others`, their pixel similarities taken in two matrix products for all:
+    many small products cost far more (per-call and thread overhead) than one large one."""
+    if not others:
+        return []
+    av, dim = a.variants, a.variants.shape[-1]
+    by_a = av.reshape(-1, dim) @ np.concatenate([b.variants[0] for b in others]).T  # a cropped and zoomed, b whole
+    by_b = np.concatenate([b.variants[1:].reshape(-1, dim) for b in others]) @ av[0].T  # b cropped, a whole
+    matches, col, row = [], 0, 0
+    for b in others:
+        nb, crops = len(b.times), (len(b.variants) - 1) * len(b.times)
+        sims = np.concatenate([
+            by_a[:, col:col + nb].reshape(len(av), -1, nb),
+            by_b[row:row + crops].reshape(-1, nb, len(a.times)).transpose(0, 2, 1),
+        ])  # (H, na, nb)
+        matches.append(_best_alignment(a, b, sims, frame_threshold))
+        col, row = col + nb, row + crops
+    return matches
+
+
+def _best_alignment(a: Fingerprint, b: Fingerprint, sims: np.ndarray, frame_threshold: float) -> Match:
+    """The verdict on a pair from its pixel similarities (H, na, nb) under each crop hypothesis."""
+    ac, bc = a.colour, b.colour
+    sims = sims - np.concatenate([  # other scenes or object colours are other clips (compared under each hypothesis)
         _colour_penalty(ac, bc[0]),
         _colour_penalty(bc[1:], ac[0]).transpose(0, 2, 1),
     ])
@@ -187,8 +214,11 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
 def _colour_penalty(variants: np.ndarray, plain: np.ndarray) -> np.ndarray:
     """(V, n, m): for each variant's frame against each plain frame, how far the most changed cell's
     colour moved beyond what brightening and codecs do."""
-    moved = np.sqrt(((variants[:, :, None] - plain[None, None]) ** 2).sum(axis=-1)).max(axis=-1)
-    return COLOUR_WEIGHT * np.maximum(0.0, moved - COLOUR_SLACK)
+    moved2 = np.zeros((*variants.shape[:2], len(plain), CELLS**2), np.float32)  # (V, n, m, cells) squared
+    for channel in range(3):  # summed a channel at a time: numpy reduces an axis of 3 slowly
+        d = variants[:, :, None, :, channel] - plain[None, None, :, :, channel]
+        moved2 += d * d
+    return COLOUR_WEIGHT * np.maximum(0.0, np.sqrt(moved2.max(axis=-1)) - COLOUR_SLACK)
 
 
 def _step(ta: np.ndarray, tb: np.ndarray) -> float:

@@ -27,7 +27,8 @@ from indexer.reader import BadVideo, ReadLimits, SampledFrames, _read, sample_in
 log = logging.getLogger(__name__)
 
 
-def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits) -> None:
+def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits,
+                fingerprint: tuple[float, int] | None = None) -> None:
     """Serve (seq, path) jobs from the parent until it sends None or goes away.
 
     Each result is sent before the next file is opened, so a crash on one file never takes
@@ -38,7 +39,7 @@ def _child_main(conn, rate: float, cap: int, max_side: int, limits: ReadLimits) 
             seq, path = job
             progress = partial(conn.send, (seq, "progress", None))
             try:
-                result = ("ok", _read(Path(path), rate, cap, max_side, limits, progress))
+                result = ("ok", _read(Path(path), rate, cap, max_side, limits, progress, fingerprint))
             except BadVideo as e:
                 result = ("bad", e.reason)
             except Exception as e:  # a bug or an unexpected library error: report, keep serving
@@ -74,9 +75,12 @@ class FrameReader:
         max_side: int = 256,
         limits: ReadLimits = ReadLimits(),
         prefetch: int = 2,
+        fingerprint: tuple[float, int] | None = None,
     ):
-        sample_indices(2, 1.0, rate, cap)  # fail here on bad options, not once per file in the child
-        self.options = (rate, cap, max_side, limits)
+        """`fingerprint`: also make fingerprint thumbnails at this (rate, cap), in the same decode pass."""
+        for sampling in (rate, cap), *([fingerprint] if fingerprint else []):
+            sample_indices(2, 1.0, *sampling)  # fail here on bad options, not once per file in the child
+        self.options = (rate, cap, max_side, limits, fingerprint)
         self.limits, self.prefetch = limits, max(0, prefetch)
         self._process, self._conn = None, None
         self._seqs = itertools.count()  # job numbers, never reused, so stale results are ignored

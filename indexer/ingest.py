@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from indexer import thumbnails
 from indexer.frame_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
 from indexer.store import VideoEntry, VideoRecord, VideoStore
 
 if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
     from indexer.encoder import ClipEncoder
+    from indexer.fingerprint_files import FingerprintFiles
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +127,13 @@ def ingest(
     limits: ReadLimits = ReadLimits(),
     progress: Progress | None = None,
     keep_paths: bool = True,
+    fingerprints: FingerprintFiles | None = None,
 ) -> IngestReport:
     """Ingest files and folders into the library, reporting each file to `progress`.
 
     `keep_paths` records where each file came from (not for uploads, whose path is a temporary folder).
+    `fingerprints`: where to keep each video's fingerprint thumbnails, made in the same decode pass as its
+    CLIP frames.
     """
     started = time.time()
     report = IngestReport()
@@ -144,13 +149,14 @@ def ingest(
         progress.found(len(files))
     todo = _new_candidates(files, store, report, progress)
     by_path = {c.path: c for c in todo}
-    with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH) as reader:
+    with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH,
+                     fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES) if fingerprints else None) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
             copied = {}  # path -> entry
             for sampled, embeddings in batch:
                 try:
                     copied[sampled.path] = _file_into_library(by_path[sampled.path], sampled, embeddings, library,
-                                                              keep_paths)
+                                                              keep_paths, fingerprints)
                 except OSError as exc:  # gone or unreadable since it was read, or the disk is full
                     report.failed.append((str(sampled.path), f"cannot copy into the library: {exc.strerror or exc}"))
                     if progress:
@@ -213,12 +219,15 @@ def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[Samp
 
 
 def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
-                       library: Path, keep_path: bool) -> VideoEntry:
-    """Copy the file into the library (content-addressed, atomic) and describe its catalog rows."""
+                       library: Path, keep_path: bool, fingerprints: FingerprintFiles | None = None) -> VideoEntry:
+    """Copy the file into the library (content-addressed, atomic), keep its fingerprint thumbnails (before the
+    catalog row, as the file) and describe its catalog rows."""
     from indexer.fingerprint import describe
 
     name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
     _copy_atomic(candidate.path, library / name)
+    if fingerprints is not None and sampled.fingerprint_frames is not None:
+        fingerprints.write(candidate.video_id, sampled.fingerprint_frames, sampled.fingerprint_times)
     info = sampled.info
     record = VideoRecord(
         video_id=candidate.video_id,

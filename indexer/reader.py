@@ -2,8 +2,8 @@
 
 Files are checked before decoding (size, magic bytes, stream metadata against `ReadLimits`).
 Decoding here is in-process; `indexer.frame_reader.FrameReader` runs it in a child process so
-that no file can crash or hang the caller. This module imports only numpy, av and decord, so
-that child starts fast.
+that no file can crash or hang the caller. This module imports only numpy, av and decord
+(and the numpy-only `indexer.thumbnails`), so that child starts fast.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import decord
 import numpy as np
+
+from indexer.thumbnails import thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ class SampledFrames:
     indices: np.ndarray  # (N,) int frame indices
     times: np.ndarray  # (N,) float seconds
     frames: np.ndarray  # (N, H, W, 3) uint8, shorter side <= max_side
+    # the fingerprint's frames, when asked for, from the same decode pass (indexer.thumbnails)
+    fingerprint_times: np.ndarray | None = None  # (M,) float seconds
+    fingerprint_frames: np.ndarray | None = None  # (M, SIDE, SIDE, 3) uint8 thumbnails
 
 
 class BadVideo(Exception):
@@ -239,9 +244,10 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def _decode_decord(
-    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None]
+    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None],
+    fingerprint: tuple[float, int] | None = None,
 ) -> SampledFrames:
-    """Decode the sampled frames with decord, downscaled by its decoder."""
+    """Decode the sampled frames (and the fingerprint's, at its (rate, cap)) with decord, downscaled by its decoder."""
     width, height = size if size != (info.width, info.height) else (-1, -1)
     # one decoder thread: the reader runs beside the encoder, and thread start-up costs more
     # than it saves on short clips (8.3 -> 3.8 ms per 16-frame world clip, measured)
@@ -252,26 +258,43 @@ def _decode_decord(
     if info.num_frames == 0:
         raise ValueError("decord finds no frames")
     indices = sample_indices(info.num_frames, info.fps, rate, cap)
+    extra = sample_indices(info.num_frames, info.fps, *fingerprint) if fingerprint else indices[:0]
+    wanted = np.union1d(indices, extra)
     batches = []
-    for start in range(0, len(indices), CHUNK):
-        batches.append(reader.get_batch(indices[start : start + CHUNK].tolist()).asnumpy())
+    for start in range(0, len(wanted), CHUNK):
+        batches.append(reader.get_batch(wanted[start : start + CHUNK].tolist()).asnumpy())
         progress()
-    return SampledFrames(path, info, indices, indices / info.fps, np.concatenate(batches))
+    return _sampled(path, info, dict(zip(wanted.tolist(), np.concatenate(batches))), indices,
+                    extra if fingerprint else None)
+
+
+def _sampled(path: Path, info: VideoInfo, decoded: dict[int, np.ndarray], indices: np.ndarray,
+             fingerprint_indices: np.ndarray | None) -> SampledFrames:
+    """The sampled frames out of those decoded by frame number, with the fingerprint's thumbnails when asked for."""
+    sampled = SampledFrames(path, info, indices, indices / info.fps, np.stack([decoded[i] for i in indices.tolist()]))
+    if fingerprint_indices is not None:
+        sampled.fingerprint_times = fingerprint_indices / info.fps
+        sampled.fingerprint_frames = thumbnails(np.stack([decoded[i] for i in fingerprint_indices.tolist()]))
+    return sampled
 
 
 def _decode_pyav(
-    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None]
+    path: Path, info: VideoInfo, rate: float, cap: int, size: tuple[int, int], progress: Callable[[], None],
+    fingerprint: tuple[float, int] | None = None,
 ) -> SampledFrames:
     """Decode sequentially with PyAV, skipping packets it rejects; the fallback for decord."""
     wanted = set(sample_indices(info.num_frames, info.fps, rate, cap).tolist())
-    kept, count, last = _pyav_frames(path, wanted, size, progress)
+    extra = set(sample_indices(info.num_frames, info.fps, *fingerprint).tolist()) if fingerprint else set()
+    kept, count, last = _pyav_frames(path, wanted | extra, size, progress)
     if count < max(1, info.num_frames / 2):
         raise BadVideo(path, f"truncated or corrupt: only {count} of {info.num_frames} frames decodable")
     kept[count - 1] = last  # the final frame is always kept
-    indices = np.array(sorted(kept), dtype=np.int64)
-    info = replace(info, num_frames=count)
-    frames = np.stack([kept[i] for i in indices])
-    return SampledFrames(path, info, indices, indices / info.fps, frames)
+
+    def decoded(among: set[int]) -> np.ndarray:
+        return np.array(sorted({i for i in kept if i in among} | {count - 1}), dtype=np.int64)
+
+    return _sampled(path, replace(info, num_frames=count), kept, decoded(wanted),
+                    decoded(extra) if fingerprint else None)
 
 
 def _pyav_frames(path: Path, wanted: set[int], size: tuple[int, int], progress: Callable[[], None] = lambda: None,
@@ -302,27 +325,31 @@ def _pyav_frames(path: Path, wanted: set[int], size: tuple[int, int], progress: 
 
 
 def _read(
-    path: Path, rate: float, cap: int, max_side: int, limits: ReadLimits, progress: Callable[[], None] = lambda: None
+    path: Path, rate: float, cap: int, max_side: int, limits: ReadLimits, progress: Callable[[], None] = lambda: None,
+    fingerprint: tuple[float, int] | None = None,
 ) -> SampledFrames:
-    """Probe, then decode with decord, falling back to PyAV where decord fails."""
+    """Probe, then decode with decord, falling back to PyAV where decord fails; `fingerprint`: the (rate, cap) of
+    fingerprint thumbnails to make in the same pass (`SampledFrames.fingerprint_frames`)."""
     info = probe(path, limits)
     size = _target_size(info.width, info.height, max_side)
     try:
-        return _decode_decord(path, info, rate, cap, size, progress)
+        return _decode_decord(path, info, rate, cap, size, progress, fingerprint)
     except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
         message = re.sub(r"\[[\d:]+\] \S+:\d+: ", "", str(e)).strip()  # no "[time] file:line: "
         log.warning("%s: decord failed (%s); decoding with PyAV", path, message or type(e).__name__)
     try:
-        return _decode_pyav(path, info, rate, cap, size, progress)
+        return _decode_pyav(path, info, rate, cap, size, progress, fingerprint)
     except av.error.FFmpegError as e:
         raise BadVideo(path, f"truncated or corrupt: {e.strerror or e}") from e
 
 
 def read_frames(
-    path: str | Path, rate: float = 2.0, cap: int = 512, max_side: int = 256, limits: ReadLimits = ReadLimits()
+    path: str | Path, rate: float = 2.0, cap: int = 512, max_side: int = 256, limits: ReadLimits = ReadLimits(),
+    fingerprint: tuple[float, int] | None = None,
 ) -> SampledFrames:
-    """Read sampled frames in this process; raises BadVideo (a decoder crash is not contained)."""
-    return _read(Path(path), rate, cap, max_side, limits)
+    """Read sampled frames (and fingerprint thumbnails at `fingerprint`'s (rate, cap)) in this process; raises
+    BadVideo (a decoder crash is not contained)."""
+    return _read(Path(path), rate, cap, max_side, limits, fingerprint=fingerprint)
 
 
 def read_frame_at(path: str | Path, t: float, max_side: int | None = None) -> tuple[np.ndarray, float]:

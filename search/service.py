@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image
 
 from generator.video import square_frames, write_mp4
+from indexer import thumbnails
+from indexer.fingerprint_files import FingerprintFiles
 from indexer.frame_reader import FrameReader
 from indexer.identity import model_identity
 from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
@@ -108,8 +110,10 @@ class Reelbase:
         self.settings = settings or Settings()
         self._generate_lock = threading.Lock()
         self._library_wide_lock = threading.Lock()
-        self.fingerprints = duplicates.FingerprintCache(self._read_for_fingerprint)
-        for folder in (self.library_dir, self.thumbs_dir, self.uploads_dir):  # what a killed process left
+        self.fingerprint_files = FingerprintFiles(self.settings.data_dir / "fingerprints")
+        self.fingerprints = duplicates.FingerprintCache(self._read_for_fingerprint, self.fingerprint_files)
+        for folder in (self.library_dir, self.thumbs_dir, self.uploads_dir,
+                       self.fingerprint_files.folder):  # what a killed process left
             remove_stale_temp_files(folder)
 
     # --- parts ---------------------------------------------------------------------------------
@@ -127,7 +131,6 @@ class Reelbase:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return VideoStore(self.settings.resolved_milvus_uri, model=model_identity(self.settings.clip_model),
                           dim=lambda: self.encoder.dim, token=self.settings.milvus_token)
-
 
     @cached_property
     def generator(self):
@@ -152,7 +155,8 @@ class Reelbase:
     def ingest(self, paths: list[str | Path], progress: Progress | None = None, keep_paths: bool = True
                ) -> IngestReport:
         """Add video files and folders to the library (content-addressed, idempotent)."""
-        return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress, keep_paths=keep_paths)
+        return ingest(paths, self.store, self.encoder, self.library_dir, progress=progress, keep_paths=keep_paths,
+                      fingerprints=self.fingerprint_files)
 
     def get(self, video_id: str) -> VideoRecord:
         """A library video's record, by its id or a unique prefix of it (MIN_ID_PREFIX hex digits or more).
@@ -174,7 +178,6 @@ class Reelbase:
         """The full id of the library video an id or a unique prefix names (see `get`)."""
         return self.get(video_id).video_id
 
-
     def browse(self, filters: Filters | None = None, sort: str = "created_at", descending: bool = True,
                offset: int = 0, limit: int = 50) -> tuple[int, list[VideoRecord]]:
         """One page of the library, filtered and sorted, and how many videos match."""
@@ -191,7 +194,8 @@ class Reelbase:
         record = self.get(video_id)
         self.store.delete_video(record.video_id)
         self.fingerprints.forget(record.video_id)
-        for path in (self._library_file(record.uri), self._thumb_path(record.video_id)):
+        for path in (self._library_file(record.uri), self._thumb_path(record.video_id),
+                     self.fingerprint_files.path(record.video_id)):
             if path is not None:
                 path.unlink(missing_ok=True)
         return record
@@ -258,27 +262,30 @@ class Reelbase:
     def repair(self) -> dict:
         """Remove what interrupted work left behind, and report videos whose file is gone.
 
-        Vectors with no video row (an add or a delete that died half-way) and library files that
-        no record names (a save or an ingest that died before its commit), once they are an hour
-        old. Records kept out of the catalog by a re-index count: a re-index that died half-way is
-        finished first (`reindex`), and files kept in `reindex-failed.json` stay. Rows whose file
-        is missing are only reported: a library on a share may be away for a while (delete them
-        with DELETE /videos/{id}). Run it while nothing else writes to the library: the vectors of
-        an add in progress have no row yet.
+        Vectors with no video row (an add or a delete that died half-way), and library files and
+        kept fingerprints that no record names (a save or an ingest that died before its commit),
+        once they are an hour old. Records kept out of the catalog by a re-index count: a re-index
+        that died half-way is finished first (`reindex`), and files kept in `reindex-failed.json`
+        stay. Rows whose file is missing are only reported: a library on a share may be away for a
+        while (delete them with DELETE /videos/{id}). Run it while nothing else writes to the
+        library: the vectors of an add in progress have no row yet.
         """
         if self._reindex_pending.is_file():
             raise ValueError(f"a re-index is unfinished ({self._reindex_pending}); run `reelbase reindex` first")
         orphaned_vectors = self.store.delete_orphans()
         records = list(self.store.iter_videos())
-        named = {r.uri for r in records + _read_records(self._reindex_failed)}
-        stray = [p for p in self._library_files()
-                 if p.name not in named and time.time() - p.stat().st_mtime > ORPHAN_FILE_AGE_S]
+        kept = records + _read_records(self._reindex_failed)
+        named, ids = {r.uri for r in kept}, {r.video_id for r in kept}
+        stray = [p for p in self._library_files() if p.name not in named and _orphan_age(p)]
         for path in stray:
             path.unlink(missing_ok=True)
             self._thumb_path(path.stem).unlink(missing_ok=True)
+        stray_fingerprints = [p for p in self.fingerprint_files.files() if p.stem not in ids and _orphan_age(p)]
+        for path in stray_fingerprints:
+            path.unlink(missing_ok=True)
         missing = [r.video_id for r in records if not (self._library_file(r.uri) or Path("/nonexistent")).is_file()]
         return {"orphaned_vectors": orphaned_vectors, "stray_files": sorted(p.name for p in stray),
-                "missing_files": missing}
+                "stray_fingerprints": sorted(p.name for p in stray_fingerprints), "missing_files": missing}
 
     @library_wide("re-index")
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -293,7 +300,7 @@ class Reelbase:
         records = _read_records(self._reindex_failed) + self._records_to_reindex()
         records = list({r.video_id: r for r in records}.values())  # the catalog's record wins
         done, failed, kept = 0, [], []
-        with FrameReader(rate=INDEX_RATE) as reader:
+        with FrameReader(rate=INDEX_RATE, fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES)) as reader:
             paths = (self._library_file(r.uri) or Path("/nonexistent") for r in records)
             for record, result in zip(records, reader.read(paths)):
                 if isinstance(result, BadVideo):
@@ -301,6 +308,7 @@ class Reelbase:
                     if self.store.get_video(record.video_id) is None:  # not in the catalog: keep its record
                         kept.append(record)
                 else:
+                    self.fingerprint_files.write(record.video_id, result.fingerprint_frames, result.fingerprint_times)
                     self._index(record, result.frames, result.indices, result.times)
                     done += 1
                 if progress:
@@ -411,6 +419,8 @@ class Reelbase:
         record = VideoRecord(video_id=video_id, uri=path.name, source="generated", prompt=prompt, parent_id=parent_id,
                              duration_s=T / fps, fps=float(fps), width=W, height=H, num_frames=T,
                              created_at=time.time(), meta=meta)
+        shown = sample_indices(T, fps, thumbnails.RATE, thumbnails.MAX_FRAMES)  # the fingerprint's, as a reader samples
+        self.fingerprint_files.write(video_id, thumbnails.thumbnails(frames[shown]), shown / fps)
         indices = sample_indices(T, fps, INDEX_RATE)
         self._index(record, frames[indices], indices, indices / fps)
         return record
@@ -422,6 +432,7 @@ class Reelbase:
             return True
         self.store.delete_video(video_id)  # frames, prompt or descriptor written before the crash
         (self.library_dir / f"{video_id}.mp4").unlink(missing_ok=True)
+        self.fingerprint_files.delete(video_id)
         log.info("removed the half-saved clip %s", video_id)
         return False
 
@@ -513,36 +524,29 @@ class Reelbase:
         return list(dict.fromkeys(v for v, s in near if v != video_id and s >= duplicates.MIN_CANDIDATE_SCORE))
 
     def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
-        from indexer.fingerprint import compare
+        from indexer.fingerprint import compare_many
 
-        hits = []
-        for video_id, record in self.store.get_videos(candidates).items():
-            path = self._library_file(record.uri)
-            if path is None or not path.is_file():
-                continue
-            match = compare(query, self.fingerprints.get(video_id, path), threshold)
-            if match.score >= threshold:
-                hits.append(DuplicateHit(record, match.score, match.offset_s, match.pairs))
+        found = [(record, path) for record in self.store.get_videos(candidates).values()
+                 if (path := self._library_file(record.uri)) is not None and path.is_file()]
+        matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
+        hits = [DuplicateHit(record, match.score, match.offset_s, match.pairs)
+                for (record, _), match in zip(found, matches) if match.score >= threshold]
         return sorted(hits, key=lambda h: h.score, reverse=True)
 
     @library_wide("duplicate scan")
     def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
-        from indexer.fingerprint import compare
-
         records = {r.video_id: r for r in self.store.iter_videos()}
         files = {v: p for v, r in records.items() if (p := self._library_file(r.uri)) and p.is_file()}
         links, seen = [], set()
         for n, video_id in enumerate(sorted(files), 1):
-            for other in self._candidates(video_id):
-                pair = tuple(sorted((video_id, other)))
-                if pair in seen or other not in files:
-                    continue
-                seen.add(pair)
-                match = compare(*(self.fingerprints.get(v, files[v]) for v in pair), threshold)
+            others = [o for o in self._candidates(video_id) if o in files and tuple(sorted((video_id, o))) not in seen]
+            seen.update(tuple(sorted((video_id, o))) for o in others)
+            for other, match in self._verify_pairs(video_id, others, files, threshold):
                 if match.score >= threshold:
-                    links.append({"a": pair[0], "b": pair[1], "score": round(match.score, 4),
+                    a, b = sorted((video_id, other))
+                    links.append({"a": a, "b": b, "score": round(match.score, 4),
                                   "offset_s": round(match.offset_s, 4), "pairs": [vars(p) for p in match.pairs]})
             if progress:
                 progress(n, len(files))
@@ -552,11 +556,23 @@ class Reelbase:
             groups.append(DuplicateGroup([records[v] for v in members], [k for k in links if k["a"] in inside]))
         return groups
 
-    def _read_for_fingerprint(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        from indexer.fingerprint import MAX_FRAMES, RATE
+    def _verify_pairs(self, video_id: str, others: list[str], files: dict[str, Path], threshold: float) -> list:
+        """(other, Match) for a video and each of `others`, compared as the pair sorted by id: those after it
+        in one batch (`compare_many`), those before it (seldom: candidates are mostly mutual) one by one."""
+        from indexer.fingerprint import compare, compare_many
 
-        sampled = read_frames(path, rate=RATE, cap=MAX_FRAMES, max_side=128)
-        return sampled.frames, sampled.times
+        def fp(v: str) -> Fingerprint:
+            return self.fingerprints.get(v, files[v])
+
+        after = [o for o in others if o > video_id]
+        matches = dict(zip(after, compare_many(fp(video_id), [fp(o) for o in after], threshold)))
+        matches.update((o, compare(fp(o), fp(video_id), threshold)) for o in others if o < video_id)
+        return [(o, matches[o]) for o in others]
+
+    def _read_for_fingerprint(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """A library file's fingerprint thumbnails and times, decoded as the ingest decodes them."""
+        sampled = read_frames(path, rate=INDEX_RATE, fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES))
+        return sampled.fingerprint_frames, sampled.fingerprint_times
 
     # --- lifetime ------------------------------------------------------------------------------
 
@@ -584,11 +600,14 @@ def _id_prefix(video_id: str) -> str:
     return video_id.lower()
 
 
-
-
 def _check_time(record: VideoRecord, t: float) -> None:
     if not 0 <= t <= record.duration_s + 1e-6:
         raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {record.video_id}, got {t}")
+
+
+def _orphan_age(path: Path) -> bool:
+    """True when a file no record names is old enough to be left from a dead process, not a write in progress."""
+    return time.time() - path.stat().st_mtime > ORPHAN_FILE_AGE_S
 
 
 def _read_records(path: Path) -> list[VideoRecord]:

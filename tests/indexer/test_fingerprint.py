@@ -1,9 +1,16 @@
 """Pixel fingerprints: a copy scores high whatever was done to it, another clip of the same caption low."""
 
 import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
 
 from generator.world import FPS, ClipSpec, ObjectSpec, make_clips
 from indexer.fingerprint import compare, describe, fingerprint
+from indexer.fingerprint_files import FingerprintFiles
+from indexer.reader import read_frames
+from indexer.thumbnails import MAX_FRAMES, RATE, SIDE, thumbnails
+from tests import fixtures
 
 
 def fp(frames, start=0):
@@ -44,3 +51,41 @@ def test_an_image_finds_its_frame_and_descriptors_are_unit_vectors():
     assert match.score > 0.99 and match.pairs[0].t_b == 7 / FPS
     d = describe(clip.frames)
     assert d.shape == (192,) and abs(np.linalg.norm(d) - 1) < 1e-5
+
+
+def test_thumbnails_keep_a_thumbnail_sized_frame_and_squash_others():
+    frames = np.random.default_rng(0).integers(0, 256, (2, SIDE, SIDE, 3), dtype=np.uint8)
+    assert np.array_equal(thumbnails(frames), frames)
+    wide = np.random.default_rng(1).integers(0, 256, (2, 90, 160, 3), dtype=np.uint8)
+    x = torch.from_numpy(wide).permute(0, 3, 1, 2).float()  # the filter is torch's antialiased bilinear one
+    reference = F.interpolate(x, size=(SIDE, SIDE), mode="bilinear", antialias=True, align_corners=False)
+    assert np.abs(thumbnails(wide).astype(int) - reference.round().permute(0, 2, 3, 1).numpy()).max() <= 1
+
+
+def test_the_reader_makes_fingerprint_thumbnails_in_its_decode_pass(tmp_path):
+    for path in (fixtures.write_world_mp4(tmp_path / "a.mp4"), fixtures.write_world_ts(tmp_path / "b.ts")):
+        both = read_frames(path, rate=2.0, fingerprint=(RATE, MAX_FRAMES))  # the .ts decodes with PyAV
+        alone = read_frames(path, rate=RATE, cap=MAX_FRAMES)
+        plain = read_frames(path, rate=2.0)
+        assert np.array_equal(both.frames, plain.frames) and np.array_equal(both.times, plain.times)
+        assert np.array_equal(both.fingerprint_times, alone.times)
+        assert np.array_equal(both.fingerprint_frames, thumbnails(alone.frames))
+        assert plain.fingerprint_frames is None
+
+
+def test_kept_fingerprint_files_round_trip_and_read_none_when_stale(tmp_path):
+    files = FingerprintFiles(tmp_path / "fp")
+    thumbs = np.random.default_rng(1).integers(0, 256, (5, SIDE, SIDE, 3), dtype=np.uint8)
+    times = np.arange(5) / RATE
+    files.write("v1", thumbs, times)
+    got = files.read("v1")
+    assert np.array_equal(got[0], thumbs) and np.array_equal(got[1], times)
+    assert [p.name for p in files.files()] == ["v1.npz"]
+    with np.load(files.path("v1")) as data:
+        np.savez(files.path("v2"), version=np.array("reelbase-fingerprint-thumbnails-v0"),
+                 thumbnails=data["thumbnails"], times=data["times"])
+    assert files.read("v2") is None and files.read("missing") is None
+    with pytest.raises(ValueError):
+        files.write("v3", thumbs[:, :32], times)
+    files.delete("v1")
+    assert files.read("v1") is None
