@@ -9,11 +9,13 @@ killed half-way is repaired by running it again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -48,22 +50,36 @@ class IngestReport:
     added: list[str] = field(default_factory=list)  # video ids
     present: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): not regular files, bad links
     ignored: int = 0  # files that are not videos by name or content
     frames: int = 0
     seconds: float = 0.0
 
+    @property
+    def nothing_taken(self) -> bool:
+        """True when files were asked for but none was added or found already in: the run achieved nothing."""
+        return not self.added and not self.present and bool(self.failed or self.skipped or self.ignored)
+
+    def fail(self, path: str | Path, reason: str, progress: Progress | None = None) -> None:
+        """Record that one file could not go in, and why."""
+        self.failed.append((str(path), reason))
+        if progress:
+            progress.done(str(path), "failed")
+
     def summary(self) -> str:
         lines = [
             f"added {len(self.added)} videos ({self.frames} frames), {len(self.present)} already "
-            f"in the library, {len(self.failed)} failed, {self.ignored} non-video files ignored "
-            f"in {self.seconds:.1f} s"
+            f"in the library, {len(self.failed)} failed, {len(self.skipped)} skipped, {self.ignored} non-video "
+            f"files ignored in {self.seconds:.1f} s"
         ]
         lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        lines += [f"  skipped: {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"added": self.added, "present": self.present, "ignored": self.ignored, "frames": self.frames,
-                "seconds": round(self.seconds, 3), "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+                "seconds": round(self.seconds, 3), "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
 
 
 class Progress(Protocol):
@@ -83,37 +99,98 @@ class Candidate:
 
 
 def content_id(path: str | Path) -> str:
-    """The sha256 of the file's bytes, hex, shortened (DESIGN.md)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    """The sha256 of the file's bytes, hex, shortened (DESIGN.md).
+
+    The file is opened without blocking and must still be a regular file once open, so a FIFO
+    put in its place meanwhile is refused rather than waited on for ever.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        digest = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:ID_LENGTH]
 
 
-def find_videos(root: str | Path) -> tuple[list[Path], int]:
-    """Video files under `root` (a file or a folder, recursively), and how many others were skipped.
+@dataclass
+class Found:
+    """What a walk over the paths asked for found: video files, and what it passed over."""
 
-    A file counts when its name says video or its content does; a `.mp4` holding text is
+    videos: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    ignored: int = 0  # regular files that are not videos by name or content
+
+
+def find_videos(roots: Iterable[str | Path]) -> Found:
+    """The video files under `roots` (files or folders, recursively), each once.
+
+    Only regular files are read. Symbolic links are followed to what they name, once each (a
+    folder linked from inside itself is not walked again); a link loop, a dangling link, a FIFO,
+    a device or a socket is skipped with the reason, and nothing is opened that could block. A
+    file counts as a video when its name says so or its content does; a `.mp4` holding text is
     still returned, so that it is reported as bad rather than silently passed over.
     """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"no such file or folder: {root}")
-    if root.is_file():
-        return [root], 0
-    found, ignored = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name.startswith("."):
-                continue
-            if path.suffix.lower() in VIDEO_SUFFIXES or sniff(path):
-                found.append(path)
-            else:
-                ignored += 1
-    return found, ignored
+    found, seen_dirs, seen_files = Found(), set(), set()
+    for root in roots:
+        root = Path(root)
+        if not os.path.lexists(root):
+            raise FileNotFoundError(f"no such file or folder: {root}")
+        _visit(root, found, seen_dirs, seen_files, top=True)
+    return found
+
+
+def _visit(path: Path, found: Found, seen_dirs: set, seen_files: set, top: bool = False) -> None:
+    try:
+        info = path.stat()  # follows links
+    except OSError as exc:
+        found.skipped.append((str(path), _link_problem(path, exc)))
+        return
+    key = (info.st_dev, info.st_ino)
+    if stat.S_ISDIR(info.st_mode):
+        if key in seen_dirs:
+            return
+        seen_dirs.add(key)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            found.skipped.append((str(path), f"cannot list the folder: {exc.strerror or exc}"))
+            return
+        for name in names:
+            if not name.startswith("."):
+                _visit(path / name, found, seen_dirs, seen_files)
+    elif not stat.S_ISREG(info.st_mode):
+        found.skipped.append((str(path), f"not a regular file ({_file_kind(info.st_mode)})"))
+    elif key not in seen_files:
+        seen_files.add(key)
+        if top or _named_or_sniffed_video(path):
+            found.videos.append(path)
+        else:
+            found.ignored += 1
+
+
+def _named_or_sniffed_video(path: Path) -> bool:
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return True
+    try:
+        return sniff(path) is not None
+    except OSError:
+        return True  # unreadable: let the read report why
+
+
+def _link_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if path.is_symlink():
+        return f"dangling symbolic link (to {os.readlink(path)})"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def ingest(
@@ -131,44 +208,68 @@ def ingest(
 ) -> IngestReport:
     """Ingest files and folders into the library, reporting each file to `progress`.
 
-    `keep_paths` records where each file came from (not for uploads, whose path is a temporary folder).
-    `fingerprints`: where to keep each video's fingerprint thumbnails, made in the same decode pass as its
-    CLIP frames.
+    Whatever goes wrong with one file (a bad video, a decoder crash, an encoder or copy error)
+    is reported with its name and reason; every other file still goes in. `keep_paths` records
+    where each file came from (not for uploads, whose path is a temporary folder). `fingerprints`: where
+    to keep each video's fingerprint thumbnails, made in the same decode pass as its CLIP frames.
     """
     started = time.time()
-    report = IngestReport()
     library = Path(library_dir)
     library.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(library)
-    files = []
-    for root in paths:
-        found, ignored = find_videos(root)
-        files += found
-        report.ignored += ignored
+    found = find_videos(paths)
+    report = IngestReport(skipped=found.skipped, ignored=found.ignored)
     if progress:
-        progress.found(len(files))
-    todo = _new_candidates(files, store, report, progress)
+        progress.found(len(found.videos))
+    todo = _new_candidates(found.videos, store, report, progress)
     by_path = {c.path: c for c in todo}
     with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH,
                      fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES) if fingerprints else None) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
-            copied = {}  # path -> entry
+            entries = []
             for sampled, embeddings in batch:
                 try:
-                    copied[sampled.path] = _file_into_library(by_path[sampled.path], sampled, embeddings, library,
-                                                              keep_paths, fingerprints)
+                    entries.append(_file_into_library(by_path[sampled.path], sampled, embeddings, library, keep_paths,
+                                                      fingerprints))
                 except OSError as exc:  # gone or unreadable since it was read, or the disk is full
-                    report.failed.append((str(sampled.path), f"cannot copy into the library: {exc.strerror or exc}"))
-                    if progress:
-                        progress.done(str(sampled.path), "failed")
-            store.add_videos(list(copied.values()))  # frames, then the video rows: a crash is repaired by a rerun
-            for path, entry in copied.items():
-                report.added.append(entry.record.video_id)
-                report.frames += len(entry.frame_embeddings)
-                if progress:
-                    progress.done(str(path), "added")
+                    report.fail(sampled.path, f"cannot copy into the library: {exc.strerror or exc}", progress)
+                except Exception as exc:
+                    report.fail(sampled.path, _unexpected(sampled.path, exc), progress)
+            _write_entries(entries, by_path, store, report, progress)
     report.seconds = time.time() - started
     return report
+
+
+def _write_entries(entries: list[VideoEntry], by_path: dict, store: VideoStore, report: IngestReport,
+                   progress: Progress | None) -> None:
+    """Write a batch's catalog rows (frames, then the video rows: a crash is repaired by a rerun); when the
+    batch is refused, each video alone, so that one bad entry fails only itself."""
+    paths = {c.video_id: c.path for c in by_path.values()}
+    try:
+        store.add_videos(entries)
+        written = entries
+    except Exception as exc:
+        if len(entries) == 1:
+            report.fail(paths[entries[0].record.video_id], f"cannot write to the catalog: {exc}", progress)
+            return
+        log.warning("writing %d videos at once failed (%s); writing them one at a time", len(entries), exc)
+        written = []
+        for entry in entries:
+            try:
+                store.add_videos([entry])
+                written.append(entry)
+            except Exception as exc:
+                report.fail(paths[entry.record.video_id], f"cannot write to the catalog: {exc}", progress)
+    for entry in written:
+        report.added.append(entry.record.video_id)
+        report.frames += len(entry.frame_embeddings)
+        if progress:
+            progress.done(str(paths[entry.record.video_id]), "added")
+
+
+def _unexpected(path: Path, exc: Exception) -> str:
+    log.exception("%s: unexpected error", path)
+    return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 def _new_candidates(files, store, report, progress) -> list[Candidate]:
@@ -179,9 +280,7 @@ def _new_candidates(files, store, report, progress) -> list[Candidate]:
         try:
             video_id = content_id(path)
         except OSError as exc:
-            report.failed.append((str(path), f"cannot read: {exc.strerror or exc}"))
-            if progress:
-                progress.done(str(path), "failed")
+            report.fail(path, f"cannot read: {exc.strerror or exc}", progress)
             continue
         if video_id in hashed:
             repeats.append((path, video_id))
@@ -196,26 +295,44 @@ def _new_candidates(files, store, report, progress) -> list[Candidate]:
 
 
 def _encode_in_batches(results: Iterator, encoder: ClipEncoder, report, progress, batch_frames: int = 128):
-    """Group read results so the encoder sees full batches; yield [(sampled, embeddings)]."""
+    """Group read results so the encoder sees full batches; yield [(sampled, embeddings)] of the videos
+    that were read and embedded (the others are reported failed)."""
     pending: list[SampledFrames] = []
     for result in results:
         if isinstance(result, BadVideo):
-            report.failed.append((str(result.path), result.reason))
-            if progress:
-                progress.done(str(result.path), "failed")
+            report.fail(result.path, result.reason, progress)
             continue
         pending.append(result)
         if sum(len(s.frames) for s in pending) >= batch_frames:
-            yield _encode(pending, encoder)
+            yield _encode(pending, encoder, report, progress)
             pending = []
     if pending:
-        yield _encode(pending, encoder)
+        yield _encode(pending, encoder, report, progress)
 
 
-def _encode(batch: list[SampledFrames], encoder: ClipEncoder) -> list[tuple[SampledFrames, np.ndarray]]:
-    embeddings = encoder.encode_images(np.concatenate([s.frames for s in batch]))
-    splits = np.cumsum([len(s.frames) for s in batch])[:-1]
-    return list(zip(batch, np.split(embeddings, splits)))
+def _encode(batch: list[SampledFrames], encoder: ClipEncoder, report: IngestReport,
+            progress: Progress | None) -> list[tuple[SampledFrames, np.ndarray]]:
+    """Embed a batch of videos' frames, the videos of one frame size together (videos of every size may
+    share a batch); a video whose frames cannot be embedded is reported, the others go on."""
+    by_size: dict[tuple, list[SampledFrames]] = {}
+    for sampled in batch:
+        by_size.setdefault(sampled.frames.shape[1:], []).append(sampled)
+    embedded = {}
+    for group in by_size.values():
+        try:
+            embedded.update(zip(map(id, group), _embed_together(group, encoder)))
+        except Exception:
+            for sampled in group:  # find the one that fails
+                try:
+                    embedded[id(sampled)] = encoder.encode_images(sampled.frames)
+                except Exception as exc:
+                    report.fail(sampled.path, f"cannot embed its frames: {_unexpected(sampled.path, exc)}", progress)
+    return [(s, embedded[id(s)]) for s in batch if id(s) in embedded]
+
+
+def _embed_together(group: list[SampledFrames], encoder: ClipEncoder) -> list[np.ndarray]:
+    embeddings = encoder.encode_images(np.concatenate([s.frames for s in group]))
+    return np.split(embeddings, np.cumsum([len(s.frames) for s in group])[:-1])
 
 
 def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ BATCH = 1000  # rows per write or id lookup, well under gRPC message limits
 HNSW_BUILD = {"M": 16, "efConstruction": 200}  # the frame index on a Milvus server
 MIN_EF = 128  # HNSW search breadth on a server; bench/scale.py, 1M frames: recall 0.93 at 64, 0.995 at 128, same 2 ms
 LITE_MIN_EF = 256  # Lite's search time hardly grows with ef (bench: 12.8 ms at 64, 14.8 at 256) and recall does
+ROUND_VIDEOS = 16  # videos the first round of a frame search asks for; each next round asks twice as many
+EXACT_ROWS = MAX_TOPK - 1  # frames a search scores exactly when the index search starves on a narrow filter
+IDS_IN_FILTER = 2000  # a video filter keeping at most this many videos becomes a list of ids in the frame filter
 SORTABLE = ("created_at", "duration_s", "num_frames", "width", "height", "fps")
 
 
@@ -211,6 +215,11 @@ def _connect(uri: str, token: str) -> MilvusClient:
 def _quote(s: str) -> str:
     """Quote a string for a Milvus boolean expression."""
     return json.dumps(s)
+
+
+def _all_of(*expressions: str) -> str:
+    """The conjunction of the non-empty expressions."""
+    return " and ".join(f"({e})" for e in expressions if e)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -545,41 +554,87 @@ class VideoStore:
                       filter: str = "", *, video_filter: str = "", offset: int = 0) -> list[VideoHit]:
         """Find the videos whose frames best match query, one hit per video, best first.
 
-        `filter` is an expression over frame fields; `video_filter` one over video fields, applied
-        to the videos found, fetching more until a page of `top_k` after `offset` is full.
+        `filter` is an expression over frame fields; `video_filter` one over video fields. A page
+        holds `top_k` distinct videos after `offset` whenever that many match, however the frames
+        are spread between videos (one long video's frames may fill any window of frame hits): the
+        search goes on in rounds of growing size, each leaving out the videos already ranked, until
+        the page is full or no frame is left. The rounds are the same whatever the offset, and each
+        ranks after the ones before, so every page is a slice of one ranking: consecutive pages
+        neither overlap nor skip, even where an approximate index misses a near-tie.
         """
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.size != self.dim or top_k < 1 or frames_per_video < 1 or offset < 0:
             raise ValueError(f"need a query of dim {self.dim} (got {q.size}), top_k >= 1, "
                              "frames_per_video >= 1 and offset >= 0")
         wanted = offset + top_k
-        window = wanted
-        while True:
-            raw = self._search_raw(q, window, frames_per_video, filter)
-            groups = group_frame_hits(raw, window, frames_per_video)
-            videos = self.get_videos(list(groups))
-            if video_filter and videos:
-                keep = self.matching_ids(list(videos), video_filter)
-                videos = {v: r for v, r in videos.items() if v in keep}
-            exhausted = len(groups) < window or window * frames_per_video >= MAX_TOPK
-            if len(videos) >= wanted or exhausted:
+        filter, video_filter = self._frame_filter(filter, video_filter)
+        ranked: dict[str, list[FrameHit]] = {}  # every video met, in rank order (best frame first)
+        kept: dict[str, VideoRecord] = {}  # those with a video row that passes video_filter
+        for round in itertools.count():
+            if len(kept) >= wanted:
                 break
-            window *= 4
-        if len(videos) < len(groups) and not video_filter:
+            left_out = _all_of(filter, f"video_id not in {json.dumps(list(ranked))}" if ranked else "")
+            groups = group_frame_hits(self._search_raw(q, ROUND_VIDEOS << round, frames_per_video, left_out),
+                                      MAX_TOPK, frames_per_video) or self._exact_groups(q, frames_per_video, left_out)
+            if not groups:
+                break  # no frame left
+            ranked.update(groups)  # after the rounds before: a later round's video never moves up a page
+            kept.update(self._rows_passing(list(groups), video_filter))
+        if len(kept) < len(ranked) and not video_filter:
             log.warning("search skipped %d videos without a video row (orphans of an "
-                        "interrupted add); run `reelbase repair`", len(groups) - len(videos))
-        hits = [VideoHit(videos[v], f[0].score, f[0].t, f)
-                for v, f in groups.items() if v in videos]
-        return sorted(hits, key=lambda h: h.score, reverse=True)[offset:wanted]
+                        "interrupted add); run `reelbase repair`", len(ranked) - len(kept))
+        order = [v for v in ranked if v in kept][offset:wanted]
+        self._complete_frames({v: ranked[v] for v in order}, q, frames_per_video, filter)
+        return [VideoHit(kept[v], ranked[v][0].score, ranked[v][0].t, ranked[v]) for v in order]
 
-    def _search_raw(self, q: np.ndarray, top_k: int, per_video: int, filter: str) -> list:
-        """Search frames, grouped by video on the server where it can, else over-fetched."""
+    def _frame_filter(self, filter: str, video_filter: str) -> tuple[str, str]:
+        """Move a video filter that keeps few videos into the frame filter, as the list of their ids (exact,
+        one round); a broad one stays a check of each video found. Returns (frame filter, video filter)."""
+        if not video_filter:
+            return filter, ""
+        rows = self._client.query("videos", filter=video_filter, output_fields=["video_id"],
+                                  limit=IDS_IN_FILTER + 1, **self._read("videos"))
+        if len(rows) > IDS_IN_FILTER:
+            return filter, video_filter
+        return _all_of(filter, f"video_id in {json.dumps(sorted(r['video_id'] for r in rows))}"), ""
+
+    def _exact_groups(self, q: np.ndarray, per_video: int, filter: str) -> dict[str, list[FrameHit]]:
+        """The frames left, scored exactly, grouped by video. For when an index search finds nothing: either
+        nothing is left, or a filter leaves so few frames that the graph search starves (Milvus Lite's HNSW
+        returns no rows then), which makes them few enough to score here."""
+        rows = self._client.query("frames", filter=filter, output_fields=["video_id", "index", "t", "embedding"],
+                                  limit=EXACT_ROWS + 1, **self._read("frames"))
+        if len(rows) > EXACT_ROWS:
+            log.warning("the index search found none of the %d+ frames left; the results end here", EXACT_ROWS)
+            return {}
+        scores = np.asarray([r["embedding"] for r in rows], np.float32).reshape(len(rows), self.dim) @ q
+        hits = [{"distance": float(score), "entity": row} for row, score in zip(rows, scores)]
+        return group_frame_hits(hits, MAX_TOPK, per_video)
+
+    def _rows_passing(self, ids: list[str], video_filter: str) -> dict[str, VideoRecord]:
+        records = self.get_videos(ids)
+        if video_filter and records:
+            keep = self.matching_ids(list(records), video_filter)
+            records = {v: r for v, r in records.items() if v in keep}
+        return records
+
+    def _complete_frames(self, hits: dict[str, list[FrameHit]], q: np.ndarray, per_video: int, filter: str) -> None:
+        """Give each hit its `per_video` best frames where a round saw fewer (a video at the edge of an
+        ungrouped round, or a short group from Milvus Lite): that video's frames scored exactly."""
+        for video_id, frames in hits.items():
+            if len(frames) < per_video:
+                frames[:] = self._exact_groups(q, per_video, _all_of(filter, f"video_id == {_quote(video_id)}")
+                                               ).get(video_id, frames)
+
+    def _search_raw(self, q: np.ndarray, videos: int, per_video: int, filter: str) -> list:
+        """Frame hits of at least the best `videos` videos: grouped by video on the server where it can
+        (Milvus Lite may return fewer groups), else frames over-fetched."""
         if self.group_by:
-            limit = min(top_k, MAX_TOPK // per_video)
+            limit = min(videos, MAX_TOPK // per_video)
             # strict_group_size is left at its default (off): Milvus Lite 3.2 reads False as on
             extra = {"group_by_field": "video_id", "group_size": per_video}
         else:
-            limit, extra = min(top_k * per_video * 4, MAX_TOPK), {}
+            limit, extra = min(videos * per_video * 4, MAX_TOPK), {}
         return self._search("frames", q, limit, filter, ["video_id", "index", "t"], **extra)
 
     def search_videos(self, query: np.ndarray, top_k: int = 10, filter: str = "") -> list[tuple[VideoRecord, float]]:

@@ -332,6 +332,9 @@ def cmd_ingest(args) -> int:
             bar.close()
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
         _optimize_if_grown(service, report, quiet=args.json)
+    if report.nothing_taken:
+        print("reelbase: nothing asked for could be added (see the reasons above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -96,10 +96,10 @@ def test_find_videos_goes_by_content_as_well_as_name(tmp_path):
     fixtures.write_world_mp4(tmp_path / "a" / "clip.bin")
     (tmp_path / "readme.txt").write_text("hello")
     (tmp_path / ".hidden.mp4").write_text("x")
-    found, ignored = find_videos(tmp_path)
-    assert [p.name for p in found] == ["clip.bin"] and ignored == 1
+    found = find_videos([tmp_path])
+    assert [p.name for p in found.videos] == ["clip.bin"] and found.ignored == 1 and found.skipped == []
     with pytest.raises(FileNotFoundError):
-        find_videos(tmp_path / "missing")
+        find_videos([tmp_path / "missing"])
 
 
 def _run_ingest(env, folder) -> subprocess.Popen:

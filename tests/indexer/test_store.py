@@ -397,3 +397,39 @@ def test_lite_without_faiss_still_searches(tmp_path):
     """)
     out, _ = finder.communicate()
     assert out.strip() == "vid00"
+
+
+def skewed_library(store: VideoStore, n_small: int = 120, big_frames: int = 512, seed: int = 3):
+    """One long video whose frames are all near the query beside many short ones further away, as a
+    library of real footage has: the query, and every video's frames."""
+    rng = np.random.default_rng(seed)
+    q = unit(rng.normal(size=DIM))
+    videos = {"big": unit(q + 0.15 * rng.normal(size=(big_frames, DIM)))}
+    videos |= {f"s{v:03d}": unit(q + 0.6 * rng.normal(size=(5, DIM))) for v in range(n_small)}
+    entries = [VideoEntry(record(v, len(e)), range(len(e)), [i / 2 for i in range(len(e))], e)
+               for v, e in videos.items()]
+    store.add_videos(entries)
+    return q, videos
+
+
+def test_pages_are_full_and_consecutive_in_a_skewed_library(store):
+    q, videos = skewed_library(store)
+    expected = [v for v, _ in brute_force(videos, q, 40, 3)]
+    pages = [store.search_frames(q, top_k=10, frames_per_video=3, offset=offset) for offset in (0, 10, 20, 30)]
+    assert [len(p) for p in pages] == [10, 10, 10, 10]
+    got = [h.video.video_id for p in pages for h in p]
+    assert len(set(got)) == 40 and got[:5] == expected[:5]  # no video on two pages
+    assert len(set(got) & set(expected)) >= 36  # an approximate index may swap a few near-ties further down
+    assert all(len(h.frames) == 3 for p in pages for h in p)  # every video has at least 3 frames
+
+
+@pytest.mark.parametrize("ids_in_filter", [2000, 0], ids=["ids-in-frame-filter", "each-video-checked"])
+def test_a_page_is_full_whatever_the_video_filter_keeps(store, monkeypatch, ids_in_filter):
+    monkeypatch.setattr("indexer.store.IDS_IN_FILTER", ids_in_filter)
+    q, videos = skewed_library(store)
+    ids = sorted(videos)
+    keep = ids[::7]  # the big video and every 7th short one
+    hits = store.search_frames(q, top_k=10, video_filter=f"video_id in {ids[::7]}".replace("'", '"'))
+    assert len(hits) == 10 and {h.video.video_id for h in hits} <= set(keep)
+    last = store.search_frames(q, top_k=10, offset=len(keep) - 3, video_filter=f"video_id in {keep}".replace("'", '"'))
+    assert len(last) == 3  # the end of the results: a short page, then nothing
