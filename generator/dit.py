@@ -39,6 +39,7 @@ class DiTConfig:
     text_layers: int = 2
     context_length: int = 32
     vocab_size: int = 49408  # CLIP's BPE vocabulary
+    time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
 
 
 DIT_CONFIGS = {

@@ -27,6 +27,17 @@ def sample_times(n: int, generator: torch.Generator | None = None, device="cpu",
     return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
 
 
+def shift_times(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """SD3's time shift (Esser et al. 2024, eq. 23): t -> s t / (1 + (s - 1) t), more time near
+    noise for s > 1, where a clip's layout and motion are decided; s = 1 leaves t exactly as it is."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def unshift_time(t: float, shift: float) -> float:
+    """The inverse of `shift_times`: the unshifted time that shifts to t."""
+    return t / (shift - (shift - 1) * t)
+
+
 def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
     """Given frames for training, (n, T) bool, Open-Sora style: none 40%, the first frame 20%
     (image-to-video), the first k 20% (continue a clip), the last k 10%, random frames 10%."""
@@ -42,15 +53,16 @@ def sample_frame_mask(n: int, frames: int, generator: torch.Generator | None = N
 
 def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask: torch.Tensor | None = None,
                   prompt_drop: float = 0.1, generator: torch.Generator | None = None,
-                  weight: torch.Tensor | None = None) -> torch.Tensor:
+                  weight: torch.Tensor | None = None, time_shift: float = 1.0) -> torch.Tensor:
     """Velocity MSE on the frames that are not given; given frames stay clean (t = 0).
 
     `weight` (broadcastable to (B, T, 1, h, w)) weighs latent cells within each frame, say the
-    few cells an object covers above the background (see `train.object_weights`).
+    few cells an object covers above the background (see `train.object_weights`); `time_shift`
+    moves the logit-normal times toward noise (`shift_times`).
     """
     B, T = latents.shape[:2]
     device = latents.device
-    t = sample_times(B, generator, device)  # (B,)
+    t = shift_times(sample_times(B, generator, device), time_shift)  # (B,)
     noise = torch.randn(latents.shape, generator=generator, device=device)
     x_t = (1 - t.view(B, 1, 1, 1, 1)) * latents + t.view(B, 1, 1, 1, 1) * noise  # (B, T, C, h, w)
     generated = torch.ones(B, T, device=device)
@@ -116,26 +128,35 @@ def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None, dev
     return torch.randn(shape, generator=generator, device=where).to(device)
 
 
+def sampling_times(steps: int, t_start: float, time_shift: float, device="cpu") -> torch.Tensor:
+    """The Euler steps' times from t_start down to 0: even in unshifted time, then shifted; a
+    part-way start keeps a full run's step size."""
+    u_start = unshift_time(t_start, time_shift)
+    n = max(1, round(steps * u_start)) if t_start > 0 else 0
+    return shift_times(torch.linspace(u_start, 0.0, n + 1, device=device), time_shift)
+
+
 @torch.no_grad()
 def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torch.Tensor | None = None,
            steps: int = 30, guidance: float = 4.0, generator: torch.Generator | None = None,
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
-           start_latents: torch.Tensor | None = None, strength: float = 1.0,
+           start_latents: torch.Tensor | None = None, strength: float = 1.0, time_shift: float = 1.0,
            callback: Callable[[int, int, torch.Tensor], bool | None] | None = None) -> torch.Tensor:
     """Euler-integrate the flow from noise (t = 1) to latents (t = 0), shape (B, T, C, h, w).
 
     `known` with `known_mask` (broadcastable to shape; 1 = known) conditions on frames or
     regions; `start_latents` with `strength` < 1 makes variations, running only the last
-    steps * strength steps. `callback(step, steps, latents)` returning False stops
-    sampling with `Cancelled`.
+    steps * strength steps. `time_shift` spaces the steps as the model's training times were
+    (`shift_times`; the model's config says). `callback(step, steps, latents)` returning False
+    stops sampling with `Cancelled`.
     """
     B, device = shape[0], tokens.device
     noise = initial_noise(shape, generator, device)
     x, t_start = noise, 1.0
     if start_latents is not None:
         x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)
-    n = max(1, round(steps * t_start)) if t_start > 0 else 0  # same step size as a full run
-    times = torch.linspace(t_start, 0.0, n + 1, device=device)
+    times = sampling_times(steps, t_start, time_shift, device)
+    n = len(times) - 1
     context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
     frame_mask = None
     if known is not None:

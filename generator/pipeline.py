@@ -177,7 +177,7 @@ class Generator:
         shape = (1, T, self.dit.config.latent_channels, self.dit.config.latent_size, self.dit.config.latent_size)
         latents = sample(self.dit, shape, tokens, neg, steps=steps, guidance=guidance, generator=generator,
                          known=known, known_mask=known_mask, start_latents=start_latents, strength=strength,
-                         callback=step_cb)
+                         time_shift=self.dit.config.time_shift, callback=step_cb)
         frames = to_uint8(self.autoencoder.decode(latents))[0]  # (T, H, W, 3)
         if given is not None:
             frames = np.where(keep[..., None], given, frames)  # given pixels exactly as they were

@@ -1,6 +1,6 @@
 """The ST-DiT: shapes, zero-initialised output, per-frame timesteps, prompts and checkpoints."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import torch
 
@@ -120,3 +120,14 @@ def test_checkpoint_round_trip(tmp_path):
     x, t, tokens = inputs()
     with torch.no_grad():
         assert torch.equal(loaded(x, t, tokens), model(x, t, tokens))
+
+
+def test_a_checkpoint_says_its_time_shift_and_older_ones_sample_unshifted(tmp_path):
+    from generator.checkpoint import save_weights
+
+    model = STDiT(replace(CONFIG, time_shift=3.0))
+    save_checkpoint(tmp_path / "shifted.safetensors", model, model.config)
+    assert load_checkpoint(tmp_path / "shifted.safetensors")[1].time_shift == 3.0
+    older = {k: v for k, v in asdict(CONFIG).items() if k != "time_shift"}  # written before the field
+    save_weights(tmp_path / "older.safetensors", model, older)
+    assert load_checkpoint(tmp_path / "older.safetensors")[1].time_shift == 1.0

@@ -189,3 +189,30 @@ def test_ema_moves_toward_the_model():
     flow.update_ema(ema, model, decay=0.5)
     for b, e, p in zip(before, ema.parameters(), model.parameters()):
         assert torch.allclose(e, (b + p) / 2, atol=1e-6)
+
+
+def test_time_shift_moves_times_toward_noise_and_one_leaves_them_alone():
+    t = torch.linspace(0, 1, 11)
+    assert torch.equal(flow.shift_times(t, 1.0), t)
+    shifted = flow.shift_times(t, 3.0)
+    assert shifted[0] == 0 and shifted[-1] == 1 and (shifted[1:-1] > t[1:-1]).all()
+    assert torch.allclose(shifted[5], torch.tensor(0.75))  # 3 * 0.5 / (1 + 2 * 0.5)
+    assert flow.unshift_time(0.75, 3.0) == pytest.approx(0.5)
+
+
+def test_sampling_times_spend_more_steps_near_noise_when_shifted():
+    plain, shifted = flow.sampling_times(10, 1.0, 1.0), flow.sampling_times(10, 1.0, 3.0)
+    assert torch.equal(plain, torch.linspace(1, 0, 11)) and len(shifted) == 11
+    assert shifted[0] == 1 and shifted[-1] == 0 and (shifted[1:-1] > plain[1:-1]).all()
+    half = flow.sampling_times(10, 0.75, 3.0)  # a variation at strength 0.75 starts at t = 0.75 exactly
+    assert half[0] == pytest.approx(0.75) and len(half) == 6  # the unshifted 0.5 of a 10-step run
+
+
+def test_the_sampler_follows_the_time_shift_and_the_loss_takes_it():
+    model = woken_model()
+    plain = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5))
+    shifted = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(5), time_shift=3.0)
+    assert not torch.allclose(plain, shifted)
+    latents = torch.randn(SHAPE, generator=gen(1))
+    losses = [flow.training_loss(model, latents, tokens(), generator=gen(3), time_shift=s) for s in (1.0, 3.0)]
+    assert losses[0] != losses[1]
