@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -25,7 +27,7 @@ from tqdm import tqdm
 from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
 from generator.checkpoint import WEIGHTS_DIR, load_training_state, save_training_state
-from generator.dit import DIT_CONFIGS, STDiT, load_checkpoint, save_checkpoint, tokenize
+from generator.dit import DIT_CONFIGS, DiTConfig, STDiT, load_checkpoint, save_checkpoint, tokenize
 from generator.flow import sample_frame_mask, training_loss, update_ema
 from generator.video import square_frames
 
@@ -44,6 +46,9 @@ class GeneratorTrainConfig:
     object_weight: float = 0.0  # extra loss weight on latent cells an object covers (0: a plain mean)
     seed: int = 0
     checkpoint_every: int = 100
+    minutes: float = 0.0  # a time budget: train until it is spent, instead of for `steps` (0: by steps)
+    save_every_minutes: float = 5.0  # a timed run checkpoints and exports this often, and at the end
+    time_shift: float = 1.0  # training times shifted toward noise (flow.shift_times), kept in the model config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,23 +180,57 @@ def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[
 # Training loop
 
 
+def lr_over_time(step: int, seconds: float, budget_s: float, lr: float, warmup: int) -> float:
+    """Linear warm-up over the first `warmup` steps, then cosine to a tenth over a time budget."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, seconds / budget_s)
+    return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class Schedule:
+    """When a run stops, its learning rate and when it saves: a step count, or a time budget."""
+
+    cfg: GeneratorTrainConfig
+
+    def learning_rate(self, step: int, seconds: float) -> float:
+        if self.cfg.minutes:
+            return lr_over_time(step, seconds, 60 * self.cfg.minutes, self.cfg.lr, self.cfg.warmup)
+        return lr_at(step, self.cfg.steps, self.cfg.lr, self.cfg.warmup)
+
+    def finished(self, step: int, seconds: float, step_s: float) -> bool:
+        """Done when the steps are made, or when one more step would end past the time budget."""
+        if self.cfg.minutes:
+            return seconds + step_s > 60 * self.cfg.minutes
+        return step >= self.cfg.steps
+
+    def save_due(self, step: int, seconds: float, last_save_s: float) -> bool:
+        """Every `checkpoint_every` steps, and in a timed run every `save_every_minutes` too."""
+        timed = bool(self.cfg.minutes) and seconds - last_save_s >= 60 * self.cfg.save_every_minutes
+        return step % self.cfg.checkpoint_every == 0 or timed
+
+
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
                     autoencoder: str | Path = WEIGHTS_DIR / "autoencoder-tiny.safetensors",
                     export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors",
-                    init: str | Path | None = None, data: str | Path | None = None) -> dict:
-    """Train (or resume) the DiT in `run_dir`; export its EMA weights (fp16) when done.
+                    init: str | Path | None = None, data: str | Path | None = None,
+                    dit_config: DiTConfig | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
+    """Train (or resume) the DiT in `run_dir` for `cfg.steps` steps or `cfg.minutes`; export its
+    EMA weights (fp16) at every save of a timed run and when done.
 
     `init` starts a new run from a model file (the shipped weights, say) instead of from scratch,
     so training can go on across machines that keep only the shipped file. `data` is a folder
     of captioned videos to train on instead of the world stream (see `FolderClips`).
+    `dit_config` trains that model config instead of the registry's `cfg.config`.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    next_batch = FolderClips(data, DIT_CONFIGS[cfg.config].frames).batch if data else world_batch
+    dit_config = replace(dit_config or DIT_CONFIGS[cfg.config], time_shift=cfg.time_shift)
+    next_batch = FolderClips(data, dit_config.frames).batch if data else world_batch
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
-    dit_config = DIT_CONFIGS[cfg.config]
     model = STDiT(dit_config).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -200,12 +239,13 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     # shipped weights sees fresh world clips rather than the first run's again.
     rng = torch.Generator().manual_seed(cfg.seed * 7919 + earlier + step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
-    losses: list[float] = []
-    started = time.time() - elapsed
-    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train generator")
-    for step in bar:
+    schedule, losses, saved_at = Schedule(cfg), [], []
+    started = clock() - elapsed
+    last_save_s, step_s, now = elapsed, 0.0, clock()
+    bar = tqdm(initial=step, total=None if cfg.minutes else cfg.steps, desc="train generator")
+    while not schedule.finished(step, now - started, step_s):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+            group["lr"] = schedule.learning_rate(step, now - started)
         video, captions = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
         with torch.no_grad():
             latents = ae.encode(video)  # (B, T, C, h, w)
@@ -214,26 +254,49 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
         with autocast:
             loss = training_loss(model, latents, tokenize(captions, dit_config.context_length).to(device),
-                                 frame_mask, cfg.prompt_drop, weight=weight)
+                                 frame_mask, cfg.prompt_drop, weight=weight, time_shift=dit_config.time_shift)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         losses.append(loss.item())
+        step += 1
+        before, now = now, clock()
+        step_s = now - before if step_s == 0 else 0.9 * step_s + 0.1 * (now - before)  # a running mean
+        bar.update()
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            _save(run_dir, model, ema, optimizer, step + 1, time.time() - started, earlier, dit_config)
-            log.info("step %d loss %.4f", step + 1, np.mean(losses[-100:]))
-    result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
-              "initial_loss": float(np.mean(losses[:10])) if losses else None,
-              "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg),
-              "steps_before": earlier, "steps_total": earlier + cfg.steps, "data": str(data) if data else "world"}
+        if schedule.save_due(step, now - started, last_save_s):
+            _save(run_dir, model, ema, optimizer, step, now - started, earlier, dit_config)
+            last_save_s = now - started
+            saved_at.append(step)
+            log.info("step %d loss %.4f", step, np.mean(losses[-100:]))
+            if export and cfg.minutes:  # a timed run's export is never older than a few minutes
+                _export(export, ema, dit_config, _result(cfg, step, now - started, device, losses, earlier, data,
+                                                         final=False))
+    bar.close()
+    if not saved_at or saved_at[-1] != step:
+        _save(run_dir, model, ema, optimizer, step, now - started, earlier, dit_config)
+    result = _result(cfg, step, now - started, device, losses, earlier, data, final=True)
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     if export:
-        save_checkpoint(export, ema.half(), dit_config, {"train": result})
-        log.info("wrote %s", export)
+        _export(export, ema, dit_config, result)
     return result
+
+
+def _result(cfg, step: int, seconds: float, device, losses: list[float], earlier: int, data, final: bool) -> dict:
+    """What a run did: steps, time, losses and settings (kept in the exported file)."""
+    return {"steps": step, "seconds": round(seconds, 1), "device": str(device), "batch": cfg.batch,
+            "initial_loss": float(np.mean(losses[:10])) if losses else None,
+            "final_loss": float(np.mean(losses[-10:])) if losses else None, "config": asdict(cfg),
+            "steps_before": earlier, "steps_total": earlier + step, "data": str(data) if data else "world",
+            "final": final}
+
+
+def _export(path: str | Path, ema, dit_config: DiTConfig, result: dict) -> None:
+    """The EMA weights as fp16 (a copy: training goes on with the fp32 EMA)."""
+    save_checkpoint(path, copy.deepcopy(ema).half(), dit_config, {"train": result})
+    log.info("wrote %s (step %d)", path, result["steps"])
 
 
 def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earlier: int, dit_config) -> None:

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a built-in model")
     p.add_argument("what", choices=["clip", "autoencoder", "generator"])
     p.add_argument("--steps", type=int, default=None, help="total steps (default: the model's own)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="generator: train for this long instead of a step count (learning rate over the time; "
+                        "checkpoints and exports every few minutes and at the end; resumes from the run dir)")
     p.add_argument("--config", default="tiny", help="generator size: tiny, base")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="checkpoints, default runs/WHAT; training resumes from here")
@@ -161,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: peak learning rate (default 6e-4; lower it to go on from trained weights)")
     p.add_argument("--object-weight", type=float, default=None,
                    help="generator: extra loss weight on the latent cells objects cover (default 0)")
+    p.add_argument("--time-shift", type=float, default=None,
+                   help="generator: shift training times toward noise, t -> s t / (1 + (s - 1) t) (SD3); the model "
+                        "keeps it and samples the same way (default 1: none)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator: a folder of videos with captions (clip.json or clip.txt) instead of the world")
@@ -541,7 +547,10 @@ def cmd_train(args) -> int:
         from generator.checkpoint import WEIGHTS_DIR
         from generator.train import GeneratorTrainConfig, train_generator
 
-        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight)) if v is not None}
+        if args.minutes is not None and args.steps is not None:
+            raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
+        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
+                                        ("minutes", args.minutes), ("time_shift", args.time_shift)) if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import pytest
 import torch
 
 from generator import dit
@@ -98,3 +99,72 @@ def test_training_captions_vary_but_stay_in_the_world_vocabulary():
     assert sum(c == s.caption for c, s in zip(captions, specs)) > 80  # canonical most of the time
     assert len(set(captions)) > 150
     assert all(parse_prompt(c).understood for c in captions)
+
+
+class FakeClock:
+    """A clock that moves one second a reading; it stands for a kill after `kill_after` readings."""
+
+    def __init__(self, kill_after: int | None = None):
+        self.now, self.kill_after = 0.0, kill_after
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        if self.kill_after is not None and self.now > self.kill_after:
+            raise KeyboardInterrupt
+        return self.now
+
+
+def fresh_setup(tmp_path):
+    """A test-size autoencoder on disk and a DiT config for it, the registry untouched."""
+    ae = FrameAutoencoder(AE_CONFIGS["test"])
+    save_autoencoder(tmp_path / "ae.safetensors", ae)
+    config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=ae.config.latent_channels,
+                                 latent_size=8, frames=16)
+    return tmp_path / "ae.safetensors", config
+
+
+def test_learning_rate_warms_up_then_falls_to_a_tenth_over_the_time_budget():
+    from generator.train import lr_over_time
+
+    assert lr_over_time(0, 0.0, 600, 1e-3, warmup=10) == pytest.approx(1e-4)
+    assert lr_over_time(9, 1.0, 600, 1e-3, warmup=10) == pytest.approx(1e-3)
+    assert lr_over_time(10, 0.0, 600, 1e-3, warmup=10) == pytest.approx(1e-3)
+    assert lr_over_time(50, 300, 600, 1e-3, warmup=10) == pytest.approx(0.55e-3)
+    assert lr_over_time(90, 600, 600, 1e-3, warmup=10) == pytest.approx(1e-4)
+    assert lr_over_time(99, 900, 600, 1e-3, warmup=10) == pytest.approx(1e-4)
+
+
+def test_a_timed_run_exports_as_it_goes_resumes_and_ends_within_its_budget(tmp_path):
+    ae_path, config = fresh_setup(tmp_path)
+    cfg = GeneratorTrainConfig(steps=1, batch=2, lr=3e-3, warmup=2, checkpoint_every=1000, minutes=0.25,
+                               save_every_minutes=0.05, time_shift=3.0)  # 15 s, saves every 3 s
+    export, run = tmp_path / "gen.safetensors", tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):  # killed part-way
+        train_generator(run, cfg, autoencoder=ae_path, export=export, dit_config=config,
+                        clock=FakeClock(kill_after=9))
+    killed_at = torch.load(run / "state.pt", weights_only=True)["step"]
+    _, exported_config, extra = dit.load_checkpoint(export)
+    assert killed_at >= 2 and extra["train"]["final"] is False and extra["train"]["steps"] == killed_at
+    assert exported_config.time_shift == 3.0
+    result = train_generator(run, cfg, autoencoder=ae_path, export=export, dit_config=config, clock=FakeClock())
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert result["steps"] == state["step"] > killed_at > cfg.steps  # the budget, not the step count, ended it
+    assert result["seconds"] <= 15 and state["elapsed"] == result["seconds"]
+    _, _, extra = dit.load_checkpoint(export)
+    assert extra["train"]["final"] is True and extra["train"]["steps"] == result["steps"]
+    assert dit.DIT_CONFIGS["test"].time_shift == 1.0  # the registry is untouched
+
+
+def test_the_train_command_takes_minutes_or_steps_and_a_time_shift(tmp_path, capsys):
+    from search import cli
+
+    run = tmp_path / "run"
+    argv = ["train", "generator", "--minutes", "0.01", "--batch", "1", "--time-shift", "3", "--device", "cpu",
+            "--no-export", "--run-dir", str(run)]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["minutes"] == 0.01 and result["config"]["time_shift"] == 3.0 and result["steps"] >= 1
+    _, config, _ = dit.load_checkpoint(run / "ema.safetensors")
+    assert config.time_shift == 3.0
+    with pytest.raises(SystemExit, match="not both"):
+        cli.main(["train", "generator", "--minutes", "1", "--steps", "5", "--no-export", "--run-dir", str(run)])
