@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from indexer.expressions import in_list
+from indexer.expressions import quote as _quote
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
 
 log = logging.getLogger(__name__)
@@ -210,11 +212,6 @@ def _connect(uri: str, token: str) -> MilvusClient:
         raise StoreError(f"cannot open Milvus at {uri}: {failure.error or e.message}") from e
     finally:
         lite_log.removeFilter(failure)
-
-
-def _quote(s: str) -> str:
-    """Quote a string for a Milvus boolean expression."""
-    return json.dumps(s)
 
 
 def _all_of(*expressions: str) -> str:
@@ -462,7 +459,7 @@ class VideoStore:
     def _delete_frames(self, video_ids: list[str]) -> None:
         """Delete every frame of these videos, a batch of ids per call."""
         for i in range(0, len(video_ids), BATCH):
-            self._delete("frames", filter=f"video_id in {json.dumps(video_ids[i:i + BATCH])}")
+            self._delete("frames", filter=in_list("video_id", video_ids[i:i + BATCH]))
 
     def orphan_frame_video_ids(self) -> set[str]:
         """Return ids with frames, a prompt or a descriptor but no video row, as an interrupted add leaves."""
@@ -534,7 +531,7 @@ class VideoStore:
         """Return those of ids whose video row matches filter."""
         found: set[str] = set()
         for i in range(0, len(ids), BATCH):
-            expr = f"video_id in {json.dumps(list(ids[i:i + BATCH]))}" + (f" and ({filter})" if filter else "")
+            expr = in_list("video_id", list(ids[i:i + BATCH])) + (f" and ({filter})" if filter else "")
             rows = self._client.query("videos", filter=expr, output_fields=["video_id"], **self._read("videos"))
             found |= {r["video_id"] for r in rows}
         return found
@@ -573,7 +570,7 @@ class VideoStore:
         for round in itertools.count():
             if len(kept) >= wanted:
                 break
-            left_out = _all_of(filter, f"video_id not in {json.dumps(list(ranked))}" if ranked else "")
+            left_out = _all_of(filter, in_list("video_id", list(ranked), negate=True) if ranked else "")
             groups = group_frame_hits(self._search_raw(q, ROUND_VIDEOS << round, frames_per_video, left_out),
                                       MAX_TOPK, frames_per_video) or self._exact_groups(q, frames_per_video, left_out)
             if not groups:
@@ -596,7 +593,7 @@ class VideoStore:
                                   limit=IDS_IN_FILTER + 1, **self._read("videos"))
         if len(rows) > IDS_IN_FILTER:
             return filter, video_filter
-        return _all_of(filter, f"video_id in {json.dumps(sorted(r['video_id'] for r in rows))}"), ""
+        return _all_of(filter, in_list("video_id", sorted(r["video_id"] for r in rows))), ""
 
     def _exact_groups(self, q: np.ndarray, per_video: int, filter: str) -> dict[str, list[FrameHit]]:
         """The frames left, scored exactly, grouped by video. For when an index search finds nothing: either

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from indexer.expressions import quote
 
 MODES = ("text", "continue", "animate", "variation", "inpaint", "outpaint")
 SOURCES = ("generated", "ingested")
 
+MAX_MODEL_FILTER = 200  # characters of a model filter
 MAX_PROMPT = 500  # characters of a prompt (a longer caption re-seeds as its first MAX_PROMPT)
 
 
@@ -60,18 +62,25 @@ class Filters(Strict):
     """Which videos a query or a listing may return."""
 
     source: Literal["generated", "ingested"] | None = None
-    created_after: float | None = Field(default=None, ge=0, description="unix seconds")
-    created_before: float | None = Field(default=None, ge=0, description="unix seconds")
-    min_duration: float | None = Field(default=None, ge=0, description="seconds")
-    max_duration: float | None = Field(default=None, ge=0, description="seconds")
-    model: str | None = Field(default=None, max_length=200, pattern=r"^[\w.:/@+-]+$",
-                               description="the generator model that made it (a name or checkpoint path)")
+    created_after: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="unix seconds")
+    created_before: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="unix seconds")
+    min_duration: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="seconds")
+    max_duration: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="seconds")
+    model: str | None = Field(default=None, min_length=1, max_length=MAX_MODEL_FILTER,
+                               description="the generator model that made it (a name or checkpoint path; any text)")
+
+    @field_validator("model")
+    @classmethod
+    def _whole_characters(cls, model: str | None) -> str | None:
+        if model is not None and any("\ud800" <= c <= "\udfff" for c in model):
+            raise ValueError("the model filter holds a lone surrogate, which is no character")
+        return model
 
     def expression(self) -> str:
         """The Milvus boolean expression over `videos` fields ("" when nothing is filtered)."""
         parts = []
         if self.source:
-            parts.append(f"source == {json.dumps(self.source)}")
+            parts.append(f"source == {quote(self.source)}")
         if self.created_after is not None:
             parts.append(f"created_at >= {float(self.created_after)!r}")
         if self.created_before is not None:
@@ -81,5 +90,5 @@ class Filters(Strict):
         if self.max_duration is not None:
             parts.append(f"duration_s <= {float(self.max_duration)!r}")
         if self.model:
-            parts.append(f'meta["model"] == {json.dumps(self.model)}')
+            parts.append(f'meta["model"] == {quote(self.model)}')
         return " and ".join(parts)

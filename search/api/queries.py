@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from search.api.deps import hit_out, read_image, service, video_out
 from search.api.schemas import (
@@ -21,18 +23,23 @@ from search.api.schemas import (
     TextQuery,
 )
 from search.duplicates import DEFAULT_THRESHOLD
-from search.params import Filters
+from search.params import MAX_MODEL_FILTER, Filters
 from search.service import DuplicateHit, Reelbase
 
 router = APIRouter(tags=["search"])
 
 
 def query_filters(source: str | None = Query(None, pattern="^(generated|ingested)$"),
-                  created_after: float | None = Query(None, ge=0), created_before: float | None = Query(None, ge=0),
-                  min_duration: float | None = Query(None, ge=0), max_duration: float | None = Query(None, ge=0),
-                  model: str | None = Query(None, max_length=200, pattern=r"^[\w.:/@+-]+$")) -> Filters:
-    return Filters(source=source, created_after=created_after, created_before=created_before,
-                   min_duration=min_duration, max_duration=max_duration, model=model)
+                  created_after: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  created_before: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  min_duration: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  max_duration: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  model: str | None = Query(None, min_length=1, max_length=MAX_MODEL_FILTER)) -> Filters:
+    try:
+        return Filters(source=source, created_after=created_after, created_before=created_before,
+                       min_duration=min_duration, max_duration=max_duration, model=model)
+    except ValidationError as exc:  # a 422 naming the query parameter, not a 500
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
 
 
 @router.post("/search/text", response_model=SearchOut, summary="Videos matching a text, one hit per video")

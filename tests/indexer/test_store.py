@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -433,3 +434,20 @@ def test_a_page_is_full_whatever_the_video_filter_keeps(store, monkeypatch, ids_
     assert len(hits) == 10 and {h.video.video_id for h in hits} <= set(keep)
     last = store.search_frames(q, top_k=10, offset=len(keep) - 3, video_filter=f"video_id in {keep}".replace("'", '"'))
     assert len(last) == 3  # the end of the results: a short page, then nothing
+
+
+NAMES = ["é", "ünï cödé/@+", "🎥 clip", 'a"b', "a'b", "back\\slash", "new\nline", "cr\rx", "tab\tx",
+         "ctl\x01\x1f\x7f", "\u2028", 'x" or 1==1 or "', ""]
+
+
+def test_any_unicode_text_is_matched_exactly_in_an_expression(store):
+    from indexer.expressions import in_list, quote
+
+    emb = clustered(1, 1)["vid00"]
+    for i, name in enumerate(NAMES):
+        rec = replace(record(f"n{i:02d}", 1), prompt=name, meta={"model": name})
+        store.add_videos([VideoEntry(rec, [0], [0.0], emb)])
+    for i, name in enumerate(NAMES):
+        for expression in (f'meta["model"] == {quote(name)}', f"prompt == {quote(name)}", in_list("prompt", [name])):
+            total, found = store.browse(filter=expression)
+            assert (total, [r.video_id for r in found]) == (1, [f"n{i:02d}"]), (name, expression)

@@ -165,6 +165,58 @@ def test_absurd_query_parameters_are_422(api, request_):
     assert client.get("/health").status_code == 200
 
 
+NON_FINITE = ["inf", "-inf", "Infinity", "-Infinity", "1e309", "nan", "NaN"]
+FLOAT_FILTERS = ["created_after", "created_before", "min_duration", "max_duration"]
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+@pytest.mark.parametrize("name", FLOAT_FILTERS)
+def test_non_finite_filters_are_422_in_a_query_string(api, name, value):
+    client, data, _ = api
+    r = client.get(f"/videos?{name}={value}")
+    assert r.status_code == 422 and name in r.text, r.text
+    r = client.post(f"/search/image?{name}={value}", files={"image": ("q.png", _png(), "image/png")})
+    assert r.status_code == 422 and name in r.text, r.text
+    assert_still_serving(client, data)
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "Infinity", "NaN"])
+@pytest.mark.parametrize("name", FLOAT_FILTERS)
+def test_non_finite_filters_are_422_in_json(api, name, value):
+    client, data, _ = api
+    body = f'{{"text": "a ball", "filters": {{"{name}": {value}}}}}'
+    r = client.post("/search/text", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert_still_serving(client, data)
+
+
+@pytest.mark.parametrize("model", ["é", "ünï cödé/@+", "🎥 clip", 'a"b', "a'b", "back\\slash", "new\nline",
+                                   "tab\tx", "ctl\x01\x7f", "\u2028", 'x" or 1==1 or "', "a" * 200])
+def test_any_unicode_model_filter_is_answered(api, model):
+    client, data, _ = api
+    r = client.get("/videos", params={"model": model})
+    assert r.status_code == 200 and r.json()["total"] == 0, r.text  # the one video here was ingested: no model
+    r = client.post("/search/text", json={"text": "a ball", "filters": {"model": model}})
+    assert r.status_code == 200 and r.json()["hits"] == [], r.text
+    assert_still_serving(client, data)
+
+
+def test_a_lone_surrogate_model_filter_is_422(api):
+    client, data, _ = api
+    r = client.post("/search/text", content=b'{"text": "a ball", "filters": {"model": "\\ud800x"}}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "surrogate" in r.text, r.text
+    assert_still_serving(client, data)
+
+
+def _png() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _json(body: dict) -> bytes:
     """JSON as a careless client writes it: NaN and Infinity included."""
     return json.dumps(body, allow_nan=True).encode()
