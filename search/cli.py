@@ -478,7 +478,7 @@ def cmd_repair(args) -> int:
     if _answers(api):
         raise ValueError(f"an API answers at {api}: stop it first, so that nothing writes while repair runs")
     with _service() as service:
-        result = service.repair()
+        result = service.repair(min_age_s=0.0)  # no API answers, and Milvus Lite lets this process alone in
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -259,16 +259,18 @@ class Reelbase:
         }
 
     @library_wide("repair")
-    def repair(self) -> dict:
+    def repair(self, min_age_s: float = ORPHAN_FILE_AGE_S) -> dict:
         """Remove what interrupted work left behind, and report videos whose file is gone.
 
         Vectors with no video row (an add or a delete that died half-way), and library files and
-        kept fingerprints that no record names (a save or an ingest that died before its commit),
-        once they are an hour old. Records kept out of the catalog by a re-index count: a re-index
-        that died half-way is finished first (`reindex`), and files kept in `reindex-failed.json`
-        stay. Rows whose file is missing are only reported: a library on a share may be away for a
-        while (delete them with DELETE /videos/{id}). Run it while nothing else writes to the
-        library: the vectors of an add in progress have no row yet.
+        kept fingerprints that no record names (a save or an ingest that died before its commit,
+        a kill -9 during an upload). Every such file is listed; those at least `min_age_s` old are
+        removed: a caller that holds the library (the CLI, with no API running) passes 0, as
+        nothing else can be writing; the default leaves files young enough to be a write in
+        progress. Records kept out of the catalog by a re-index count: a re-index that died
+        half-way is finished first (`reindex`), and files kept in `reindex-failed.json` stay. Rows
+        whose file is missing are only reported: a library on a share may be away for a while
+        (delete them with DELETE /videos/{id}).
         """
         if self._reindex_pending.is_file():
             raise ValueError(f"a re-index is unfinished ({self._reindex_pending}); run `reelbase reindex` first")
@@ -276,16 +278,19 @@ class Reelbase:
         records = list(self.store.iter_videos())
         kept = records + _read_records(self._reindex_failed)
         named, ids = {r.uri for r in kept}, {r.video_id for r in kept}
-        stray = [p for p in self._library_files() if p.name not in named and _orphan_age(p)]
-        for path in stray:
+        stray = [p for p in self._library_files() if p.name not in named]
+        stray_fingerprints = [p for p in self.fingerprint_files.files() if p.stem not in ids]
+        removed = [p for p in stray + stray_fingerprints if _age_s(p) >= min_age_s]
+        for path in removed:
             path.unlink(missing_ok=True)
-            self._thumb_path(path.stem).unlink(missing_ok=True)
-        stray_fingerprints = [p for p in self.fingerprint_files.files() if p.stem not in ids and _orphan_age(p)]
-        for path in stray_fingerprints:
-            path.unlink(missing_ok=True)
+            if path in stray:
+                self._thumb_path(path.stem).unlink(missing_ok=True)
         missing = [r.video_id for r in records if not (self._library_file(r.uri) or Path("/nonexistent")).is_file()]
-        return {"orphaned_vectors": orphaned_vectors, "stray_files": sorted(p.name for p in stray),
-                "stray_fingerprints": sorted(p.name for p in stray_fingerprints), "missing_files": missing}
+        return {"orphaned_vectors": orphaned_vectors,
+                "stray_files": sorted(p.name for p in stray if p in removed),
+                "stray_fingerprints": sorted(p.name for p in stray_fingerprints if p in removed),
+                "stray_files_left": sorted(p.name for p in stray + stray_fingerprints if p not in removed),
+                "missing_files": missing}
 
     @library_wide("re-index")
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -605,9 +610,12 @@ def _check_time(record: VideoRecord, t: float) -> None:
         raise ValueError(f"t must be within 0..{record.duration_s:.3f} s for video {record.video_id}, got {t}")
 
 
-def _orphan_age(path: Path) -> bool:
-    """True when a file no record names is old enough to be left from a dead process, not a write in progress."""
-    return time.time() - path.stat().st_mtime > ORPHAN_FILE_AGE_S
+def _age_s(path: Path) -> float:
+    """Seconds since the file was last written (infinite when it is gone already)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _read_records(path: Path) -> list[VideoRecord]:

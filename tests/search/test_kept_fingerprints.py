@@ -103,7 +103,7 @@ def test_reindex_writes_fingerprints_and_delete_removes_them(library):
             v for k, v in ids.items() if k != "other1")
 
 
-def test_repair_removes_stray_fingerprints_once_they_are_old(library):
+def test_repair_lists_every_stray_fingerprint_and_removes_those_old_enough(library):
     data, ids = library
     with Reelbase(Settings(data_dir=data, device="cpu")) as service:
         files = service.fingerprint_files
@@ -114,9 +114,11 @@ def test_repair_removes_stray_fingerprints_once_they_are_old(library):
         hour_ago = time.time() - 2 * 3600
         os.utime(files.path(old), (hour_ago, hour_ago))
         result = service.repair()
-        assert result["stray_fingerprints"] == [f"{old}.npz"]
+        assert result["stray_fingerprints"] == [f"{old}.npz"] and result["stray_files_left"] == [f"{fresh}.npz"]
         assert not files.path(old).exists() and files.path(fresh).exists()
         assert all(files.path(v).exists() for v in ids.values())
+        assert service.repair(min_age_s=0)["stray_fingerprints"] == [f"{fresh}.npz"]  # when it holds the library
+        assert not files.path(fresh).exists() and all(files.path(v).exists() for v in ids.values())
 
 
 def test_a_generated_clip_keeps_its_fingerprint(tmp_path):
