@@ -188,10 +188,13 @@ def cmd_demo(args) -> int:
         data = service.settings.data_dir
         print(f"1. generating {args.generate} clips with the built-in ST-DiT into the library ({data})")
         for i in range(args.generate):
-            prompt = DEMO_PROMPTS[i % len(DEMO_PROMPTS)]
+            params = GenerationParams(prompt=DEMO_PROMPTS[i % len(DEMO_PROMPTS)], seed=i, steps=args.steps)
+            if record := service.generated_with(params):  # a second demo adds nothing
+                print(f"   {record.video_id}  {params.prompt!r} (in the library already)")
+                continue
             with _StepBar(f"clip {i + 1}/{args.generate}") as bar:
-                record = service.generate(GenerationParams(prompt=prompt, seed=i, steps=args.steps), bar.update)
-            print(f"   {record.video_id}  {prompt!r}")
+                record = service.generate(params, bar.update)
+            print(f"   {record.video_id}  {params.prompt!r}")
         folder = data / "demo-world"
         print(f"2. rendering {args.clips} synthetic world clips into {folder} and ingesting them")
         write_dataset(folder, args.clips, seed=2024)

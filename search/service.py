@@ -26,6 +26,7 @@ from PIL import Image
 
 from generator.video import square_frames, write_mp4
 from indexer import thumbnails
+from indexer.expressions import quote
 from indexer.fingerprint_files import FingerprintFiles
 from indexer.frame_reader import FrameReader
 from indexer.identity import model_identity
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 INDEX_RATE = 2.0  # frames per second embedded, as the ingest samples them
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
 ORPHAN_FILE_AGE_S = 3600.0  # a library file with no catalog row this long is left from a dead process
+MAX_SAME_PROMPT = 1000  # clips of one prompt looked through for one made with the same parameters
 CONTINUE_FROM_S = 120.0  # seconds of a source before t that "continue" keeps (the clip starts with them)
 MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git takes a commit's
 ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a prefix of one
@@ -385,6 +387,15 @@ class Reelbase:
         meta = {**clip.record, "job": params.model_dump(mode="json")}
         return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "",
                              on_saving=on_saving)
+
+    def generated_with(self, params: GenerationParams) -> VideoRecord | None:
+        """A library clip this service's generator already made with exactly these parameters, if any (a seed
+        makes a clip reproducible, so making it again would only add a copy)."""
+        expression = f"source == {quote('generated')} and prompt == {quote(params.prompt)}"
+        _, records = self.store.browse(filter=expression, limit=MAX_SAME_PROMPT)
+        job = params.model_dump(mode="json")
+        return next((r for r in records if r.meta.get("job") == job
+                     and r.meta.get("model") == self.settings.generator_model), None)
 
     def check_source(self, params: GenerationParams) -> None:
         """Raise NotFound or ValueError now, not in a failed job later, if the source video or time is wrong."""

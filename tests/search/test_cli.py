@@ -124,12 +124,15 @@ def test_an_ingest_that_grows_the_library_rebuilds_its_indexes(tmp_path):
     assert "added 2 videos" in result.stdout and "rebuilt the search indexes" in result.stderr
 
 
-def test_demo_generates_ingests_searches_and_scans(tmp_path):
+def test_demo_generates_ingests_searches_and_scans_and_adds_nothing_the_second_time(tmp_path):
     out = reelbase("demo", "--clips", "8", "--generate", "2", "--steps", "2", data_dir=tmp_path / "demo").stdout
     assert "generating 2 clips" in out and "added 9 videos" in out  # 8 world clips and a copy of one
     assert "text search 'a red ball'" in out and "clips similar to" in out
     assert "duplicate scan: 1 group of" in out and "the library holds 11 videos" in out
     assert "reelbase ui" in out
+    again = reelbase("demo", "--clips", "8", "--generate", "2", "--steps", "2", data_dir=tmp_path / "demo").stdout
+    assert again.count("(in the library already)") == 2 and "added 0 videos" in again  # a second run adds nothing
+    assert "duplicate scan: 1 group of" in again and "the library holds 11 videos" in again
 
 
 def test_similar_filters_and_image_search(library, tmp_path):
