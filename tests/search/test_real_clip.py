@@ -53,7 +53,8 @@ def library(tmp_path_factory):
 
 def test_the_library_is_written_by_the_file_weights_of_a_real_architecture(library):
     service, ids, weights = library
-    assert service.encoder.name == model_identity(f"{ARCH}:{weights}") and service.encoder.dim == open_clip.get_model_config(ARCH)["embed_dim"]
+    assert service.encoder.name == model_identity(f"{ARCH}:{weights}")
+    assert service.encoder.dim == open_clip.get_model_config(ARCH)["embed_dim"]
     assert service.stats()["videos"] == len(ids)
 
 
