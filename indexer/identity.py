@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+ID_LENGTH = 32  # hex digits of the sha256 of a video file's bytes kept as its content id (indexer.ingest)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUILTIN = ("reelbase-tiny",)
 DESCRIPTOR_DIM = 3 * 8 * 8

@@ -27,6 +27,7 @@ import numpy as np
 
 from indexer import thumbnails
 from indexer.frame_reader import FrameReader
+from indexer.identity import ID_LENGTH
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
 from indexer.store import VideoEntry, VideoRecord, VideoStore
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts",
 }
-ID_LENGTH = 32  # hex characters of the sha256 kept as the content id
 PREFETCH = 8  # files the reader may decode ahead of the encoder
 
 

@@ -7,10 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indexer.expressions import quote
+from indexer.identity import ID_LENGTH
 
 MODES = ("text", "continue", "animate", "variation", "inpaint", "outpaint")
 SOURCES = ("generated", "ingested")
 
+MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git takes a commit's
+ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a unique prefix of one
 MAX_MODEL_FILTER = 200  # characters of a model filter
 MAX_PROMPT = 500  # characters of a prompt (a longer caption re-seeds as its first MAX_PROMPT)
 
@@ -44,7 +47,8 @@ class GenerationParams(Strict):
     steps: int = Field(default=30, ge=1, le=200)
     guidance: float = Field(default=4.0, ge=0, le=20)
     frames: int = Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")
-    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="the source video")
+    video_id: str | None = Field(default=None, pattern=ID_PATTERN,
+                                 description="the source video: its id or a unique prefix of it")
     t: float = Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")
     strength: float = Field(default=0.6, ge=0, le=1, description="variation: how far from the source")
     region: Region | None = Field(default=None, description="inpaint: the box to regenerate; outpaint: the box to keep")

@@ -29,12 +29,12 @@ from indexer import thumbnails
 from indexer.expressions import quote
 from indexer.fingerprint_files import FingerprintFiles
 from indexer.frame_reader import FrameReader
-from indexer.identity import model_identity
-from indexer.ingest import ID_LENGTH, IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
+from indexer.identity import ID_LENGTH, model_identity
+from indexer.ingest import IngestReport, Progress, content_id, ingest, remove_stale_temp_files, temp_path
 from indexer.reader import BadVideo, read_frame_at, read_frames, read_span, sample_indices
 from indexer.store import ModelMismatch, VideoEntry, VideoHit, VideoRecord, VideoStore, drop_catalog, read_catalog
 from search import duplicates
-from search.params import Filters, GenerationParams
+from search.params import ID_PATTERN, MIN_ID_PREFIX, Filters, GenerationParams
 from search.settings import Settings
 
 if TYPE_CHECKING:  # torch and open_clip load with the first command that embeds or fingerprints, not before
@@ -48,8 +48,6 @@ THUMB_SIDE = 320  # thumbnails are at most this wide or high
 ORPHAN_FILE_AGE_S = 3600.0  # a library file with no catalog row this long is left from a dead process
 MAX_SAME_PROMPT = 1000  # clips of one prompt looked through for one made with the same parameters
 CONTINUE_FROM_S = 120.0  # seconds of a source before t that "continue" keeps (the clip starts with them)
-MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git takes a commit's
-ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a prefix of one
 CANDIDATES_SHOWN = 10  # videos an ambiguous id prefix lists
 
 

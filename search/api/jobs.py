@@ -25,6 +25,8 @@ def job_out(job: Job, svc: Reelbase) -> JobOut:
 
 @router.post("/jobs", response_model=JobOut, status_code=202, summary="Queue a generation (any mode)")
 def create_job(params: GenerationParams, svc: Reelbase = Depends(service), queue: JobQueue = Depends(jobs)):
+    if params.video_id:  # the job records the full id
+        params = params.model_copy(update={"video_id": svc.resolve_id(params.video_id)})
     svc.check_source(params)  # 404 or 422 now rather than a failed job later
     return job_out(queue.submit(params), svc)
 

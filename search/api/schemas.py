@@ -7,8 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from search.duplicates import DEFAULT_THRESHOLD
-from search.params import MAX_PROMPT, Filters, GenerationParams, Region, Strict
-from search.service import ID_PATTERN
+from search.params import ID_PATTERN, MAX_PROMPT, Filters, GenerationParams, Region, Strict
 
 VIDEO_ID = ID_PATTERN  # a video id or a unique prefix of it, resolved by the service
 

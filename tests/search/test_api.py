@@ -192,6 +192,11 @@ def test_ids_may_be_unique_prefixes(api):
             assert r.status_code == 409, r.text
             assert [c["video_id"] for c in r.json()["candidates"]] == twins
             assert all(t in r.json()["detail"] for t in [*twins, "twin 0", "twin 1"])
+        r = client.post("/jobs", json={"prompt": "a ball", "mode": "animate", "video_id": "abcd", "steps": 1})
+        assert r.status_code == 409 and "twin 0" in r.json()["detail"]
+        r = client.post("/jobs", json={"prompt": "a ball", "mode": "animate", "video_id": video_id[:7], "steps": 1})
+        assert r.status_code == 202 and r.json()["params"]["video_id"] == video_id  # the job keeps the full id
+        client.post(f"/jobs/{r.json()['job_id']}/cancel")
         assert client.delete("/videos/abcd1").json()["video"]["video_id"] == twins[1]
         assert client.get("/videos/abcd").json()["video"]["video_id"] == twins[0]  # unique again
         free = _free_prefix([*ids.values(), *twins])
