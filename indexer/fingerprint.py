@@ -24,14 +24,33 @@ to find candidates that CLIP places far away, such as recoloured copies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 from indexer.thumbnails import RATE, thumbnails
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run fingerprinting and comparing on one thread (torch's and the BLAS's), process-wide while it lasts.
+
+    Both are many small array operations, and on threads each costs more in hand-offs than it
+    saves: a scan of 50 videos took 59 s on two threads and 17 s on one (2 cores, busy machine).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 SIZE = 32  # fingerprint side in pixels
 KEEP = (0.9,)  # share of the frame kept by the crop hypotheses

@@ -502,10 +502,11 @@ class Reelbase:
     def duplicates_of_image(self, image: np.ndarray, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos holding a near-copy of the image, with the matching frame's time."""
-        from indexer.fingerprint import describe, fingerprint
+        from indexer.fingerprint import describe, fingerprint, one_thread
 
         image = np.asarray(image)
-        query = fingerprint(image[None], [0.0])
+        with one_thread():
+            query = fingerprint(image[None], [0.0])
         hits = self.store.search_frames(self.encoder.encode_images(image[None])[0], top_k=duplicates.CANDIDATES,
                                         frames_per_video=1)
         near = [(h.video.video_id, h.score) for h in hits]
@@ -524,8 +525,11 @@ class Reelbase:
     def duplicates_of_video(self, video_id: str, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos that are near-copies of a library video (re-encoded, resized, cropped, trimmed, ...)."""
+        from indexer.fingerprint import one_thread
+
         record = self.get(video_id)
-        query = self.fingerprints.get(record.video_id, self._file_of(record))
+        with one_thread():
+            query = self.fingerprints.get(record.video_id, self._file_of(record))
         return self._verified(query, self._candidates(record.video_id), threshold)[:top_k]
 
     def _candidates(self, video_id: str) -> list[str]:
@@ -538,11 +542,12 @@ class Reelbase:
         return list(dict.fromkeys(v for v, s in near if v != video_id and s >= duplicates.MIN_CANDIDATE_SCORE))
 
     def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
-        from indexer.fingerprint import compare_many
+        from indexer.fingerprint import compare_many, one_thread
 
         found = [(record, path) for record in self.store.get_videos(candidates).values()
                  if (path := self._library_file(record.uri)) is not None and path.is_file()]
-        matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
+        with one_thread():
+            matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
         hits = [DuplicateHit(record, match.score, match.offset_s, match.pairs)
                 for (record, _), match in zip(found, matches) if match.score >= threshold]
         return sorted(hits, key=lambda h: h.score, reverse=True)
@@ -551,6 +556,12 @@ class Reelbase:
     def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
+        from indexer.fingerprint import one_thread
+
+        with one_thread():
+            return self._duplicate_groups(threshold, progress)
+
+    def _duplicate_groups(self, threshold: float, progress: Callable[[int, int], None] | None) -> list[DuplicateGroup]:
         records = {r.video_id: r for r in self.store.iter_videos()}
         files = {v: p for v, r in records.items() if (p := self._library_file(r.uri)) and p.is_file()}
         links, seen = [], set()
