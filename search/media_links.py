@@ -1,8 +1,9 @@
 """Signed media links: a browser fetches `/media/...` with a signature that expires, not the API key.
 
-A client that holds the key (the UI) signs a media path; the API checks the signature against
-its own key. The links stay the same for an hour (so a page that redraws does not make the
-browser fetch its videos again) and work for one to two hours.
+A client that holds the key (the UI) signs a media request: its path and its query parameters (a
+frame's `t`), so a link opens that one thing only; the API checks the signature against its own key.
+The links stay the same for an hour (so a page that redraws does not make the browser fetch its
+videos again) and work for one to two hours.
 """
 
 from __future__ import annotations
@@ -10,24 +11,42 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterable
+from urllib.parse import urlencode
 
 LIFETIME_S = 3600
+SIGNATURE_PARAMS = ("expires", "sig")
+
+Query = Iterable[tuple[str, str]]  # a query's (name, value) pairs, in order, names repeated as sent
 
 
-def sign(key: str, path: str, expires: int) -> str:
-    return hmac.new(key.encode(), f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+def sign(key: str, path: str, query: Query, expires: int) -> str:
+    """The HMAC of a path, its query parameters but the signature's own, and the expiry time."""
+    message = f"{path}\n{canonical_query(query)}\n{expires}"
+    return hmac.new(key.encode(), message.encode("utf-8", "backslashreplace"), hashlib.sha256).hexdigest()
 
 
-def signed_query(key: str, path: str, now: float | None = None) -> dict[str, str]:
-    """`expires` and `sig` query parameters for a media path."""
+def canonical_query(query: Query) -> str:
+    """The query parameters a link grants, in one order whatever order they came in (not `expires`, `sig`)."""
+    return urlencode(sorted((str(name), str(value)) for name, value in query if name not in SIGNATURE_PARAMS))
+
+
+def signed_query(key: str, path: str, query: Query = (), now: float | None = None) -> dict[str, str]:
+    """`expires` and `sig` query parameters for a media path with these other query parameters."""
     expires = (int((time.time() if now is None else now) // LIFETIME_S) + 2) * LIFETIME_S
-    return {"expires": str(expires), "sig": sign(key, path, expires)}
+    return {"expires": str(expires), "sig": sign(key, path, query, expires)}
 
 
-def is_valid(key: str, path: str, expires: str | None, sig: str | None, now: float | None = None) -> bool:
-    """Whether `sig` signs `path` until `expires`, and that time has not passed; False for anything malformed."""
-    if not (expires and sig and expires.isascii() and expires.isdigit() and len(expires) <= 12 and sig.isascii()):
+def is_valid(key: str, path: str, query: Query, now: float | None = None) -> bool:
+    """Whether the query's `sig` signs this path with the query's other parameters until its `expires`, and that
+    time has not passed; False for anything malformed (a signature parameter given twice included)."""
+    query = list(query)
+    given = {name: [value for n, value in query if n == name] for name in SIGNATURE_PARAMS}
+    if any(len(values) != 1 for values in given.values()):
+        return False
+    (expires,), (sig,) = given["expires"], given["sig"]
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12 and sig.isascii()):
         return False
     if int(expires) < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(sig.encode(), sign(key, path, int(expires)).encode())
+    return hmac.compare_digest(sig.encode(), sign(key, path, query, int(expires)).encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -56,13 +56,15 @@ class Api:
             else response.content
 
     def url(self, path: str, **params) -> str:
-        """A media link for the browser: at the public address, signed (not keyed) when the API needs a key."""
+        """A media link for the browser: at the public address, signed (not keyed) when the API needs a key; the
+        signature covers the path and the query (the path's own and `params`), so it opens this one thing."""
         base, _, fragment = path.partition("#")
         base, _, given = base.partition("?")
+        query = parse_qsl(given, keep_blank_values=True) + [(k, str(v)) for k, v in params.items() if v is not None]
         if self.api_key:
-            params |= media_links.signed_query(self.api_key, base)
-        query = "&".join(q for q in (given, urlencode({k: v for k, v in params.items() if v is not None})) if q)
-        return f"{self.public_url}{base}{'?' + query if query else ''}{'#' + fragment if fragment else ''}"
+            query += media_links.signed_query(self.api_key, base, query).items()
+        encoded = urlencode(query)
+        return f"{self.public_url}{base}{'?' + encoded if encoded else ''}{'#' + fragment if fragment else ''}"
 
     # --- routes ---
 

@@ -49,8 +49,13 @@ def test_media_links_use_the_public_address_and_carry_a_signature_not_the_key():
     link = api.url("/media/abc/frame", t="1.5000")
     base, query = link.split("?")
     assert base == "https://reel.example.org/media/abc/frame" and "sesame" not in link
-    params = dict(q.split("=") for q in query.split("&"))
-    assert params["t"] == "1.5000"
-    assert media_links.is_valid("sesame", "/media/abc/frame", params["expires"], params["sig"])
+    pairs = [tuple(q.split("=")) for q in query.split("&")]
+    assert dict(pairs)["t"] == "1.5000"
+    assert media_links.is_valid("sesame", "/media/abc/frame", pairs)
+    other_time = [(k, "2.0000" if k == "t" else v) for k, v in pairs]
+    assert not media_links.is_valid("sesame", "/media/abc/frame", other_time)  # it signs t, not just the path
+    assert not media_links.is_valid("sesame", "/media/abc/frame", [p for p in pairs if p[0] != "t"])
+    assert media_links.is_valid("sesame", "/media/abc/frame", pairs[::-1])  # in any order
+    assert api.url("/media/abc/frame?t=1.5000") == link  # a query in the path is signed the same
     assert api.url("/media/abc/video") == api.url("/media/abc/video")  # stable: a redrawn page refetches nothing
     assert Api("http://api:8000", api_key="").url("/media/abc/video") == "http://api:8000/media/abc/video"
