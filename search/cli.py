@@ -263,12 +263,12 @@ class _StepBar:
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    if args.library:
-        from search.params import GenerationParams
+    from search.params import GenerationParams
 
+    params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
+                              guidance=args.guidance, frames=args.frames)  # the API's bounds, before any work
+    if args.library:
         with _service() as service:
-            params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed,
-                                      steps=args.steps, guidance=args.guidance, frames=args.frames)
             with _StepBar("generate", quiet=args.json) as bar:
                 record = service.generate(params, bar.update)
         print(json.dumps(record.to_dict(), indent=2) if args.json else
@@ -282,8 +282,9 @@ def cmd_generate(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     generator = Generator.load(args.model, args.device)
     with _StepBar("generate", quiet=args.json) as bar:
-        clip = generator.generate(args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-                                  guidance=args.guidance, frames=args.frames, callback=bar.update)
+        clip = generator.generate(params.prompt, negative_prompt=params.negative_prompt, seed=params.seed,
+                                  steps=params.steps, guidance=params.guidance, frames=params.frames,
+                                  callback=bar.update)
     out = write_mp4(args.out, clip.frames, clip.fps)
     record_path = Path(out).with_suffix(".json")
     record_path.write_text(json.dumps(clip.record, indent=2))

@@ -256,9 +256,14 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["search", "a ball", "--prompts", "--source", "ingested"], "it takes --top-k only"),
     (["similar", "../../etc/passwd"], "no video '../../etc/passwd'"),
     (["dups", "--threshold", "5"], "--threshold must be within 0..1"),
-    (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps must be within 1..1000"),
-    (["generate", "a red ball", "--frames", "100000", "--out", "{out}"], "frames must be within 1..1024"),
-    (["generate", "a red ball", "--guidance", "nan", "--out", "{out}"], "guidance must be within 0..50"),
+    (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps: Input should be greater than or equal to 1"),
+    (["generate", "a red ball", "--frames", "100000", "--out", "{out}"], "frames: Input should be less than or equal"),
+    (["generate", "a red ball", "--guidance", "nan", "--out", "{out}"], "guidance: Input should be"),
+    (["generate", "", "--out", "{out}"], "prompt: String should have at least 1 character"),  # as the API has it
+    (["generate", "a red ball", "--seed", "-1", "--out", "{out}"], "seed: Input should be greater than or equal to 0"),
+    (["generate", "a red ball", "--steps", "201", "--out", "{out}"], "steps: Input should be less than or equal"),
+    (["generate", "", "--library"], "prompt: String should have at least 1 character"),
+    (["generate", "a red ball", "--seed", "-1", "--library"], "seed: Input should be greater than or equal to 0"),
     (["ingest", "{missing}"], "no such file or folder"),
 ])
 def test_cli_absurd_arguments_are_one_clear_line(tmp_path, args, message):
