@@ -2,7 +2,9 @@
 
 A job is queued, then running (with its step of steps), then succeeded (its clip saved into the
 library and indexed), failed (with the reason) or cancelled. Each change of state is written to
-`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs. One that was
+`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs. The queue holds a
+bounded number of unfinished jobs (more are refused with QueueFull), and the records of ended jobs
+are pruned by count and age (only the records: a clip a job made stays in the library). One that was
 running when the process died is reported failed, and nothing of it stays: the job records its
 clip's id before the clip's file enters the library, and at the next start `recover` either finds
 the clip complete in the catalog (the job succeeded after all) or removes what of it was saved.
@@ -21,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from search.params import GenerationParams
+from search.params import GenerationParams, shown
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+RETRY_AFTER_S = 30  # what a refused submitter is told to wait before asking again
 
 
 class JobNotFound(LookupError):
@@ -34,6 +37,14 @@ class JobNotFound(LookupError):
 
 class JobFinished(Exception):
     """Cancel of a job that has already ended."""
+
+
+class QueueFull(Exception):
+    """A submit while the queue holds its most unfinished jobs; ask again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_S):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -62,12 +73,15 @@ class JobQueue:
 
     `run` calls `progress(step, total)` (False means stop) and `saving(video_id)` before its clip
     enters the library; `recover(video_id) -> bool` tells whether a clip whose saving was
-    interrupted is complete, removing it if not.
+    interrupted is complete, removing it if not. At most `max_queued` jobs are queued or running at
+    once; of the ended ones the newest `keep_finished` records stay, none older than `keep_days`.
     """
 
-    def __init__(self, run: Run, folder: Path, recover: Callable[[str], bool] = lambda video_id: False):
+    def __init__(self, run: Run, folder: Path, recover: Callable[[str], bool] = lambda video_id: False,
+                 max_queued: int = 32, keep_finished: int = 500, keep_days: float = 30.0):
         self._run = run
         self._recover = recover
+        self.max_queued, self.keep_finished, self.keep_days = max_queued, keep_finished, keep_days
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, Job] = {}
@@ -83,8 +97,12 @@ class JobQueue:
     # --- the API ---
 
     def submit(self, params: GenerationParams) -> Job:
+        """Queue a job; QueueFull when `max_queued` jobs are queued or running already."""
         job = Job(uuid.uuid4().hex, params.model_dump(mode="json"), total_steps=params.steps)
         with self._lock:
+            if self._unfinished() >= self.max_queued:
+                raise QueueFull(f"the generation queue is full ({self.max_queued} jobs queued or running); "
+                                f"ask again in {RETRY_AFTER_S} s or later")
             self._jobs[job.job_id] = job
             self._save(job)
         self._queue.put(job.job_id)
@@ -93,7 +111,7 @@ class JobQueue:
     def get(self, job_id: str) -> Job:
         with self._lock:
             if job_id not in self._jobs:
-                raise JobNotFound(f"no job {job_id!r}")
+                raise JobNotFound(f"no job '{shown(job_id)}'")
             return Job(**asdict(self._jobs[job_id]))
 
     def list(self, limit: int = 50) -> list[Job]:
@@ -105,7 +123,7 @@ class JobQueue:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise JobNotFound(f"no job {job_id!r}")
+                raise JobNotFound(f"no job '{shown(job_id)}'")
             if job.status in TERMINAL:
                 raise JobFinished(f"job {job_id} has already {job.status}; there is nothing to cancel")
             if job.status == "queued":
@@ -115,9 +133,12 @@ class JobQueue:
             return Job(**asdict(job))
 
     def wait_for_change(self, job_id: str, version: int, timeout: float) -> Job:
-        """The job once its version differs from `version` (or after timeout)."""
+        """The job once its version differs from `version` (or after timeout); JobNotFound once it is pruned."""
         with self._changed:
-            self._changed.wait_for(lambda: self._jobs[job_id].version != version, timeout=timeout)
+            self._changed.wait_for(lambda: job_id not in self._jobs or self._jobs[job_id].version != version,
+                                   timeout=timeout)
+            if job_id not in self._jobs:
+                raise JobNotFound(f"no job '{shown(job_id)}'")
             return Job(**asdict(self._jobs[job_id]))
 
     def counts(self) -> dict[str, int]:
@@ -185,6 +206,20 @@ class JobQueue:
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.finished_at = status, error, time.time()
         self._touch(job, save=True)
+        self._prune()
+
+    def _unfinished(self) -> int:
+        return sum(job.status not in TERMINAL for job in self._jobs.values())
+
+    def _prune(self) -> None:
+        """Forget the records of ended jobs beyond the newest `keep_finished` or older than `keep_days`."""
+        ended = sorted((j for j in self._jobs.values() if j.status in TERMINAL),
+                       key=lambda j: j.finished_at or j.created_at, reverse=True)
+        oldest = time.time() - self.keep_days * 86_400
+        for rank, job in enumerate(ended):
+            if rank >= self.keep_finished or (job.finished_at or job.created_at) < oldest:
+                del self._jobs[job.job_id]
+                (self.folder / f"{job.job_id}.json").unlink(missing_ok=True)
 
     def _touch(self, job: Job, save: bool = False) -> None:
         job.version += 1
@@ -219,6 +254,7 @@ class JobQueue:
             self._jobs[job.job_id] = job
             if job.status == "queued":
                 self._queue.put(job.job_id)
+        self._prune()
 
     def _after_crash(self, job: Job) -> None:
         """A job that stopped while running or saving: succeeded if its clip was saved whole, else failed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +17,15 @@ MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git take
 ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a unique prefix of one
 MAX_MODEL_FILTER = 200  # characters of a model filter
 MAX_PROMPT = 500  # characters of a prompt (a longer caption re-seeds as its first MAX_PROMPT)
+ECHO_LIMIT = 80  # characters of a request's value that an error message shows
+
+
+def shown(value: object, limit: int = ECHO_LIMIT) -> str:
+    """A value from a request as an error message may show it: text as it is, anything else as JSON, lone
+    surrogates escaped (a response must encode), and at most `limit` characters, cut with an ellipsis."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 
 class Strict(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     max_upload_mb: float = 512.0  # uploads beyond this get 413
     api_url: str = "http://127.0.0.1:8000"  # where the CLI and the UI find a running API
     public_api_url: str = ""  # where browsers find it, for the UI's media links (empty: api_url)
+    max_queued_jobs: int = Field(32, ge=1)  # generation jobs queued or running at once; beyond it 429
+    keep_finished_jobs: int = Field(500, ge=1)  # records of ended jobs kept in <data dir>/jobs/, newest first
+    keep_finished_days: float = Field(30.0, gt=0)  # and none older than this
 
     @property
     def max_upload_bytes(self) -> int:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from indexer.reader import BadVideo
@@ -16,11 +17,17 @@ from search.api import jobs as jobs_routes
 from search.api import library, media, queries
 from search.api.deps import require_key
 from search.api.schemas import Health
-from search.jobs import JobFinished, JobNotFound, JobQueue
+from search.jobs import JobFinished, JobNotFound, JobQueue, QueueFull
+from search.params import shown
 from search.service import AmbiguousId, Busy, NotFound, Reelbase
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 300  # characters of a validation message (the value it is about is cut at ECHO_LIMIT)
+CLEARER = {  # pydantic's messages that do not say what was wrong in the request
+    "string_unicode": "Input holds a lone surrogate (a \\ud800-\\udfff escape alone), which is no character",
+}
 
 
 def _version() -> str:
@@ -81,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.generator  # noqa: B018
         app.state.service = service
         app.state.jobs = JobQueue(lambda params, cb, saving: service.generate(params, cb, saving).video_id,
-                                  settings.data_dir / "jobs", recover=service.recover_clip)
+                                  settings.data_dir / "jobs", recover=service.recover_clip,
+                                  max_queued=settings.max_queued_jobs, keep_finished=settings.keep_finished_jobs,
+                                  keep_days=settings.keep_finished_days)
         log.info("serving %s (%s) with CLIP %s", settings.data_dir, settings.resolved_milvus_uri, settings.clip_model)
         try:
             yield
@@ -89,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.jobs.close()
             service.close()
 
-    app = FastAPI(title="reelbase", version=_version(), lifespan=lifespan,
+    # No trailing-slash redirects: Starlette sends them before any route's key check, to the Host header's address
+    app = FastAPI(title="reelbase", version=_version(), lifespan=lifespan, redirect_slashes=False,
                   description="Generate video clips with a diffusion transformer and find them again by meaning.")
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
 
@@ -110,6 +120,26 @@ async def _ambiguous(request: Request, exc: AmbiguousId) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "candidates": candidates}, status_code=409)
 
 
+async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+    """429 with Retry-After: the generation queue holds its most jobs."""
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each wrong part of the request and what is wrong with it. FastAPI's own handler echoes the
+    whole value sent (however long) and fails on what JSON cannot hold (a lone surrogate, NaN)."""
+    return JSONResponse({"detail": [_validation_error(e) for e in exc.errors()]}, status_code=422)
+
+
+def _validation_error(error: dict) -> dict:
+    """One validation error as FastAPI shapes it (type, loc, msg, input), every value sent cut to ECHO_LIMIT."""
+    out = {"type": error["type"], "loc": [shown(part) if isinstance(part, str) else part for part in error["loc"]],
+           "msg": shown(CLEARER.get(error["type"], error["msg"]), MAX_MESSAGE)}
+    if "input" in error:
+        out["input"] = shown(error["input"])
+    return out
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def handler(status: int):
         async def handle(request: Request, exc: Exception):
@@ -118,6 +148,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(NotFound, handler(404))
     app.add_exception_handler(AmbiguousId, _ambiguous)
+    app.add_exception_handler(QueueFull, _queue_full)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(JobNotFound, handler(404))
     app.add_exception_handler(JobFinished, handler(409))
     app.add_exception_handler(Busy, handler(409))

@@ -12,7 +12,7 @@ from search.api.deps import jobs, save_upload, service, video_out
 from search.api.queries import query_filters
 from search.api.schemas import IngestOut, LibraryPage, ReindexOut, StatsOut, VideoDetail
 from search.jobs import JobQueue
-from search.params import Filters
+from search.params import Filters, shown
 from search.service import Reelbase
 
 router = APIRouter(tags=["library"])
@@ -28,7 +28,7 @@ def upload_video(file: UploadFile = File(...), svc: Reelbase = Depends(service))
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
     if report.failed:
-        raise HTTPException(422, f"{file.filename}: {report.failed[0][1]}")
+        raise HTTPException(422, f"{shown(file.filename)}: {report.failed[0][1]}")
     video_id = (report.added or report.present)[0]
     return IngestOut(added=report.added, present=report.present, video=video_out(svc.get(video_id)))
 

@@ -16,11 +16,13 @@ from indexer.models import model_identity
 from indexer.store import VideoRecord, drop_catalog
 from search import media_links
 from search.api import create_app
+from search.jobs import JobQueue
 from search.settings import Settings
 from tests import fixtures
 from ui.client import Api
 
 UPLOAD_LIMIT_MB = 1
+MAX_QUEUED_JOBS = 16
 
 
 @pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.server)])
@@ -34,7 +36,8 @@ def api(request, tmp_path_factory):
     if request.param == "server":
         uri = request.getfixturevalue("milvus_server_uri")
         drop_catalog(uri)
-    settings = Settings(data_dir=root / "data", milvus_uri=uri, device="cpu", max_upload_mb=UPLOAD_LIMIT_MB)
+    settings = Settings(data_dir=root / "data", milvus_uri=uri, device="cpu", max_upload_mb=UPLOAD_LIMIT_MB,
+                        max_queued_jobs=MAX_QUEUED_JOBS)
     with TestClient(create_app(settings)) as client:
         ids = {}
         for i, clip in enumerate(sample_clips(31, 0, 6)):
@@ -376,6 +379,26 @@ def test_reseed_from_a_video_with_a_long_caption_takes_the_caption_as_its_prompt
     assert _wait(client, r.json()["job_id"])["status"] == "succeeded"
 
 
+def test_a_full_queue_answers_429_with_retry_after_to_jobs_and_reseeds(api, tmp_path, monkeypatch):
+    client, ids, _ = api
+    assert client.app.state.jobs.max_queued == MAX_QUEUED_JOBS  # the service's queue takes the settings' bound
+    release = threading.Event()
+    full = JobQueue(lambda params, progress, saving: release.wait(30) and "", tmp_path / "jobs", max_queued=2)
+    monkeypatch.setattr(client.app.state, "jobs", full)
+    video_id = next(iter(ids.values()))
+    try:
+        for _ in range(2):
+            assert client.post("/jobs", json={"prompt": "a red ball", "steps": 1}).status_code == 202
+        for path, body in (("/jobs", {"prompt": "a red ball", "steps": 1}), ("/reseed", {"video_id": video_id})):
+            r = client.post(path, json=body)
+            assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0, r.text
+            assert "queue is full" in r.json()["detail"]
+        assert len(list((tmp_path / "jobs").glob("*.json"))) == 2
+    finally:
+        release.set()
+        full.close()
+
+
 def test_cancel_running_and_finished_jobs(api):
     client, _, _ = api
     job = client.post("/jobs", json={"prompt": "a blue square falling in a forest", "steps": 200,
@@ -497,6 +520,16 @@ def test_api_key_guards_every_route_but_health(tmp_path):
         assert client.get("/videos", params={"api_key": "sesame"}).status_code == 401  # no key in URLs
 
 
+def test_a_trailing_slash_is_not_redirected_before_the_key_check_nor_to_the_host_header(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", device="cpu", api_key="sesame")
+    with TestClient(create_app(settings)) as client:
+        for key in ({}, {"X-API-Key": "sesame"}):
+            for path in ("/stats/", "/videos/", "/jobs/", "/media/abcd/video/"):
+                r = client.get(path, headers={"Host": "evil.example", **key}, follow_redirects=False)
+                assert r.status_code in (401, 404) and "location" not in r.headers, (path, r.status_code)
+                assert "evil.example" not in r.text
+
+
 def test_media_links_signed_by_the_ui_play_without_the_key_in_the_page(tmp_path):
     """The UI signs media links at the browser's address; the API takes them until they expire."""
     settings = Settings(data_dir=tmp_path / "data", device="cpu", api_key="sesame")
@@ -516,6 +549,11 @@ def test_media_links_signed_by_the_ui_play_without_the_key_in_the_page(tmp_path)
                            headers={"Range": "bytes=0-99"})
         assert video.status_code == 206
         assert client.get(local.replace(ids[0], ids[1])).status_code == 401  # signed for another video
+        assert client.get(local.replace("t=0.5000", "t=1.5000")).status_code == 401  # for another frame
+        assert client.get(local.replace("t=0.5000&", "")).status_code == 401
+        assert client.get(f"{local}&t=1.5").status_code == 401
+        expires, sig = (local.split(f"{name}=")[1].split("&")[0] for name in ("expires", "sig"))
+        assert client.get(f"{local}&expires={expires}&sig={sig}").status_code == 401  # the signature given twice
         old = media_links.signed_query("sesame", f"/media/{ids[0]}/thumbnail", now=time.time() - 3 * 3600)
         assert client.get(f"/media/{ids[0]}/thumbnail", params=old).status_code == 401  # expired
         forged = media_links.signed_query("guess", f"/media/{ids[0]}/thumbnail")

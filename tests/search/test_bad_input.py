@@ -209,6 +209,63 @@ def test_a_lone_surrogate_model_filter_is_422(api):
     assert_still_serving(client, data)
 
 
+SURROGATES = [
+    ("/jobs", '{"prompt": "a red \\ud800 ball"}', "prompt"),
+    ("/jobs", '{"prompt": "a red ball", "negative_prompt": "\\udfff"}', "negative_prompt"),
+    ("/reseed", '{"video_id": "{id}", "prompt": "\\ud800"}', "prompt"),
+    ("/search/text", '{"text": "\\ud800"}', "text"),
+    ("/search/prompts", '{"text": "a ball \\udc00"}', "text"),
+]
+
+
+@pytest.mark.parametrize("path, body, field", SURROGATES, ids=[f"{p}-{f}" for p, _, f in SURROGATES])
+def test_a_lone_surrogate_in_any_text_is_a_422_naming_the_field(api, path, body, field):
+    client, data, video_id = api
+    r = client.post(path, content=body.replace("{id}", video_id).encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", field]], r.text
+    assert "codec" not in r.text and len(r.content) < 500, r.text
+    assert_still_serving(client, data)
+
+
+LONG = "a" * 100_000
+LONG_IN_URL = "a" * 60_000  # httpx sends URLs of up to 64 KiB
+LONG_INPUT = [
+    ("GET", f"/jobs/{LONG_IN_URL}", None),
+    ("POST", f"/jobs/{LONG_IN_URL}/cancel", None),
+    ("GET", f"/jobs/{LONG_IN_URL}/events", None),
+    ("GET", f"/videos/{LONG_IN_URL}", None),
+    ("GET", f"/media/{LONG_IN_URL}/frame", None),
+    ("GET", f"/videos?sort={LONG_IN_URL}", None),
+    ("GET", f"/videos?model={LONG_IN_URL}", None),
+    ("POST", "/jobs", {"prompt": LONG}),
+    ("POST", "/jobs", {"prompt": "a red ball", LONG: 1}),
+    ("POST", "/jobs", {"prompt": "a red ball", "mode": LONG}),
+    ("POST", "/search/text", {"text": LONG}),
+    ("POST", "/search/similar", {"video_id": LONG}),
+    ("POST", "/reseed", {"video_id": LONG}),
+]
+
+
+@pytest.mark.parametrize("method, url, body", LONG_INPUT,
+                         ids=[f"{m} {u[:20]} {sorted(b or {})[-1][:12] if b else ''}" for m, u, b in LONG_INPUT])
+def test_errors_say_what_is_wrong_without_echoing_long_input(api, method, url, body):
+    client, data, _ = api
+    r = client.request(method, url, json=body)
+    assert r.status_code in (404, 422), (r.status_code, r.text[:200])
+    assert len(r.content) < 1000 and "a" * 100 not in r.text, r.text[:200]
+    assert_still_serving(client, data)
+
+
+def test_an_upload_with_a_long_name_is_refused_without_echoing_it(api, tmp_path):
+    client, data, _ = api
+    cut = fixtures.write_truncated(tmp_path / "cut.mp4").read_bytes()
+    r = client.post("/videos", files={"file": ("a" * 4000 + ".mp4", cut, "video/mp4")})  # multipart headers: 4 KiB
+    assert r.status_code == 422 and "truncated" in r.text, r.text[:200]
+    assert len(r.content) < 1000 and "a" * 100 not in r.text, r.text[:200]
+    assert_still_serving(client, data)
+
+
 def _png() -> bytes:
     import io
 
