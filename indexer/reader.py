@@ -48,6 +48,12 @@ class VideoInfo:
     duration_s: float
     codec: str
     container: str
+    turns: int = 0  # quarter turns counterclockwise that show the picture upright (display rotation metadata)
+
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """(width, height) as the video is shown: turned by its rotation metadata."""
+        return (self.height, self.width) if self.turns % 2 else (self.width, self.height)
 
 
 @dataclass
@@ -214,7 +220,18 @@ def probe(path: str | Path, limits: ReadLimits = ReadLimits()) -> VideoInfo:
         _check_boxes(path, size)
     info = _stream_info(path, container)
     _check_limits(path, info, limits)
-    return info
+    return replace(info, turns=_display_turns(path))
+
+
+def _display_turns(path: Path) -> int:
+    """Quarter turns counterclockwise that show the video upright, from its display matrix (as phones
+    record portrait video: landscape pixels and a rotation), read off the first decoded frame."""
+    try:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0), None)
+    except av.error.FFmpegError:
+        return 0  # the decode proper reports what is wrong
+    return round(getattr(frame, "rotation", 0) / 90) % 4 if frame is not None else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +265,7 @@ def _decode_decord(
     fingerprint: tuple[float, int] | None = None,
 ) -> SampledFrames:
     """Decode the sampled frames (and the fingerprint's, at its (rate, cap)) with decord, downscaled by its decoder."""
-    width, height = size if size != (info.width, info.height) else (-1, -1)
+    width, height = _as_shown(size, info.turns)  # decord shows a rotated video upright, then scales it
     # one decoder thread: the reader runs beside the encoder, and thread start-up costs more
     # than it saves on short clips (8.3 -> 3.8 ms per 16-frame world clip, measured)
     reader = decord.VideoReader(str(path), width=width, height=height, num_threads=1)
@@ -265,17 +282,31 @@ def _decode_decord(
         batches.append(reader.get_batch(wanted[start : start + CHUNK].tolist()).asnumpy())
         progress()
     return _sampled(path, info, dict(zip(wanted.tolist(), np.concatenate(batches))), indices,
-                    extra if fingerprint else None)
+                    extra if fingerprint else None, turns=0)
 
 
 def _sampled(path: Path, info: VideoInfo, decoded: dict[int, np.ndarray], indices: np.ndarray,
-             fingerprint_indices: np.ndarray | None) -> SampledFrames:
-    """The sampled frames out of those decoded by frame number, with the fingerprint's thumbnails when asked for."""
-    sampled = SampledFrames(path, info, indices, indices / info.fps, np.stack([decoded[i] for i in indices.tolist()]))
+             fingerprint_indices: np.ndarray | None, turns: int) -> SampledFrames:
+    """The sampled frames out of those decoded by frame number (and turned `turns` quarter turns to be shown
+    upright), with the fingerprint's thumbnails when asked for."""
+    def upright(among: np.ndarray) -> np.ndarray:
+        return _turned(np.stack([decoded[i] for i in among.tolist()]), turns)
+
+    sampled = SampledFrames(path, info, indices, indices / info.fps, upright(indices))
     if fingerprint_indices is not None:
         sampled.fingerprint_times = fingerprint_indices / info.fps
-        sampled.fingerprint_frames = thumbnails(np.stack([decoded[i] for i in fingerprint_indices.tolist()]))
+        sampled.fingerprint_frames = thumbnails(upright(fingerprint_indices))
     return sampled
+
+
+def _as_shown(size: tuple[int, int], turns: int) -> tuple[int, int]:
+    """A coded (width, height) as it is shown after `turns` quarter turns."""
+    return (size[1], size[0]) if turns % 2 else size
+
+
+def _turned(frames: np.ndarray, turns: int) -> np.ndarray:
+    """(N, H, W, C) frames turned `turns` quarter turns counterclockwise (as the video is shown)."""
+    return np.ascontiguousarray(np.rot90(frames, turns, axes=(1, 2))) if turns % 4 else frames
 
 
 def _decode_pyav(
@@ -294,7 +325,7 @@ def _decode_pyav(
         return np.array(sorted({i for i in kept if i in among} | {count - 1}), dtype=np.int64)
 
     return _sampled(path, replace(info, num_frames=count), kept, decoded(wanted),
-                    decoded(extra) if fingerprint else None)
+                    decoded(extra) if fingerprint else None, turns=info.turns)  # PyAV never turns the picture
 
 
 def _pyav_frames(path: Path, wanted: set[int], size: tuple[int, int], progress: Callable[[], None] = lambda: None,
@@ -371,7 +402,7 @@ def read_span(path: str | Path, start: float, end: float, rate: float, max_side:
     path = Path(path)
     info = probe(path)
     size = _target_size(info.width, info.height, max_side) if max_side else (info.width, info.height)
-    width, height = size if size != (info.width, info.height) else (-1, -1)  # decord: -1 keeps the size
+    width, height = _as_shown(size, info.turns)  # decord shows it upright, then scales (see _decode_decord)
     wanted = np.arange(max(0.0, start), max(start, end) + 1e-6, 1.0 / rate)  # (n,) seconds
     indices = np.floor(wanted * info.fps + 1e-6).astype(np.int64)
     try:
@@ -381,7 +412,8 @@ def read_span(path: str | Path, start: float, end: float, rate: float, max_side:
     except (decord.DECORDError, RuntimeError, IndexError, ValueError) as e:
         log.warning("%s: decord failed (%s); decoding the span with PyAV", path, type(e).__name__)
     try:
-        return _span_pyav(path, indices, size, info.fps)
+        frames, times = _span_pyav(path, indices, size, info.fps)
+        return _turned(frames, info.turns), times
     except av.error.FFmpegError as e:
         raise BadVideo(path, f"cannot decode the frames at {start:.2f}..{end:.2f} s: {e.strerror or e}") from e
 

@@ -297,3 +297,41 @@ def test_child_starts_without_the_callers_heavy_imports(world, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "SampledFrames"
     assert marker.read_text() == "app imported\n"  # once: the child did not re-run app.py
+
+
+@pytest.fixture
+def phone_video(tmp_path) -> Path:
+    """A landscape-coded video with a display rotation of 90 degrees clockwise, as phones record portrait:
+    its left half red and its right half blue in the coded pixels, so red is on top as it is shown."""
+    from tests.footage import Footage, _set_display_rotation
+
+    path = tmp_path / "phone.mp4"
+    frames = np.zeros((6, 180, 320, 3), np.uint8)
+    frames[:, :, :160] = (220, 20, 20)
+    frames[:, :, 160:] = (20, 20, 220)
+    write_mp4(path, frames, 25)
+    _set_display_rotation(path, Footage("phone.mp4", 320, 180, rotate=90).rotate)
+    return path
+
+
+def _red_on_top(frames: np.ndarray) -> bool:
+    h = frames.shape[1]
+    top, bottom = frames[:, : h // 3].mean(axis=(0, 1, 2)), frames[:, -h // 3:].mean(axis=(0, 1, 2))
+    return top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]
+
+
+@pytest.mark.parametrize("max_side", [256, 90])  # unscaled and scaled: decord turns, then scales
+def test_a_rotated_video_is_read_as_it_is_shown(phone_video, max_side, monkeypatch):
+    info = probe(phone_video)
+    assert info.turns == 3 and info.shown_size == (180, 320)
+    sampled = read_frames(phone_video, max_side=max_side)
+    assert sampled.frames.shape[1] > sampled.frames.shape[2] and _red_on_top(sampled.frames)
+    span, _ = read_span(phone_video, 0.0, 0.1, 10.0, max_side=max_side)
+    assert span.shape[1:3] == sampled.frames.shape[1:3] and _red_on_top(span)
+    monkeypatch.setattr("indexer.reader.decord.VideoReader", _failing_decord)
+    fallback = read_frames(phone_video, max_side=max_side)  # PyAV never turns the picture itself
+    assert fallback.frames.shape == sampled.frames.shape and _red_on_top(fallback.frames)
+
+
+def _failing_decord(*args, **kwargs):
+    raise RuntimeError("decord fails on this file")
