@@ -311,7 +311,7 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["search", "--image", "{notes}"], "is not a readable image"),
     (["dups", "--image", "{bomb}"], "the limit is 40000000"),
     (["search", "a ball", "--prompts", "--source", "ingested"], "it takes --top-k only"),
-    (["similar", "../../etc/passwd"], "no video '../../etc/passwd'"),
+    (["similar", "../../etc/passwd"], "'../../etc/passwd' is not a video id"),
     (["dups", "--threshold", "5"], "--threshold must be within 0..1"),
     (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps: Input should be greater than or equal to 1"),
     (["generate", "a red ball", "--frames", "100000", "--out", "{out}"], "frames: Input should be less than or equal"),
