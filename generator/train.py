@@ -5,6 +5,8 @@ captioned videos, `--data DIR`), encodes them with the frozen autoencoder, and t
 with the rectified-flow loss (optionally weighted towards the cells objects cover), frame
 masks (given first / last / random frames) and prompt dropout for guidance. It keeps an EMA of
 the weights, checkpoints atomically and resumes, and uses CUDA with bf16 autocast where present.
+A run lasts a step count or a time budget (`--minutes`: the learning rate follows the clock, and
+the EMA is exported every few minutes as well as at the end).
 """
 
 from __future__ import annotations
