@@ -37,12 +37,10 @@ from indexer.thumbnails import RATE, thumbnails
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run fingerprinting and comparing on one thread (torch's and the BLAS's), process-wide while it lasts.
-
-    Both are many small array operations, and on threads each costs more in hand-offs than it
-    saves: a scan of 50 videos took 59 s on two threads and 17 s on one (2 cores, busy machine).
-    """
+def _one_thread() -> Iterator[None]:
+    """Run on one thread (torch's and the BLAS's), process-wide while it lasts: what `fingerprint` and
+    `compare_many` do is many small array operations, and on threads each costs more in hand-offs than
+    it saves (a scan of 50 videos took 59 s on two threads and 17 s on one, 2 cores, busy machine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -139,6 +137,7 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.require(frames, requirements=("C", "W"))).permute(0, 3, 1, 2).float().div_(255)
 
 
+@_one_thread()
 def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
     """Fingerprint (n, H, W, 3) uint8 frames shown at `times`, by way of their thumbnails (`indexer.thumbnails`:
     what is kept per library video, so a fingerprint of kept thumbnails is the one of the frames)."""
@@ -181,6 +180,7 @@ def compare(a: Fingerprint, b: Fingerprint, frame_threshold: float = 0.8) -> Mat
     return compare_many(a, [b], frame_threshold)[0]
 
 
+@_one_thread()
 def compare_many(a: Fingerprint, others: Sequence[Fingerprint], frame_threshold: float = 0.8) -> list[Match]:
     """`compare(a, b)` for each of `others`, their pixel similarities taken in two matrix products for all:
     many small products cost far more (per-call and thread overhead) than one large one."""

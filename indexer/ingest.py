@@ -223,6 +223,7 @@ def ingest(
         progress.found(len(found.videos))
     todo = _new_candidates(found.videos, store, report, progress)
     by_path = {c.path: c for c in todo}
+    path_of = {c.video_id: c.path for c in todo}
     with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH,
                      fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES) if fingerprints else None) as reader:
         for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
@@ -235,16 +236,15 @@ def ingest(
                     report.fail(sampled.path, f"cannot copy into the library: {exc.strerror or exc}", progress)
                 except Exception as exc:
                     report.fail(sampled.path, _unexpected(sampled.path, exc), progress)
-            _write_entries(entries, by_path, store, report, progress)
+            _write_entries(entries, path_of, store, report, progress)
     report.seconds = time.time() - started
     return report
 
 
-def _write_entries(entries: list[VideoEntry], by_path: dict, store: VideoStore, report: IngestReport,
+def _write_entries(entries: list[VideoEntry], paths: dict[str, Path], store: VideoStore, report: IngestReport,
                    progress: Progress | None) -> None:
     """Write a batch's catalog rows (frames, then the video rows: a crash is repaired by a rerun); when the
-    batch is refused, each video alone, so that one bad entry fails only itself."""
-    paths = {c.video_id: c.path for c in by_path.values()}
+    batch is refused, each video alone, so that one bad entry fails only itself. `paths`: file by video id."""
     try:
         store.add_videos(entries)
         written = entries

@@ -531,7 +531,7 @@ class VideoStore:
         """Return those of ids whose video row matches filter."""
         found: set[str] = set()
         for i in range(0, len(ids), BATCH):
-            expr = in_list("video_id", list(ids[i:i + BATCH])) + (f" and ({filter})" if filter else "")
+            expr = _all_of(in_list("video_id", list(ids[i:i + BATCH])), filter)
             rows = self._client.query("videos", filter=expr, output_fields=["video_id"], **self._read("videos"))
             found |= {r["video_id"] for r in rows}
         return found
@@ -567,11 +567,11 @@ class VideoStore:
         filter, video_filter = self._frame_filter(filter, video_filter)
         ranked: dict[str, list[FrameHit]] = {}  # every video met, in rank order (best frame first)
         kept: dict[str, VideoRecord] = {}  # those with a video row that passes video_filter
-        for round in itertools.count():
+        for n in itertools.count():
             if len(kept) >= wanted:
                 break
             left_out = _all_of(filter, in_list("video_id", list(ranked), negate=True) if ranked else "")
-            groups = group_frame_hits(self._search_raw(q, ROUND_VIDEOS << round, frames_per_video, left_out),
+            groups = group_frame_hits(self._search_raw(q, ROUND_VIDEOS << n, frames_per_video, left_out),
                                       MAX_TOPK, frames_per_video) or self._exact_groups(q, frames_per_video, left_out)
             if not groups:
                 break  # no frame left

@@ -280,11 +280,11 @@ class Reelbase:
         named, ids = {r.uri for r in kept}, {r.video_id for r in kept}
         stray = [p for p in self._library_files() if p.name not in named]
         stray_fingerprints = [p for p in self.fingerprint_files.files() if p.stem not in ids]
-        removed = [p for p in stray + stray_fingerprints if _age_s(p) >= min_age_s]
+        removed = {p for p in stray + stray_fingerprints if _age_s(p) >= min_age_s}
         for path in removed:
             path.unlink(missing_ok=True)
-            if path in stray:
-                self._thumb_path(path.stem).unlink(missing_ok=True)
+        for path in removed.intersection(stray):
+            self._thumb_path(path.stem).unlink(missing_ok=True)
         missing = [r.video_id for r in records if not (self._library_file(r.uri) or Path("/nonexistent")).is_file()]
         return {"orphaned_vectors": orphaned_vectors,
                 "stray_files": sorted(p.name for p in stray if p in removed),
@@ -502,11 +502,10 @@ class Reelbase:
     def duplicates_of_image(self, image: np.ndarray, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos holding a near-copy of the image, with the matching frame's time."""
-        from indexer.fingerprint import describe, fingerprint, one_thread
+        from indexer.fingerprint import describe, fingerprint
 
         image = np.asarray(image)
-        with one_thread():
-            query = fingerprint(image[None], [0.0])
+        query = fingerprint(image[None], [0.0])
         hits = self.store.search_frames(self.encoder.encode_images(image[None])[0], top_k=duplicates.CANDIDATES,
                                         frames_per_video=1)
         near = [(h.video.video_id, h.score) for h in hits]
@@ -525,11 +524,8 @@ class Reelbase:
     def duplicates_of_video(self, video_id: str, threshold: float = duplicates.DEFAULT_THRESHOLD,
                             top_k: int = 10) -> list[DuplicateHit]:
         """Library videos that are near-copies of a library video (re-encoded, resized, cropped, trimmed, ...)."""
-        from indexer.fingerprint import one_thread
-
         record = self.get(video_id)
-        with one_thread():
-            query = self.fingerprints.get(record.video_id, self._file_of(record))
+        query = self.fingerprints.get(record.video_id, self._file_of(record))
         return self._verified(query, self._candidates(record.video_id), threshold)[:top_k]
 
     def _candidates(self, video_id: str) -> list[str]:
@@ -542,12 +538,11 @@ class Reelbase:
         return list(dict.fromkeys(v for v, s in near if v != video_id and s >= duplicates.MIN_CANDIDATE_SCORE))
 
     def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
-        from indexer.fingerprint import compare_many, one_thread
+        from indexer.fingerprint import compare_many
 
         found = [(record, path) for record in self.store.get_videos(candidates).values()
                  if (path := self._library_file(record.uri)) is not None and path.is_file()]
-        with one_thread():
-            matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
+        matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
         hits = [DuplicateHit(record, match.score, match.offset_s, match.pairs)
                 for (record, _), match in zip(found, matches) if match.score >= threshold]
         return sorted(hits, key=lambda h: h.score, reverse=True)
@@ -556,12 +551,6 @@ class Reelbase:
     def duplicate_groups(self, threshold: float = duplicates.DEFAULT_THRESHOLD,
                          progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
         """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
-        from indexer.fingerprint import one_thread
-
-        with one_thread():
-            return self._duplicate_groups(threshold, progress)
-
-    def _duplicate_groups(self, threshold: float, progress: Callable[[int, int], None] | None) -> list[DuplicateGroup]:
         records = {r.video_id: r for r in self.store.iter_videos()}
         files = {v: p for v, r in records.items() if (p := self._library_file(r.uri)) and p.is_file()}
         links, seen = [], set()
