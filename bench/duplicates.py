@@ -7,7 +7,7 @@ speeds, on another path) and 100 other clips. Pairs of clips from different fami
 the same path (within one object diameter at some time shift, same scene and colours) are the
 trimmed copy of each other in all but name; they are reported and left out of the scores (see
 `dup_data.same_path`). All are ingested into a fresh library (Milvus Lite, the built-in
-CLIP model), then `Reelbase.duplicate_groups()` scans it twice: first as before fingerprint
+CLIP model), then `Reelbase.duplicates.groups()` scans it twice: first as before fingerprint
 thumbnails were kept (every fingerprint made from its video file), then from the thumbnails the
 ingest kept (no video decoded); two videos are a predicted pair when they land in one group.
 
@@ -32,7 +32,7 @@ from dup_data import TRANSFORMS, TRIM, caption_twin, look, same_path, write_clip
 
 from generator import world  # noqa: E402
 from indexer.ingest import content_id  # noqa: E402
-from search.duplicates import DEFAULT_THRESHOLD, FingerprintCache  # noqa: E402
+from search.duplicates import DEFAULT_THRESHOLD, FingerprintCache, read_for_fingerprint  # noqa: E402
 from search.service import Reelbase  # noqa: E402
 from search.settings import Settings  # noqa: E402
 
@@ -88,7 +88,7 @@ def true_pairs(truth: dict[str, dict]) -> set[tuple[str, str]]:
 def scan(service: Reelbase, threshold: float) -> tuple[list, float]:
     """The library's duplicate groups and the seconds the scan took."""
     t0 = time.time()
-    groups = service.duplicate_groups(threshold)
+    groups = service.duplicates.groups(threshold)
     return groups, time.time() - t0
 
 
@@ -110,13 +110,13 @@ def main() -> None:
         truth = build(tmp / "clips", args.originals)
         print(f"wrote {len(truth)} clips in {time.time() - t0:.1f} s")
         service = Reelbase(Settings(data_dir=tmp / "data", device="cpu"))
-        report = service.ingest([tmp / "clips"])
+        report = service.library.ingest([tmp / "clips"])
         print(f"ingested {len(report.added)} videos in {report.seconds:.1f} s")
-        service.fingerprints = FingerprintCache(service._read_for_fingerprint)  # before: from the video files
+        service.duplicates.fingerprints = FingerprintCache(read_for_fingerprint)  # before: from the video files
         old_groups, old_s = scan(service, args.threshold)
-        service.fingerprints = FingerprintCache(service._read_for_fingerprint, service.fingerprint_files)  # kept
+        service.duplicates.fingerprints = FingerprintCache(read_for_fingerprint, service.folder.fingerprints)  # kept
         groups, scan_s = scan(service, args.threshold)
-        kept_bytes = sum(p.stat().st_size for p in service.fingerprint_files.files())
+        kept_bytes = sum(p.stat().st_size for p in service.folder.fingerprints.files())
         service.close()
 
     ambiguous = ambiguous_pairs(truth)

@@ -49,7 +49,7 @@ def main() -> None:
         world.write_dataset(folder, args.clips, HELD_OUT_SEED)
         service = Reelbase(Settings(data_dir=Path(tmp) / "data", clip_model=args.model, device="auto"))
         started = time.time()
-        report = service.ingest([folder])
+        report = service.library.ingest([folder])
         print(f"library: {len(report.added)} held-out clips (seed {HELD_OUT_SEED}), {report.frames} frames, "
               f"ingested in {time.time() - started:.1f} s with {args.model}")
         specs = {}
@@ -64,7 +64,7 @@ def main() -> None:
             visible, motion = [], []
             for spec in chosen:
                 query = world.full_query(spec) if kind == "full" else world.partial_query(spec, rng)
-                hits = service.search_text(query.text, top_k=k)
+                hits = service.queries.text(query.text, top_k=k)
                 visible.append(precision(query, hits, specs, k, visible_only=True))
                 if query.motion:
                     motion.append(precision(query, hits, specs, k, visible_only=False))

@@ -105,8 +105,8 @@ def main() -> None:
             service.close()  # flushed and indexed, as a library is between ingests
             service = Reelbase(settings)
             for q in queries[:5]:  # warm up
-                service.search_text(q)
-            search = functools.partial(service.search_text, top_k=10)
+                service.queries.text(q)
+            search = functools.partial(service.queries.text, top_k=10)
             rows = [("service", c, *measure(search, queries, c)) for c in (1, 4)]
             service.close()
             server, thread, url = serve(settings)
@@ -121,7 +121,7 @@ def main() -> None:
             t0 = time.time()
             service.store.optimize()  # as `reelbase optimize` (or a large `reelbase ingest`) does
             optimize_s = time.time() - t0
-            search = functools.partial(service.search_text, top_k=10)
+            search = functools.partial(service.queries.text, top_k=10)
             rows += [("optimized", 1, *measure(search, queries, 1))]
             service.close()
             for path, clients, median, p99, qps in rows:

@@ -1,8 +1,8 @@
-"""The ingest runner: reader -> encoder -> writer, joined with crash safety.
+"""Ingest: files and folders from outside into the library, through the index writer (indexer.writer).
 
-A video is in the library once its row is in the `videos` collection, which is written last
-(after its file is in the library folder and its frame vectors are in `frames`); videos are
-written a batch at a time, so a few calls carry many videos. Everything
+The walk finds regular video files; each is hashed (its content id), copied into the library once
+read, and indexed. A video is in the library once its row is in the `videos` collection, which is
+written last (after its file is in the library folder and its frame vectors are in `frames`). Everything
 before that is idempotent (content-addressed file names, deterministic frame keys), so a run
 killed half-way is repaired by running it again.
 """
@@ -18,18 +18,16 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
-from indexer import thumbnails
-from indexer.frame_reader import FrameReader
 from indexer.identity import ID_LENGTH
-from indexer.reader import BadVideo, ReadLimits, SampledFrames, sniff
-from indexer.store import VideoEntry, VideoRecord, VideoStore
+from indexer.reader import ReadLimits, SampledFrames, sniff
+from indexer.store import VideoRecord, VideoStore
+from indexer.writer import INDEX_RATE, MAX_SAMPLED, Failed, IndexWriter, Item
 
 if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
     from indexer.encoder import ClipEncoder
@@ -40,7 +38,6 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts",
 }
-PREFETCH = 8  # files the reader may decode ahead of the encoder
 
 
 @dataclass
@@ -199,8 +196,8 @@ def ingest(
     encoder: ClipEncoder,
     library_dir: str | Path,
     *,
-    rate: float = 2.0,
-    cap: int = 512,
+    rate: float = INDEX_RATE,
+    cap: int = MAX_SAMPLED,
     limits: ReadLimits = ReadLimits(),
     progress: Progress | None = None,
     keep_paths: bool = True,
@@ -222,54 +219,18 @@ def ingest(
     if progress:
         progress.found(len(found.videos))
     todo = _new_candidates(found.videos, store, report, progress)
-    by_path = {c.path: c for c in todo}
-    path_of = {c.video_id: c.path for c in todo}
-    with FrameReader(rate=rate, cap=cap, limits=limits, prefetch=PREFETCH,
-                     fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES) if fingerprints else None) as reader:
-        for batch in _encode_in_batches(reader.read(c.path for c in todo), encoder, report, progress):
-            entries = []
-            for sampled, embeddings in batch:
-                try:
-                    entries.append(_file_into_library(by_path[sampled.path], sampled, embeddings, library, keep_paths,
-                                                      fingerprints))
-                except OSError as exc:  # gone or unreadable since it was read, or the disk is full
-                    report.fail(sampled.path, f"cannot copy into the library: {exc.strerror or exc}", progress)
-                except Exception as exc:
-                    report.fail(sampled.path, _unexpected(sampled.path, exc), progress)
-            _write_entries(entries, path_of, store, report, progress)
+    writer = IndexWriter(store, encoder, fingerprints, rate=rate, cap=cap, limits=limits)
+    items = [Item(c.path, partial(_into_library, c, library, keep_paths)) for c in todo]
+    for outcome in writer.write(items):
+        if isinstance(outcome, Failed):
+            report.fail(outcome.item.path, outcome.reason, progress)
+            continue
+        report.added.append(outcome.entry.record.video_id)
+        report.frames += len(outcome.entry.frame_embeddings)
+        if progress:
+            progress.done(str(outcome.item.path), "added")
     report.seconds = time.time() - started
     return report
-
-
-def _write_entries(entries: list[VideoEntry], paths: dict[str, Path], store: VideoStore, report: IngestReport,
-                   progress: Progress | None) -> None:
-    """Write a batch's catalog rows (frames, then the video rows: a crash is repaired by a rerun); when the
-    batch is refused, each video alone, so that one bad entry fails only itself. `paths`: file by video id."""
-    try:
-        store.add_videos(entries)
-        written = entries
-    except Exception as exc:
-        if len(entries) == 1:
-            report.fail(paths[entries[0].record.video_id], f"cannot write to the catalog: {exc}", progress)
-            return
-        log.warning("writing %d videos at once failed (%s); writing them one at a time", len(entries), exc)
-        written = []
-        for entry in entries:
-            try:
-                store.add_videos([entry])
-                written.append(entry)
-            except Exception as exc:
-                report.fail(paths[entry.record.video_id], f"cannot write to the catalog: {exc}", progress)
-    for entry in written:
-        report.added.append(entry.record.video_id)
-        report.frames += len(entry.frame_embeddings)
-        if progress:
-            progress.done(str(paths[entry.record.video_id]), "added")
-
-
-def _unexpected(path: Path, exc: Exception) -> str:
-    log.exception("%s: unexpected error", path)
-    return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 def _new_candidates(files, store, report, progress) -> list[Candidate]:
@@ -294,59 +255,15 @@ def _new_candidates(files, store, report, progress) -> list[Candidate]:
     return [Candidate(path, video_id) for video_id, path in hashed.items() if video_id not in present]
 
 
-def _encode_in_batches(results: Iterator, encoder: ClipEncoder, report, progress, batch_frames: int = 128):
-    """Group read results so the encoder sees full batches; yield [(sampled, embeddings)] of the videos
-    that were read and embedded (the others are reported failed)."""
-    pending: list[SampledFrames] = []
-    for result in results:
-        if isinstance(result, BadVideo):
-            report.fail(result.path, result.reason, progress)
-            continue
-        pending.append(result)
-        if sum(len(s.frames) for s in pending) >= batch_frames:
-            yield _encode(pending, encoder, report, progress)
-            pending = []
-    if pending:
-        yield _encode(pending, encoder, report, progress)
-
-
-def _encode(batch: list[SampledFrames], encoder: ClipEncoder, report: IngestReport,
-            progress: Progress | None) -> list[tuple[SampledFrames, np.ndarray]]:
-    """Embed a batch of videos' frames, the videos of one frame size together (videos of every size may
-    share a batch); a video whose frames cannot be embedded is reported, the others go on."""
-    by_size: dict[tuple, list[SampledFrames]] = {}
-    for sampled in batch:
-        by_size.setdefault(sampled.frames.shape[1:], []).append(sampled)
-    embedded = {}
-    for group in by_size.values():
-        try:
-            embedded.update(zip(map(id, group), _embed_together(group, encoder)))
-        except Exception:
-            for sampled in group:  # find the one that fails
-                try:
-                    embedded[id(sampled)] = encoder.encode_images(sampled.frames)
-                except Exception as exc:
-                    report.fail(sampled.path, f"cannot embed its frames: {_unexpected(sampled.path, exc)}", progress)
-    return [(s, embedded[id(s)]) for s in batch if id(s) in embedded]
-
-
-def _embed_together(group: list[SampledFrames], encoder: ClipEncoder) -> list[np.ndarray]:
-    embeddings = encoder.encode_images(np.concatenate([s.frames for s in group]))
-    return np.split(embeddings, np.cumsum([len(s.frames) for s in group])[:-1])
-
-
-def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings: np.ndarray,
-                       library: Path, keep_path: bool, fingerprints: FingerprintFiles | None = None) -> VideoEntry:
-    """Copy the file into the library (content-addressed, atomic), keep its fingerprint thumbnails (before the
-    catalog row, as the file) and describe its catalog rows."""
-    from indexer.fingerprint import describe
-
+def _into_library(candidate: Candidate, library: Path, keep_path: bool, sampled: SampledFrames) -> VideoRecord:
+    """Copy a file that was read into the library (content-addressed, atomic) and make its record."""
     name = f"{candidate.video_id}{_suffix(candidate.path, sampled)}"
-    _copy_atomic(candidate.path, library / name)
-    if fingerprints is not None and sampled.fingerprint_frames is not None:
-        fingerprints.write(candidate.video_id, sampled.fingerprint_frames, sampled.fingerprint_times)
+    try:
+        _copy_atomic(candidate.path, library / name)
+    except OSError as exc:  # gone or unreadable since it was read, or the disk is full
+        raise OSError(f"cannot copy into the library: {exc.strerror or exc}") from exc
     info = sampled.info
-    record = VideoRecord(
+    return VideoRecord(
         video_id=candidate.video_id,
         uri=name,
         source="ingested",
@@ -358,8 +275,6 @@ def _file_into_library(candidate: Candidate, sampled: SampledFrames, embeddings:
         created_at=time.time(),
         meta=_meta(candidate.path, keep_path),
     )
-    return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings,
-                      descriptor=describe(sampled.frames))
 
 
 def _suffix(path: Path, sampled: SampledFrames) -> str:

@@ -57,7 +57,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from indexer.identity import UnknownModel
     from indexer.reader import BadVideo
     from indexer.store import StoreError
-    from search.service import NotFound
+    from search.library import NotFound
 
     return (UnknownModel, StoreError, FileNotFoundError, PermissionError, ValueError, NotFound, BadVideo)
 
@@ -189,11 +189,11 @@ def cmd_demo(args) -> int:
         print(f"1. generating {args.generate} clips with the built-in ST-DiT into the library ({data})")
         for i in range(args.generate):
             params = GenerationParams(prompt=DEMO_PROMPTS[i % len(DEMO_PROMPTS)], seed=i, steps=args.steps)
-            if record := service.generated_with(params):  # a second demo adds nothing
+            if record := service.generation.generated_with(params):  # a second demo adds nothing
                 print(f"   {record.video_id}  {params.prompt!r} (in the library already)")
                 continue
             with _StepBar(f"clip {i + 1}/{args.generate}") as bar:
-                record = service.generate(params, bar.update)
+                record = service.generation.generate(params, bar.update)
             print(f"   {record.video_id}  {params.prompt!r}")
         folder = data / "demo-world"
         print(f"2. rendering {args.clips} synthetic world clips into {folder} and ingesting them")
@@ -201,20 +201,20 @@ def cmd_demo(args) -> int:
         _write_copy(folder / "00000.json", folder / "copy-of-00000.mp4")
         bar = _Bar(quiet=False)
         try:
-            report = service.ingest([folder], progress=bar)
+            report = service.library.ingest([folder], progress=bar)
         finally:
             bar.close()
         print("   " + report.summary())
         _optimize_if_grown(service, report)
         for query in DEMO_QUERIES:
             print(f"3. text search {query!r}:")
-            for hit in service.search_text(query, top_k=3):
+            for hit in service.queries.text(query, top_k=3):
                 print(f"   {hit.score:.3f}  {_name(hit.video)}  (best moment {hit.best_t:.2f}s)")
-        first = service.browse(limit=1, descending=False)[1][0]
+        first = service.library.browse(limit=1, descending=False)[1][0]
         print(f"4. clips similar to {_name(first)!r}:")
-        for record, score in service.similar(first.video_id, top_k=3):
+        for record, score in service.queries.similar(first.video_id, top_k=3):
             print(f"   {score:.3f}  {_name(record)}")
-        groups = service.duplicate_groups()
+        groups = service.duplicates.groups()
         print(f"5. duplicate scan: {_groups(len(groups))} of near-duplicate videos")
         stats = service.stats()
         print(f"6. the library holds {stats['videos']} videos ({stats['videos_by_source']}), {stats['frames']} frames, "
@@ -270,7 +270,7 @@ def cmd_generate(args) -> int:
     if args.library:
         with _service() as service:
             with _StepBar("generate", quiet=args.json) as bar:
-                record = service.generate(params, bar.update)
+                record = service.generation.generate(params, bar.update)
         print(json.dumps(record.to_dict(), indent=2) if args.json else
               f"saved {record.video_id} into the library ({record.num_frames} frames); "
               f"`reelbase similar {record.video_id}` finds clips like it")
@@ -337,7 +337,7 @@ def cmd_ingest(args) -> int:
     bar = _Bar(quiet=args.json)
     with _service() as service:
         try:
-            report = service.ingest(args.paths, progress=bar)
+            report = service.library.ingest(args.paths, progress=bar)
         finally:
             bar.close()
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
@@ -350,9 +350,9 @@ def cmd_ingest(args) -> int:
 
 def _optimize_if_grown(service, report, quiet: bool = False) -> None:
     """After an ingest that added a good share of the library's frames, rebuild the indexes."""
-    if report.frames and report.frames >= OPTIMIZE_SHARE * service.store.count_frames():
+    if report.frames and report.frames >= OPTIMIZE_SHARE * service.library.count_frames():
         t0 = time.perf_counter()
-        service.store.optimize()
+        service.library.optimize()
         if not quiet:
             print(f"rebuilt the search indexes in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
@@ -360,8 +360,8 @@ def _optimize_if_grown(service, report, quiet: bool = False) -> None:
 def cmd_optimize(args) -> int:
     with _service() as service:
         t0 = time.perf_counter()
-        service.store.optimize()
-        print(f"rebuilt the search indexes over {service.store.count_frames()} frames "
+        frames = service.library.optimize()
+        print(f"rebuilt the search indexes over {frames} frames "
               f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -374,12 +374,12 @@ def cmd_search(args) -> int:
         raise ValueError("--prompts searches the prompts of generated clips by text; it takes --top-k only")
     with _service() as service:
         if args.prompts:
-            scored = service.search_prompts(args.text, args.top_k)
+            scored = service.queries.prompts(args.text, args.top_k)
         elif args.image:
-            hits = service.search_image(_read_image(args.image), args.top_k, filters, args.offset)
+            hits = service.queries.image(_read_image(args.image), args.top_k, filters, args.offset)
         else:
-            hits = service.search_text(args.text, args.top_k, filters, args.offset)
-        notice = None if args.image else service.encoder.vocabulary_notice(args.text)
+            hits = service.queries.text(args.text, args.top_k, filters, args.offset)
+        notice = None if args.image else service.queries.vocabulary_notice(args.text)
     if notice:
         print(f"reelbase: note: {notice}", file=sys.stderr)
     if args.prompts:
@@ -415,7 +415,7 @@ def _print_scored(scored, as_json: bool) -> int:
 
 def cmd_similar(args) -> int:
     with _service() as service:
-        scored = service.similar(args.video_id, args.top_k)
+        scored = service.queries.similar(args.video_id, args.top_k)
     return _print_scored(scored, args.json)
 
 
@@ -427,13 +427,13 @@ def cmd_dups(args) -> int:
         raise ValueError(f"--threshold must be within 0..1, got {threshold}")
     with _service() as service:
         if args.video_id or args.image:
-            hits = (service.duplicates_of_image(_read_image(args.image), threshold) if args.image
-                    else service.duplicates_of_video(args.video_id, threshold))
+            hits = (service.duplicates.of_image(_read_image(args.image), threshold) if args.image
+                    else service.duplicates.of_video(args.video_id, threshold))
             return _print_duplicate_hits(hits, args.json)
         from tqdm import tqdm
 
         with tqdm(desc="dups", unit="video", file=sys.stderr, disable=args.json) as bar:
-            groups = service.duplicate_groups(threshold, progress=lambda n, total: (
+            groups = service.duplicates.groups(threshold, progress=lambda n, total: (
                 setattr(bar, "total", total), bar.update(n - bar.n)))
     if args.json:
         print(json.dumps([{"videos": [v.to_dict() for v in g.videos], "links": g.links} for g in groups], indent=2))
@@ -469,7 +469,8 @@ def cmd_reindex(args) -> int:
 
     with _service() as service:
         with tqdm(desc="reindex", unit="video", file=sys.stderr, disable=args.json) as bar:
-            result = service.reindex(progress=lambda n, total: (setattr(bar, "total", total), bar.update(n - bar.n)))
+            result = service.maintenance.reindex(
+                progress=lambda n, total: (setattr(bar, "total", total), bar.update(n - bar.n)))
     print(json.dumps(result, indent=2) if args.json else
           f"re-indexed {result['reindexed']} videos with {result['model']}; {len(result['failed'])} failed")
     return 0
@@ -482,7 +483,7 @@ def cmd_repair(args) -> int:
     if _answers(api):
         raise ValueError(f"an API answers at {api}: stop it first, so that nothing writes while repair runs")
     with _service() as service:
-        result = service.repair(min_age_s=0.0)  # no API answers, and Milvus Lite lets this process alone in
+        result = service.maintenance.repair(min_age_s=0.0)  # no API answers, and Milvus Lite lets this process alone in
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

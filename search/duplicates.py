@@ -1,6 +1,6 @@
-"""Near-duplicate detection's settings and helpers: candidates from the catalog, verified on fingerprints.
+"""Near-duplicates: candidates from the catalog, verified on fingerprints.
 
-The service proposes candidates from two channels of the catalog (CLIP video embeddings and
+`DuplicateFinder` proposes candidates from two channels of the catalog (CLIP video embeddings and
 pixel descriptors) and verifies each on pixel fingerprints (`indexer.fingerprint.compare`).
 Fingerprints of library videos are made from the thumbnails kept per video at ingest
 (`indexer.fingerprint_files`), so verifying decodes no video; a video without them (a library
@@ -12,18 +12,140 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # indexer.fingerprint imports torch: only when a fingerprint is made
+from common.tasks import LibraryTasks
+from indexer import thumbnails
+from indexer.reader import read_frames
+from indexer.store import VideoRecord, VideoStore
+from indexer.writer import INDEX_RATE
+from search.library import Library
+
+if TYPE_CHECKING:  # indexer.fingerprint and the encoder import torch: only when a fingerprint is made
+    from indexer.encoder import ClipEncoder
     from indexer.fingerprint import Fingerprint
     from indexer.fingerprint_files import FingerprintFiles
 
 DEFAULT_THRESHOLD = 0.8  # a pair is a duplicate at or above this verified score
 CANDIDATES = 32  # nearest videos checked per query and channel
 MIN_CANDIDATE_SCORE = 0.3  # cosine (CLIP or pixel descriptor) below which a video is not even checked
+
+
+@dataclass
+class DuplicateHit:
+    """A library video that duplicates the query, with its verified score and matching frames."""
+
+    video: VideoRecord
+    score: float
+    offset_s: float  # t in the query minus t in this video
+    pairs: list  # indexer.fingerprint.FramePair
+
+
+@dataclass
+class DuplicateGroup:
+    """Videos that are copies of each other, and the verified pairs that join them."""
+
+    videos: list[VideoRecord]
+    links: list[dict] = field(default_factory=list)  # {a, b, score, offset_s, pairs: [{t_a, t_b, score}]}
+
+
+class DuplicateFinder:
+    """Near-copies of an image, a frame or a video in one library, and library-wide groups of them."""
+
+    def __init__(self, store: VideoStore, encoder: Callable[[], ClipEncoder], library: Library,
+                 fingerprints: FingerprintCache, tasks: LibraryTasks):
+        self.store = store
+        self._encoder = encoder  # loaded for image and frame queries only: a video's candidates are in the catalog
+        self.library = library
+        self.fingerprints = fingerprints
+        self._tasks = tasks
+
+    def of_image(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD, top_k: int = 10) -> list[DuplicateHit]:
+        """Library videos holding a near-copy of the image, with the matching frame's time."""
+        from indexer.fingerprint import describe, fingerprint
+
+        image = np.asarray(image)
+        query = fingerprint(image[None], [0.0])
+        hits = self.store.search_frames(self._encoder().encode_images(image[None])[0], top_k=CANDIDATES,
+                                        frames_per_video=1)
+        near = [(h.video.video_id, h.score) for h in hits]
+        near += self.store.search_descriptors(describe(image[None]), CANDIDATES)
+        candidates = dict.fromkeys(v for v, s in near if s >= MIN_CANDIDATE_SCORE)
+        return self._verified(query, list(candidates), threshold)[:top_k]
+
+    def of_frame(self, video_id: str, t: float, threshold: float = DEFAULT_THRESHOLD,
+                 top_k: int = 10) -> list[DuplicateHit]:
+        """Other library videos holding a near-copy of a library video's frame at t."""
+        video_id = self.library.resolve_id(video_id)
+        frame, _ = self.library.frame_at(video_id, t)
+        hits = self.of_image(frame, threshold, top_k + 1)
+        return [h for h in hits if h.video.video_id != video_id][:top_k]
+
+    def of_video(self, video_id: str, threshold: float = DEFAULT_THRESHOLD, top_k: int = 10) -> list[DuplicateHit]:
+        """Library videos that are near-copies of a library video (re-encoded, resized, cropped, trimmed, ...)."""
+        record = self.library.get(video_id)
+        query = self.fingerprints.get(record.video_id, self.library.file_of(record))
+        return self._verified(query, self._candidates(record.video_id), threshold)[:top_k]
+
+    def groups(self, threshold: float = DEFAULT_THRESHOLD,
+               progress: Callable[[int, int], None] | None = None) -> list[DuplicateGroup]:
+        """Library-wide: groups of videos that are copies of each other, with their matching frame pairs."""
+        with self._tasks.running("duplicate scan"):
+            records = {r.video_id: r for r in self.store.iter_videos()}
+            files = {v: p for v, r in records.items() if (p := self.library.folder.existing_file(r.uri))}
+            links, seen = [], set()
+            for n, video_id in enumerate(sorted(files), 1):
+                others = [o for o in self._candidates(video_id)
+                          if o in files and tuple(sorted((video_id, o))) not in seen]
+                seen.update(tuple(sorted((video_id, o))) for o in others)
+                for other, match in self._verify_pairs(video_id, others, files, threshold):
+                    if match.score >= threshold:
+                        a, b = sorted((video_id, other))
+                        links.append({"a": a, "b": b, "score": round(match.score, 4),
+                                      "offset_s": round(match.offset_s, 4), "pairs": [vars(p) for p in match.pairs]})
+                if progress:
+                    progress(n, len(files))
+            groups = []
+            for members in group_pairs((link["a"], link["b"]) for link in links):
+                inside = set(members)
+                groups.append(DuplicateGroup([records[v] for v in members], [k for k in links if k["a"] in inside]))
+            return groups
+
+    def _candidates(self, video_id: str) -> list[str]:
+        """Ids to verify against a library video: its nearest by CLIP embedding and by pixel descriptor."""
+        near = [(r.video_id, s) for r, s in self.store.search_videos(self.store.video_embedding(video_id),
+                                                                       CANDIDATES + 1)]
+        descriptor = self.store.descriptor_of(video_id)
+        if descriptor is not None:
+            near += self.store.search_descriptors(descriptor, CANDIDATES + 1)
+        return list(dict.fromkeys(v for v, s in near if v != video_id and s >= MIN_CANDIDATE_SCORE))
+
+    def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
+        from indexer.fingerprint import compare_many
+
+        found = [(record, path) for record in self.store.get_videos(candidates).values()
+                 if (path := self.library.folder.existing_file(record.uri)) is not None]
+        matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
+        hits = [DuplicateHit(record, match.score, match.offset_s, match.pairs)
+                for (record, _), match in zip(found, matches) if match.score >= threshold]
+        return sorted(hits, key=lambda h: h.score, reverse=True)
+
+    def _verify_pairs(self, video_id: str, others: list[str], files: dict[str, Path], threshold: float) -> list:
+        """(other, Match) for a video and each of `others`, compared as the pair sorted by id: those after it
+        in one batch (`compare_many`), those before it (seldom: candidates are mostly mutual) one by one."""
+        from indexer.fingerprint import compare, compare_many
+
+        def fp(v: str) -> Fingerprint:
+            return self.fingerprints.get(v, files[v])
+
+        after = [o for o in others if o > video_id]
+        matches = dict(zip(after, compare_many(fp(video_id), [fp(o) for o in after], threshold)))
+        matches.update((o, compare(fp(o), fp(video_id), threshold)) for o in others if o < video_id)
+        return [(o, matches[o]) for o in others]
 
 
 class FingerprintCache:
@@ -93,3 +215,9 @@ def group_pairs(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
     for x in parent:
         groups.setdefault(root(x), []).append(x)
     return sorted((sorted(g) for g in groups.values()), key=lambda g: (-len(g), g[0]))
+
+
+def read_for_fingerprint(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A library file's fingerprint thumbnails and times, decoded as the index writer decodes them."""
+    sampled = read_frames(path, rate=INDEX_RATE, fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES))
+    return sampled.fingerprint_frames, sampled.fingerprint_times

@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from common.tasks import Busy
 from indexer.reader import BadVideo
 from indexer.store import StoreError
 from search.api import jobs as jobs_routes
@@ -18,8 +19,9 @@ from search.api import library, media, queries
 from search.api.deps import require_key
 from search.api.schemas import Health
 from search.jobs import JobFinished, JobNotFound, JobQueue, QueueFull
+from search.library import AmbiguousId, NotFound
 from search.params import shown
-from search.service import AmbiguousId, Busy, NotFound, Reelbase
+from search.service import Reelbase
 from search.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,13 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        service = Reelbase(settings)
-        service.encoder  # noqa: B018 - load the CLIP model and open the store now: fail at start, not on a request
-        service.store  # noqa: B018
-        service.generator  # noqa: B018
+        service = Reelbase(settings).load_all()  # fail at start, not on a request
         app.state.service = service
-        app.state.jobs = JobQueue(lambda params, cb, saving: service.generate(params, cb, saving).video_id,
-                                  settings.data_dir / "jobs", recover=service.recover_clip,
+        app.state.jobs = JobQueue(lambda params, cb, saving: service.generation.generate(params, cb, saving).video_id,
+                                  settings.data_dir / "jobs", recover=service.generation.recover_clip,
                                   max_queued=settings.max_queued_jobs, keep_finished=settings.keep_finished_jobs,
                                   keep_days=settings.keep_finished_days)
         log.info("serving %s (%s) with CLIP %s", settings.data_dir, settings.resolved_milvus_uri, settings.clip_model)

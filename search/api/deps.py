@@ -8,15 +8,19 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, HTTPException, Request, UploadFile
+from fastapi import Depends, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
+from pydantic import ValidationError
 
 from indexer.store import VideoHit, VideoRecord
 from search import images, media_links
 from search.api.schemas import FrameOut, HitOut, Links, VideoOut
 from search.jobs import JobQueue
+from search.params import MAX_MODEL_FILTER, Filters
 from search.service import Reelbase
 
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -28,6 +32,24 @@ def service(request: Request) -> Reelbase:
 
 def jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
+
+
+def query_filters(source: str | None = Query(None, pattern="^(generated|ingested)$"),
+                  created_after: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  created_before: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  min_duration: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  max_duration: float | None = Query(None, ge=0, allow_inf_nan=False),
+                  model: str | None = Query(None, min_length=1, max_length=MAX_MODEL_FILTER)) -> Filters:
+    try:
+        return Filters(source=source, created_after=created_after, created_before=created_before,
+                       min_duration=min_duration, max_duration=max_duration, model=model)
+    except ValidationError as exc:  # a 422 naming the query parameter, not a 500
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+
+Service = Annotated[Reelbase, Depends(service)]  # what every route that reads or writes the library takes
+Jobs = Annotated[JobQueue, Depends(jobs)]
+QueryFilters = Annotated[Filters, Depends(query_filters)]  # the library filters as query parameters
 
 
 def require_key(request: Request, header: str | None = Depends(header_key)):

@@ -228,9 +228,9 @@ def test_path_traversal_reaches_no_file(api, path):
 def test_catalog_uri_outside_the_library_is_refused(api):
     client, ids, _ = api
     service = client.app.state.service
-    assert service._library_file("../milvus.db") is None
-    assert service._library_file("/etc/passwd") is None
-    assert service._library_file(f"{list(ids.values())[0]}.mp4") is not None
+    assert service.folder.file("../milvus.db") is None
+    assert service.folder.file("/etc/passwd") is None
+    assert service.folder.file(f"{list(ids.values())[0]}.mp4") is not None
 
 
 def test_disguised_and_corrupt_uploads_are_refused_and_leave_nothing(api, tmp_path):
@@ -372,7 +372,7 @@ def test_reseed_from_a_video_with_a_long_caption_takes_the_caption_as_its_prompt
     path = write_mp4(tmp_path / "long.mp4", clip.frames, FPS)
     caption = clip.caption + ", " + "and so on " * 90  # 900-odd characters: kept by ingest (up to 1000)
     path.with_suffix(".json").write_text(json.dumps({"caption": caption}))
-    (video_id,) = client.app.state.service.ingest([path]).added
+    (video_id,) = client.app.state.service.library.ingest([path]).added
     r = client.post("/reseed", json={"video_id": video_id, "mode": "variation", "strength": 0.3, "steps": 1})
     assert r.status_code == 202, r.text
     assert r.json()["params"]["prompt"] == caption[:500]
@@ -416,7 +416,7 @@ def test_a_failing_job_says_why_and_the_worker_lives_on(api, tmp_path):
     client, _, _ = api
     path = fixtures.write_world_mp4(tmp_path / "doomed.mp4", seed=99)
     video_id = client.post("/videos", files={"file": ("doomed.mp4", path.read_bytes())}).json()["video"]["video_id"]
-    (client.app.state.service.library_dir / f"{video_id}.mp4").unlink()  # the file vanishes under the job
+    (client.app.state.service.folder.videos / f"{video_id}.mp4").unlink()  # the file vanishes under the job
     failed = _wait(client, client.post("/jobs", json={"prompt": "a ball", "mode": "animate", "video_id": video_id,
                                                       "steps": 2}).json()["job_id"])
     assert failed["status"] == "failed" and "missing" in failed["error"]
@@ -473,14 +473,15 @@ def test_a_second_library_wide_task_is_refused_while_one_runs(api):
     client, _, _ = api
     svc = client.app.state.service
     started, release = threading.Event(), threading.Event()
-    candidates = svc._candidates
+    finder = svc.duplicates
+    candidates = finder._candidates
 
     def slow_candidates(video_id):
         started.set()
         release.wait(60)
         return candidates(video_id)
 
-    svc._candidates = slow_candidates
+    finder._candidates = slow_candidates
     try:
         first = threading.Thread(target=client.get, args=("/duplicates",))
         first.start()
@@ -491,7 +492,7 @@ def test_a_second_library_wide_task_is_refused_while_one_runs(api):
     finally:
         release.set()
         first.join(60)
-        del svc._candidates
+        del finder._candidates
     assert client.get("/duplicates").status_code == 200
 
 

@@ -20,7 +20,7 @@ def server_url(tmp_path_factory):
     app = create_app(Settings(data_dir=root / "data", device="cpu", max_upload_mb=2))
     with fixtures.serving(app) as url:
         for i, clip in enumerate(sample_clips(5, 0, 2)):
-            app.state.service.ingest([write_mp4(root / f"clip{i}.mp4", clip.frames, FPS)])
+            app.state.service.library.ingest([write_mp4(root / f"clip{i}.mp4", clip.frames, FPS)])
         yield url
 
 

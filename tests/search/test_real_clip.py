@@ -43,10 +43,10 @@ def library(tmp_path_factory):
     original = footage / "trailer_640x272.mp4"
     files.append(reencode(original, footage / "trailer_copy_320x136.webm", 320, 136))
     service = Reelbase(Settings(data_dir=root / "data", clip_model=f"{ARCH}:{weights}", device="cpu"))
-    report = service.ingest([footage])
+    report = service.library.ingest([footage])
     assert not report.failed and not report.skipped, report.summary()
     assert len(report.added) == len(files)
-    ids = {service.get(v).meta["original_name"]: v for v in report.added}
+    ids = {service.library.get(v).meta["original_name"]: v for v in report.added}
     yield service, ids, weights
     service.close()
 
@@ -60,7 +60,7 @@ def test_the_library_is_written_by_the_file_weights_of_a_real_architecture(libra
 
 def test_text_search_ranks_every_video_and_names_no_unknown_words(library):
     service, ids, _ = library
-    hits = service.search_text("a rabbit in a meadow", top_k=len(ids) + 5)
+    hits = service.queries.text("a rabbit in a meadow", top_k=len(ids) + 5)
     assert sorted(h.video.video_id for h in hits) == sorted(ids.values())
     assert all(0 <= f.t <= h.video.duration_s + 0.1 for h in hits for f in h.frames)
     assert service.encoder.unknown_words("a rabbit in a meadow") == []  # a real CLIP reads all English
@@ -70,16 +70,16 @@ def test_text_search_ranks_every_video_and_names_no_unknown_words(library):
 def test_image_search_finds_the_video_of_the_frame(library):
     service, ids, _ = library
     video_id = ids["portrait_360x640.mov"]
-    frame, _ = service.frame_at(video_id, 0.5)
+    frame, _ = service.library.frame_at(video_id, 0.5)
     assert frame.shape[:2] == (640, 360)
-    hits = service.search_image(frame, top_k=3)
+    hits = service.queries.image(frame, top_k=3)
     assert hits[0].video.video_id == video_id
 
 
 def test_a_reencoded_copy_is_a_duplicate_and_other_footage_is_not(library):
     service, ids, _ = library
     original, copy = ids["trailer_640x272.mp4"], ids["trailer_copy_320x136.webm"]
-    assert [h.video.video_id for h in service.duplicates_of_video(original)] == [copy]
-    groups = service.duplicate_groups()
+    assert [h.video.video_id for h in service.duplicates.of_video(original)] == [copy]
+    groups = service.duplicates.groups()
     assert [sorted(v.video_id for v in g.videos) for g in groups] == [sorted([original, copy])]
     assert groups[0].links and all(0 < link["score"] <= 1 for link in groups[0].links)

@@ -7,8 +7,8 @@ from safetensors.torch import save_file
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
+from indexer import maintenance
 from indexer.models import model_identity, random_clip
-from search import service as service_module
 from search.service import Reelbase
 from search.settings import Settings
 
@@ -19,7 +19,7 @@ def library(tmp_path):
     data = tmp_path / "data"
     service = Reelbase(Settings(data_dir=data, device="cpu"))
     paths = [write_mp4(tmp_path / f"clip{i}.mp4", c.frames, FPS) for i, c in enumerate(sample_clips(77, 0, 3))]
-    report = service.ingest(paths)
+    report = service.library.ingest(paths)
     assert len(report.added) == 3
     before = {r.video_id: r for r in service.store.iter_videos()}
     service.close()
@@ -37,13 +37,13 @@ def test_a_model_change_reindex_that_dies_half_way_resumes_and_keeps_every_recor
         raise RuntimeError("killed during the drop")
 
     with monkeypatch.context() as m:
-        m.setattr(service_module, "drop_catalog", dies)
+        m.setattr(maintenance, "drop_catalog", dies)
         with pytest.raises(RuntimeError, match="killed"):
-            Reelbase(Settings(data_dir=data, device="cpu", clip_model=other)).reindex()
+            Reelbase(Settings(data_dir=data, device="cpu", clip_model=other)).maintenance.reindex()
     assert (data / "reindex-records.json").is_file()
 
     service = Reelbase(Settings(data_dir=data, device="cpu", clip_model=other))
-    result = service.reindex()
+    result = service.maintenance.reindex()
     assert result["reindexed"] == 2 and [f["video_id"] for f in result["failed"]] == [broken]
     assert result["model"] == model_identity(other) != model_identity("reelbase-tiny")
     after = {r.video_id: r for r in service.store.iter_videos()}
@@ -52,7 +52,7 @@ def test_a_model_change_reindex_that_dies_half_way_resumes_and_keeps_every_recor
     kept = json.loads((data / "reindex-failed.json").read_text())
     assert [r["video_id"] for r in kept] == [broken] and not (data / "reindex-records.json").exists()
 
-    result = service.reindex()  # the same model now: in place, and the kept record is tried again
+    result = service.maintenance.reindex()  # the same model now: in place, and the kept record is tried again
     assert result["reindexed"] == 2 and [f["video_id"] for f in result["failed"]] == [broken]
     assert (data / "reindex-failed.json").is_file()  # still unreadable: still kept
     service.close()
@@ -65,9 +65,9 @@ def test_a_kept_record_comes_back_once_its_file_reads(library, tmp_path):
     good = file.read_bytes()
     file.write_bytes(b"truncated")
     service = Reelbase(Settings(data_dir=data, device="cpu", clip_model=other))
-    assert service.reindex()["reindexed"] == 2
+    assert service.maintenance.reindex()["reindexed"] == 2
     file.write_bytes(good)  # restored from a backup, say
-    result = service.reindex()
+    result = service.maintenance.reindex()
     assert result["reindexed"] == 3 and result["failed"] == []
     assert service.store.get_video(broken) == before[broken]
     assert not (data / "reindex-failed.json").exists()

@@ -20,6 +20,7 @@ from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.models import model_identity
 from indexer.store import StoreError, VideoStore, drop_catalog
+from indexer.writer import Failed, IndexWriter
 from search.jobs import JobQueue
 from search.params import GenerationParams
 from search.service import Reelbase
@@ -97,32 +98,34 @@ def test_api_killed_during_a_generation_job_keeps_nothing_and_the_next_job_succe
 
 
 @pytest.mark.parametrize("crash_after", ["file", "frames", "row"])
-def test_a_clip_interrupted_while_saving_is_removed_or_kept_whole(deployment, crash_after):
+def test_a_clip_interrupted_while_saving_is_removed_or_kept_whole(deployment, crash_after, monkeypatch):
     """The process dies inside saving (in-process here, so the kill point is exact): after the
     clip's file entered the library, after some of its vectors, or after its commit row."""
     _, uri, data = deployment
     service = Reelbase(Settings(data_dir=data, milvus_uri=uri, device="cpu"))
     frames = sample_clips(42, 0, 1)[0].frames
-    real_index, died = service._index, threading.Event()
+    real_store, died = IndexWriter._store, threading.Event()
 
-    def index_until_the_crash(record, sampled, indices, times):
+    def store_until_the_crash(writer, entries):
+        ((_, entry),) = entries
         if crash_after == "frames":
-            service.store._write_frames([(record.video_id, list(indices), list(times),
-                                          service.encoder.encode_images(sampled))])
+            writer.store._write_frames([_frame_rows(entry)])
         elif crash_after == "row":
-            real_index(record, sampled, indices, times)
+            list(real_store(writer, entries))
         died.set()
         threading.Event().wait()  # dead from here on: nothing more happens in this "process"
+        yield
 
-    service._index = index_until_the_crash
-    queue = JobQueue(lambda params, progress, saving: service.add_clip(
+    monkeypatch.setattr(IndexWriter, "_store", store_until_the_crash)
+    queue = JobQueue(lambda params, progress, saving: service.generation.add_clip(
         frames, FPS, params.prompt, {}, on_saving=saving).video_id, data / "jobs")
     job = queue.submit(GenerationParams(prompt="a red ball moving right on black"))
     assert died.wait(60)
     video_id = queue.get(job.job_id).video_id
     assert video_id and (data / "library" / f"{video_id}.mp4").exists()
 
-    after = JobQueue(lambda *a: "", data / "jobs", recover=service.recover_clip).get(job.job_id)  # the next start
+    after = JobQueue(lambda *a: "", data / "jobs",  # the next start
+                     recover=service.generation.recover_clip).get(job.job_id)
     if crash_after == "row":
         assert after.status == "succeeded" and after.video_id == video_id
         expected = {video_id}
@@ -134,25 +137,25 @@ def test_a_clip_interrupted_while_saving_is_removed_or_kept_whole(deployment, cr
 
 
 @pytest.mark.parametrize("store_back", [True, False])
-def test_a_clip_whose_saving_fails_leaves_nothing_behind(deployment, store_back):
+def test_a_clip_whose_saving_fails_leaves_nothing_behind(deployment, store_back, monkeypatch):
     """Milvus refuses a write half-way through saving: the job fails and its file and vectors go, at
     once, or at the next start when the store cannot be reached to clean up either."""
     _, uri, data = deployment
     service = Reelbase(Settings(data_dir=data, milvus_uri=uri, device="cpu"))
     frames = sample_clips(43, 0, 1)[0].frames
 
-    def index_then_fail(record, sampled, indices, times):
-        service.store._write_frames([(record.video_id, list(indices), list(times),
-                                      service.encoder.encode_images(sampled))])
-        raise StoreError("the Milvus server went away")
+    def store_then_fail(writer, entries):
+        ((item, entry),) = entries
+        writer.store._write_frames([_frame_rows(entry)])
+        yield Failed(item, "cannot write to the catalog: the Milvus server went away")
 
     def recover_unless_down(video_id):
         if not store_back:
             raise StoreError("still away")
-        return service.recover_clip(video_id)
+        return service.generation.recover_clip(video_id)
 
-    service._index = index_then_fail
-    queue = JobQueue(lambda params, progress, saving: service.add_clip(
+    monkeypatch.setattr(IndexWriter, "_store", store_then_fail)
+    queue = JobQueue(lambda params, progress, saving: service.generation.add_clip(
         frames, FPS, params.prompt, {}, on_saving=saving).video_id, data / "jobs", recover=recover_unless_down)
     job = queue.submit(GenerationParams(prompt="a blue ball moving up on black"))
     deadline = time.time() + 60
@@ -165,11 +168,16 @@ def test_a_clip_whose_saving_fails_leaves_nothing_behind(deployment, store_back)
         assert failed.video_id is None
     else:  # the id stays, so the next start can settle it
         assert failed.video_id and (data / "library" / f"{failed.video_id}.mp4").exists()
-        after = JobQueue(lambda *a: "", data / "jobs", recover=service.recover_clip).get(job.job_id)
+        after = JobQueue(lambda *a: "", data / "jobs", recover=service.generation.recover_clip).get(job.job_id)
         assert after.status == "failed" and after.video_id is None and "went away" in after.error
     existing = {r.video_id for r in service.store.iter_videos()}
     service.store.close()
     assert_consistent(uri, data, existing)
+
+
+def _frame_rows(entry):
+    """A video entry's frame rows, as the store writes them before the commit row."""
+    return entry.record.video_id, list(entry.frame_indices), list(entry.frame_times), entry.frame_embeddings
 
 
 def test_parallel_searches_while_ingesting_and_generating_lose_nothing(deployment, tmp_path):

@@ -24,8 +24,8 @@ def api_url(tmp_path_factory):
         paths = [write_mp4(root / f"clip{i}.mp4", c.frames, FPS) for i, c in enumerate(clips)]
         copy = np.clip(clips[0].frames.astype(np.int16) + 40, 0, 255).astype(np.uint8)
         paths.append(write_mp4(root / "copy-of-clip0.mp4", copy, FPS))
-        service.ingest(paths)
-        service.generate(GenerationParams(prompt="a red ball moving right on black", steps=2))
+        service.library.ingest(paths)
+        service.generation.generate(GenerationParams(prompt="a red ball moving right on black", steps=2))
         previous = os.environ.get("REELBASE_API_URL")
         os.environ["REELBASE_API_URL"] = url
         yield url

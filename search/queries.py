@@ -1,0 +1,70 @@
+"""The queries: text, image, frame, similar clips and prompts, answered from the catalog's vectors.
+
+Each ranks videos (one hit per video, with its best frames) by the CLIP model the catalog was
+built with; filters narrow the videos a query may return.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer.store import VideoHit, VideoRecord, VideoStore
+from search.library import Library
+from search.params import Filters
+
+if TYPE_CHECKING:  # torch loads with the first query that embeds
+    from indexer.encoder import ClipEncoder
+
+
+class Queries:
+    """Searches over one library's catalog with its CLIP encoder."""
+
+    def __init__(self, store: VideoStore, encoder: ClipEncoder, library: Library):
+        self.store = store
+        self.encoder = encoder
+        self.library = library
+
+    def text(self, text: str, top_k: int = 10, filters: Filters | None = None, offset: int = 0) -> list[VideoHit]:
+        """Videos whose frames best match the text, one hit per video."""
+        if not text.strip():
+            raise ValueError("the search text is empty")
+        return self._frames(self.encoder.encode_text(text), top_k, filters, offset)
+
+    def image(self, image: np.ndarray, top_k: int = 10, filters: Filters | None = None, offset: int = 0
+              ) -> list[VideoHit]:
+        """Videos with frames most like an image ((H, W, 3) uint8)."""
+        return self._frames(self.encoder.encode_images(np.asarray(image)[None])[0], top_k, filters, offset)
+
+    def frame(self, video_id: str, t: float, top_k: int = 10, filters: Filters | None = None, offset: int = 0
+              ) -> list[VideoHit]:
+        """Videos with frames most like the frame of a library video at t."""
+        frame, _ = self.library.frame_at(video_id, t)
+        return self.image(frame, top_k, filters, offset)
+
+    def similar(self, video_id: str, top_k: int = 10,
+                filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
+        """The videos nearest to a library video by their video embeddings, itself left out."""
+        video_id = self.library.resolve_id(video_id)
+        query = self.store.video_embedding(video_id)
+        hits = self.store.search_videos(query, top_k + 1, (filters or Filters()).expression())
+        return [(r, s) for r, s in hits if r.video_id != video_id][:top_k]
+
+    def prompts(self, text: str, top_k: int = 10) -> list[tuple[VideoRecord, float]]:
+        """Generated videos whose prompts mean something close to the text."""
+        if not text.strip():
+            raise ValueError("the search text is empty")
+        return self.store.search_prompts(self.encoder.encode_text(text), top_k)
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The query's words the text model does not know."""
+        return self.encoder.unknown_words(text)
+
+    def vocabulary_notice(self, text: str) -> str | None:
+        """What to tell a user whose query the text model only partly knows (None when it knows it all)."""
+        return self.encoder.vocabulary_notice(text)
+
+    def _frames(self, query: np.ndarray, top_k: int, filters: Filters | None, offset: int) -> list[VideoHit]:
+        return self.store.search_frames(query, top_k=top_k, video_filter=(filters or Filters()).expression(),
+                                        offset=offset)
