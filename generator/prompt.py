@@ -1,6 +1,6 @@
 """Prompt understanding: a prompt parsed into its semantic components, in the world's words.
 
-The built-in models know only the synthetic world (WORLD.md). Parsing tells what a prompt
+The built-in models know only the synthetic world (docs/world.md). Parsing tells what a prompt
 asks for (subject colour and shape, action, speed, environment), records it with the clip,
 and names the words the model does not know, so "a dragon over a castle" gets a warning
 instead of a silent ball.
@@ -60,7 +60,7 @@ class ParsedPrompt:
 
 
 def parse_prompt(prompt: str) -> ParsedPrompt:
-    """Parse a free-form prompt; synonyms map to the canonical words of WORLD.md."""
+    """Parse a free-form prompt; synonyms map to the canonical words of the world (docs/world.md)."""
     text = prompt.lower()
     parsed = ParsedPrompt()
     for phrase in sorted(SCENE_PHRASES, key=len, reverse=True):

@@ -3,7 +3,7 @@
 The generation evaluation of PhyWorld (Kang et al. 2024, "How Far is Video Generation from World
 Model: A Physical Law Perspective"): track what a generated clip shows, then check colour, shape,
 count, direction, speed, gravity and permanence against what its caption means. Each scene's
-background is known exactly (WORLD.md), so an object is whatever is far from it.
+background is known exactly (docs/world.md), so an object is whatever is far from it.
 """
 
 from __future__ import annotations

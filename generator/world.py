@@ -1,4 +1,4 @@
-"""The synthetic physics world of WORLD.md: coloured balls and squares, simulated and rendered.
+"""The synthetic physics world (docs/world.md): coloured balls and squares, simulated and rendered.
 
 The simulator is the source of truth for training and evaluation: every clip comes with its
 caption, its attributes and each object's centre in every frame. Simulation is a few hundred
@@ -93,7 +93,7 @@ class WorldClip:
 
 
 def caption_of(scene: str, objects: tuple[ObjectSpec, ...]) -> str:
-    """The canonical caption of WORLD.md."""
+    """The canonical caption (docs/world.md, "Captions")."""
     if len(objects) == 2:
         a, b = objects
         return f"a {a.colour} {a.shape} and a {b.colour} {b.shape} colliding {scene}"
@@ -306,7 +306,7 @@ class Query:
 
     @property
     def text(self) -> str:
-        """The query in the canonical word order of WORLD.md."""
+        """The query in the canonical word order (docs/world.md, "Captions")."""
         nouns = [_noun_phrase(c, s) for c, s in self.objects] or ["something"]
         words = [" and ".join(nouns)]
         if self.motion:

@@ -96,7 +96,7 @@ class Candidate:
 
 
 def content_id(path: str | Path) -> str:
-    """The sha256 of the file's bytes, hex, shortened (DESIGN.md).
+    """The sha256 of the file's bytes, hex, shortened (docs/architecture.md, "Ingest").
 
     The file is opened without blocking and must still be a regular file once open, so a FIFO
     put in its place meanwhile is refused rather than waited on for ever.

@@ -1,4 +1,4 @@
-"""The synthetic world follows WORLD.md: sizes, colours, physics, captions and determinism."""
+"""The synthetic world follows docs/world.md: sizes, colours, physics, captions and determinism."""
 
 import json
 
