@@ -6,6 +6,7 @@ built with; filters narrow the videos a query may return.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,12 +20,17 @@ if TYPE_CHECKING:  # torch loads with the first query that embeds
 
 
 class Queries:
-    """Searches over one library's catalog with its CLIP encoder."""
+    """Searches over one library's catalog with its CLIP encoder. `encoder` gives the CLIP model, loaded by the
+    first query that embeds (similar clips need none: their query vector is in the catalog)."""
 
-    def __init__(self, store: VideoStore, encoder: ClipEncoder, library: Library):
+    def __init__(self, store: VideoStore, encoder: Callable[[], ClipEncoder], library: Library):
         self.store = store
-        self.encoder = encoder
+        self._encoder = encoder
         self.library = library
+
+    @property
+    def encoder(self) -> ClipEncoder:
+        return self._encoder()
 
     def text(self, text: str, top_k: int = 10, filters: Filters | None = None, offset: int = 0) -> list[VideoHit]:
         """Videos whose frames best match the text, one hit per video."""

@@ -78,7 +78,7 @@ class Reelbase:
 
     @cached_property
     def queries(self) -> Queries:
-        return Queries(self.store, self.encoder, self.library)
+        return Queries(self.store, lambda: self.encoder, self.library)
 
     @cached_property
     def duplicates(self) -> DuplicateFinder:

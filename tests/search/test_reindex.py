@@ -72,3 +72,16 @@ def test_a_kept_record_comes_back_once_its_file_reads(library, tmp_path):
     assert service.store.get_video(broken) == before[broken]
     assert not (data / "reindex-failed.json").exists()
     service.close()
+
+
+def test_a_generated_clip_keeps_its_vectors_through_a_reindex(tmp_path):
+    """Generated clips, ingested files and re-index go through one index writer, which embeds the file: the same
+    clip gets the same vectors whichever way it came in (they came from the frames before encoding once)."""
+    service = Reelbase(Settings(data_dir=tmp_path / "data", device="cpu"))
+    clip = sample_clips(78, 0, 1)[0]
+    record = service.generation.add_clip(clip.frames, FPS, clip.caption, {})
+    made = service.store.video_embedding(record.video_id)
+    assert service.maintenance.reindex()["reindexed"] == 1
+    assert (service.store.video_embedding(record.video_id) == made).all()
+    assert service.store.get_video(record.video_id) == record
+    service.close()
