@@ -1,9 +1,11 @@
 """Signed media links: a browser fetches `/media/...` with a signature that expires, not the API key.
 
-A client that holds the key (the UI) signs a media request: its path and its query parameters (a
-frame's `t`), so a link opens that one thing only; the API checks the signature against its own key.
-The links stay the same for an hour (so a page that redraws does not make the browser fetch its
-videos again) and work for one to two hours.
+Browsers cannot send a header for `<video>` and `<img>`, so when the API has a key it signs the media
+links in its responses (`MediaLinks`): the path and its query parameters (a frame's `t`), so a link
+opens that one thing only, and checks the signature of a media request against the same key. A
+client never signs (the UI only puts its public address in front of the links it is given). The
+links stay the same for an hour (so a page that redraws does not make the browser fetch its videos
+again) and work for one to two hours.
 """
 
 from __future__ import annotations
@@ -50,3 +52,30 @@ def is_valid(key: str, path: str, query: Query, now: float | None = None) -> boo
     if int(expires) < (time.time() if now is None else now):
         return False
     return hmac.compare_digest(sig.encode(), sign(key, path, query, int(expires)).encode())
+
+
+class MediaLinks:
+    """The links to a video's media, as the API puts them in its responses: paths on the API (a client puts
+    the address browsers reach it at in front), signed with `key` when it is set, else bare."""
+
+    def __init__(self, key: str):
+        self._key = key
+
+    def video(self, video_id: str, start: float | None = None) -> str:
+        """The video file; from `start` seconds (a media fragment, which the browser keeps to itself)."""
+        fragment = "" if start is None else f"#t={start:.3f}"
+        return self.link(f"/media/{video_id}/video") + fragment
+
+    def thumbnail(self, video_id: str) -> str:
+        return self.link(f"/media/{video_id}/thumbnail")
+
+    def frame(self, video_id: str, t: float) -> str:
+        """The frame at `t` seconds, full size."""
+        return self.link(f"/media/{video_id}/frame", t=f"{t:.4f}")
+
+    def link(self, path: str, **query: str) -> str:
+        """A media path with its query parameters, and the signature over both when there is a key."""
+        pairs = list(query.items())
+        if self._key:
+            pairs += signed_query(self._key, path, pairs).items()
+        return f"{path}?{urlencode(pairs)}" if pairs else path

@@ -1,4 +1,5 @@
-"""What every router shares: the service, the API key check, uploads, and turning records into responses."""
+"""What every router shares: the service, the API key check, uploads, and turning records into responses
+(with the media links signed for browsers)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from indexer.store import VideoHit, VideoRecord
 from search import images, media_links
-from search.api.schemas import FrameOut, HitOut, Links, VideoOut
+from search.api.schemas import FrameOut, HitOut, VideoLinks, VideoOut
 from search.jobs import JobQueue
 from search.params import MAX_MODEL_FILTER, Filters
 from search.service import Reelbase
@@ -70,18 +71,27 @@ def require_key(request: Request, header: str | None = Depends(header_key)):
 # --- records to responses ----------------------------------------------------------------------
 
 
-def video_out(record: VideoRecord) -> VideoOut:
-    base = f"/media/{record.video_id}"
-    return VideoOut(**record.to_dict(), links=Links(video=f"{base}/video", thumbnail=f"{base}/thumbnail"))
+def signed_links(request: Request) -> media_links.MediaLinks:
+    """The media links responses carry: signed with the API's key when it has one, so a browser opens them
+    without the key (it cannot send a header for `<video>` or `<img>`)."""
+    return media_links.MediaLinks(request.app.state.service.settings.api_key)
 
 
-def hit_out(hit: VideoHit) -> HitOut:
-    video = video_out(hit.video)
-    base = f"/media/{hit.video.video_id}"
-    return HitOut(video=video, score=hit.score, best_t=hit.best_t,
-                  frames=[FrameOut(index=f.index, t=f.t, score=f.score, frame_url=f"{base}/frame?t={f.t:.4f}")
+Links = Annotated[media_links.MediaLinks, Depends(signed_links)]
+
+
+def video_out(record: VideoRecord, links: media_links.MediaLinks) -> VideoOut:
+    video_id = record.video_id
+    return VideoOut(**record.to_dict(), links=VideoLinks(video=links.video(video_id),
+                                                         thumbnail=links.thumbnail(video_id)))
+
+
+def hit_out(hit: VideoHit, links: media_links.MediaLinks) -> HitOut:
+    video_id = hit.video.video_id
+    return HitOut(video=video_out(hit.video, links), score=hit.score, best_t=hit.best_t,
+                  frames=[FrameOut(index=f.index, t=f.t, score=f.score, frame_url=links.frame(video_id, f.t))
                           for f in hit.frames],
-                  media_url=f"{base}/video#t={hit.best_t:.3f}", thumbnail_url=f"{base}/frame?t={hit.best_t:.4f}")
+                  media_url=links.video(video_id, start=hit.best_t), thumbnail_url=links.frame(video_id, hit.best_t))
 
 
 # --- uploads -----------------------------------------------------------------------------------

@@ -74,9 +74,11 @@ class Reseed(Strict):
 
 
 # --- responses ---------------------------------------------------------------------------------
+# A media link (`links`, `*_url`) is a path on the API. When the API has a key it carries a signature
+# (`expires`, `sig` in its query) that works for an hour at least, so a browser opens it without the key.
 
 
-class Links(BaseModel):
+class VideoLinks(BaseModel):
     video: str
     thumbnail: str
 
@@ -94,7 +96,7 @@ class VideoOut(BaseModel):
     num_frames: int
     created_at: float
     meta: dict[str, Any]
-    links: Links
+    links: VideoLinks
 
 
 class FrameOut(BaseModel):
@@ -141,12 +143,19 @@ class DuplicateHitOut(BaseModel):
     pairs: list[FramePairOut]  # t_a: in the query, t_b: in this video
 
 
+class LinkPairOut(FramePairOut):
+    """A frame pair of a duplicate link, with both frames to show side by side."""
+
+    frame_a_url: str  # the frame at t_a in video a
+    frame_b_url: str  # the frame at t_b in video b
+
+
 class LinkOut(BaseModel):
     a: str
     b: str
     score: float
     offset_s: float
-    pairs: list[FramePairOut]
+    pairs: list[LinkPairOut]
 
 
 class DuplicateGroupOut(BaseModel):

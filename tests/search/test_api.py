@@ -19,7 +19,6 @@ from search.api import create_app
 from search.jobs import JobQueue
 from search.settings import Settings
 from tests import fixtures
-from ui.client import Api
 
 UPLOAD_LIMIT_MB = 1
 MAX_QUEUED_JOBS = 16
@@ -451,7 +450,12 @@ def test_near_duplicates_find_a_brightened_copy_but_not_a_caption_twin(api, tmp_
     by_image = client.post("/duplicates/image", files={"image": ("f.png", _png(original.frames[5]), "image/png")})
     assert {uploaded["original"], uploaded["copy"]} <= {h["video"]["video_id"] for h in by_image.json()}
     groups = client.get("/duplicates").json()["groups"]
-    assert any({uploaded["original"], uploaded["copy"]} <= {v["video_id"] for v in g["videos"]} for g in groups)
+    group = next(g for g in groups if {uploaded["original"], uploaded["copy"]} <= {v["video_id"] for v in g["videos"]})
+    link = group["links"][0]
+    pair = link["pairs"][0]  # with the links to show its two frames side by side
+    assert pair["frame_a_url"] == f"/media/{link['a']}/frame?t={pair['t_a']:.4f}"
+    assert pair["frame_b_url"] == f"/media/{link['b']}/frame?t={pair['t_b']:.4f}"
+    assert client.get(pair["frame_b_url"]).headers["content-type"] == "image/png"
     for video_id in uploaded.values():
         client.delete(f"/videos/{video_id}")
 
@@ -531,27 +535,32 @@ def test_a_trailing_slash_is_not_redirected_before_the_key_check_nor_to_the_host
                 assert "evil.example" not in r.text
 
 
-def test_media_links_signed_by_the_ui_play_without_the_key_in_the_page(tmp_path):
-    """The UI signs media links at the browser's address; the API takes them until they expire."""
+def test_media_links_in_responses_are_signed_and_play_without_the_key(tmp_path):
+    """With a key, the API signs every media link it returns; a browser opens them without the key until they
+    expire, and each opens the one thing it names."""
     settings = Settings(data_dir=tmp_path / "data", device="cpu", api_key="sesame")
+    key = {"X-API-Key": "sesame"}
     with TestClient(create_app(settings)) as client:
         ids = []
         for i, clip in enumerate(sample_clips(33, 0, 2)):
             path = write_mp4(tmp_path / f"c{i}.mp4", clip.frames, FPS)
-            r = client.post("/videos", files={"file": (path.name, path.read_bytes())}, headers={"X-API-Key": "sesame"})
+            r = client.post("/videos", files={"file": (path.name, path.read_bytes())}, headers=key)
             ids.append(r.json()["video"]["video_id"])
-        ui = Api(base_url="http://api:8000", api_key="sesame", public_url="http://localhost:8000/")
-        link = ui.url(f"/media/{ids[0]}/frame", t="0.5000")
-        assert link.startswith(f"http://localhost:8000/media/{ids[0]}/frame?t=0.5000&expires=") and "sesame" not in link
-        local = link.removeprefix("http://localhost:8000")
-        r = client.get(local)
-        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-        video = client.get(ui.url(f"/media/{ids[0]}/video").removeprefix("http://localhost:8000"),
-                           headers={"Range": "bytes=0-99"})
-        assert video.status_code == 206
-        assert client.get(local.replace(ids[0], ids[1])).status_code == 401  # signed for another video
-        assert client.get(local.replace("t=0.5000", "t=1.5000")).status_code == 401  # for another frame
-        assert client.get(local.replace("t=0.5000&", "")).status_code == 401
+        hit = client.post("/search/text", json={"text": "a ball", "top_k": 2}, headers=key).json()["hits"][0]
+        video_id, frame = hit["video"]["video_id"], hit["frames"][0]
+        local = frame["frame_url"]
+        assert local.startswith(f"/media/{video_id}/frame?t={frame['t']:.4f}&expires=") and "sesame" not in local
+        for link in (local, hit["thumbnail_url"], hit["video"]["links"]["thumbnail"]):
+            r = client.get(link)
+            assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        video = client.get(hit["media_url"].partition("#")[0], headers={"Range": "bytes=0-99"})
+        assert video.status_code == 206 and hit["media_url"].endswith(f"#t={hit['best_t']:.3f}")
+        assert client.get(hit["video"]["links"]["video"], headers={"Range": "bytes=0-99"}).status_code == 206
+        other = ids[1] if video_id == ids[0] else ids[0]
+        assert client.get(local.replace(video_id, other)).status_code == 401  # signed for another video
+        t = f"t={frame['t']:.4f}"
+        assert client.get(local.replace(t, "t=99.0000")).status_code == 401  # for another frame
+        assert client.get(local.replace(f"{t}&", "")).status_code == 401
         assert client.get(f"{local}&t=1.5").status_code == 401
         expires, sig = (local.split(f"{name}=")[1].split("&")[0] for name in ("expires", "sig"))
         assert client.get(f"{local}&expires={expires}&sig={sig}").status_code == 401  # the signature given twice
