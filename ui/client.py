@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import httpx
-
-from search import media_links
 
 
 class ApiError(Exception):
@@ -55,16 +52,10 @@ class Api:
         return response.json() if response.headers.get("content-type", "").startswith("application/json") \
             else response.content
 
-    def url(self, path: str, **params) -> str:
-        """A media link for the browser: at the public address, signed (not keyed) when the API needs a key; the
-        signature covers the path and the query (the path's own and `params`), so it opens this one thing."""
-        base, _, fragment = path.partition("#")
-        base, _, given = base.partition("?")
-        query = parse_qsl(given, keep_blank_values=True) + [(k, str(v)) for k, v in params.items() if v is not None]
-        if self.api_key:
-            query += media_links.signed_query(self.api_key, base, query).items()
-        encoded = urlencode(query)
-        return f"{self.public_url}{base}{'?' + encoded if encoded else ''}{'#' + fragment if fragment else ''}"
+    def url(self, link: str) -> str:
+        """A media link from a response (a path on the API, signed by it when it has a key) at the address the
+        browser reaches the API at (REELBASE_PUBLIC_API_URL): the browser fetches videos and frames itself."""
+        return f"{self.public_url}{link}"
 
     # --- routes ---
 

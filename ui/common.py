@@ -48,8 +48,9 @@ def play(video: dict, start: float = 0.0, width: int | str = "stretch") -> None:
     st.video(api().url(video["links"]["video"]), start_time=float(start), loop=True, muted=True, width=width)
 
 
-def frame_image(video_id: str, t: float, caption: str | None = None) -> None:
-    st.image(api().url(f"/media/{video_id}/frame", t=f"{t:.4f}"), caption=caption, width=160)
+def frame_image(link: str, caption: str | None = None) -> None:
+    """A frame, from its link in a response."""
+    st.image(api().url(link), caption=caption, width=160)
 
 
 def human_size(n: int) -> str:

@@ -1,6 +1,7 @@
 """A real API on loopback (built-in models, Milvus Lite in a temporary folder) with a small library."""
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -12,12 +13,30 @@ from search.params import GenerationParams
 from search.settings import Settings
 from tests import fixtures
 
+API_KEY = "sesame"  # the API needs a key, so the pages show media by the links it signs
+
+
+@contextmanager
+def environment(**values: str):
+    """Environment variables set for the UI (AppTest and `streamlit run` read them), restored after."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
 
 @pytest.fixture(scope="session")
 def api_url(tmp_path_factory):
-    """The API's address; the library holds 6 world clips, a brightened copy of the first, and a generated clip."""
+    """The API's address (its key in REELBASE_API_KEY); the library holds 6 world clips, a brightened copy of the
+    first, and a generated clip."""
     root = tmp_path_factory.mktemp("ui-api")
-    app = create_app(Settings(data_dir=root / "data", device="cpu"))
+    app = create_app(Settings(data_dir=root / "data", device="cpu", api_key=API_KEY))
     with fixtures.serving(app) as url:
         service = app.state.service
         clips = sample_clips(12, 0, 6)
@@ -26,10 +45,5 @@ def api_url(tmp_path_factory):
         paths.append(write_mp4(root / "copy-of-clip0.mp4", copy, FPS))
         service.library.ingest(paths)
         service.generation.generate(GenerationParams(prompt="a red ball moving right on black", steps=2))
-        previous = os.environ.get("REELBASE_API_URL")
-        os.environ["REELBASE_API_URL"] = url
-        yield url
-        if previous is None:
-            os.environ.pop("REELBASE_API_URL", None)
-        else:
-            os.environ["REELBASE_API_URL"] = previous
+        with environment(REELBASE_API_URL=url, REELBASE_API_KEY=API_KEY):
+            yield url

@@ -1,4 +1,4 @@
-"""The UI's API client: a busy API is not an absent one, and media links are signed at the browser's address."""
+"""The UI's API client: a busy API is not an absent one, and media links are given at the browser's address."""
 
 import threading
 import time
@@ -6,7 +6,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from search import media_links
 from tests.fixtures import free_port
 from ui.client import Api, ApiError, ApiUnavailable
 
@@ -44,18 +43,9 @@ def test_nothing_listening_is_unavailable():
         Api(f"http://127.0.0.1:{free_port()}", timeout=2).stats()
 
 
-def test_media_links_use_the_public_address_and_carry_a_signature_not_the_key():
+def test_media_links_are_the_apis_own_at_the_public_address():
+    """The API signs the links it returns; the UI only puts the address browsers reach the API at in front."""
+    link = "/media/abc/frame?t=1.5000&expires=7200&sig=00ff#t=1.5"
     api = Api("http://api:8000", api_key="sesame", public_url="https://reel.example.org/")
-    link = api.url("/media/abc/frame", t="1.5000")
-    base, query = link.split("?")
-    assert base == "https://reel.example.org/media/abc/frame" and "sesame" not in link
-    pairs = [tuple(q.split("=")) for q in query.split("&")]
-    assert dict(pairs)["t"] == "1.5000"
-    assert media_links.is_valid("sesame", "/media/abc/frame", pairs)
-    other_time = [(k, "2.0000" if k == "t" else v) for k, v in pairs]
-    assert not media_links.is_valid("sesame", "/media/abc/frame", other_time)  # it signs t, not just the path
-    assert not media_links.is_valid("sesame", "/media/abc/frame", [p for p in pairs if p[0] != "t"])
-    assert media_links.is_valid("sesame", "/media/abc/frame", pairs[::-1])  # in any order
-    assert api.url("/media/abc/frame?t=1.5000") == link  # a query in the path is signed the same
-    assert api.url("/media/abc/video") == api.url("/media/abc/video")  # stable: a redrawn page refetches nothing
+    assert api.url(link) == f"https://reel.example.org{link}"
     assert Api("http://api:8000", api_key="").url("/media/abc/video") == "http://api:8000/media/abc/video"

@@ -1,7 +1,9 @@
 """Every page of the UI, run by Streamlit's AppTest against the real API."""
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -90,7 +92,18 @@ def test_duplicates_page_finds_the_copy(api_url):
     groups = [e for e in at.expander if e.label.startswith("Group")]
     assert groups and "copy-of-clip0.mp4" in groups[0].label
     assert any("score" in m.value for m in at.markdown)
-    assert len(at.get("imgs")) >= 2 or len(at.image) >= 2
+    frames = [(url, caption) for image in at.image for url, caption in zip(image.value, image.captions, strict=True)]
+    assert frames and len(frames) % 2 == 0, "the matching frames, side by side"
+    for url, caption in frames:  # the links the API signed, at its address: the browser needs no key
+        video_id, _, shown_t = caption.partition(" at ")
+        link = urlsplit(url)
+        query = dict(parse_qsl(link.query))
+        assert f"{link.scheme}://{link.netloc}" == api_url and link.path.startswith(f"/media/{video_id}")
+        assert link.path.endswith("/frame")
+        assert float(query["t"]) == pytest.approx(float(shown_t.removesuffix("s")), abs=0.006)  # shown to 0.01 s
+        assert {"expires", "sig"} <= query.keys() and "sesame" not in url
+    first = httpx.get(frames[0][0], timeout=60)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
 
 
 def test_library_dashboard_browses_and_opens_a_video(api_url):
