@@ -61,7 +61,7 @@ def require_key(request: Request, header: str | None = Depends(header_key)):
     if header and secrets.compare_digest(header.encode(), expected.encode()):
         return
     path, root = request.scope["path"], request.scope.get("root_path", "")
-    path = path[len(root):] if root and path.startswith(root) else path  # as the app routes it, as the UI signs it
+    path = path[len(root):] if root and path.startswith(root) else path  # as the app routes it and signs its links
     if path.startswith("/media/") and media_links.is_valid(expected, path, request.query_params.multi_items()):
         return
     raise HTTPException(401, "a valid API key is required (X-API-Key header; media links may instead carry "
