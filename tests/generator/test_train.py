@@ -1,4 +1,4 @@
-"""The generator's training command: it learns, checkpoints, resumes and exports a loadable model."""
+"""Generator training: it learns, checkpoints, resumes and exports a loadable model (the command: test_cli_train)."""
 
 import dataclasses
 import json
@@ -13,45 +13,32 @@ from generator.train import GeneratorTrainConfig, train_generator, training_capt
 from generator.world import sample_spec
 
 
-def small_setup(tmp_path, monkeypatch):
+def small_setup(tmp_path):
+    """A test-size autoencoder on disk and a DiT config for it, the registry untouched."""
     ae = FrameAutoencoder(AE_CONFIGS["test"])
     save_autoencoder(tmp_path / "ae.safetensors", ae)
     config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=ae.config.latent_channels,
                                  latent_size=8, frames=16)
-    monkeypatch.setitem(dit.DIT_CONFIGS, "small", config)
-    return tmp_path / "ae.safetensors"
+    return tmp_path / "ae.safetensors", config
 
 
-def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path, monkeypatch):
-    ae_path = small_setup(tmp_path, monkeypatch)
-    cfg = GeneratorTrainConfig(config="small", steps=40, batch=4, lr=3e-3, warmup=5, checkpoint_every=20)
+def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path):
+    ae_path, config = small_setup(tmp_path)
+    cfg = GeneratorTrainConfig(steps=40, batch=4, lr=3e-3, warmup=5, checkpoint_every=20)
     export = tmp_path / "gen.safetensors"
-    first = train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=20), autoencoder=ae_path, export=None)
+    first = train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=20), autoencoder=ae_path, export=None,
+                            dit_config=config)
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
     assert state["step"] == 20
-    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=export)
+    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=export, dit_config=config)
     assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 40
     losses = json.loads((tmp_path / "run" / "result.json").read_text())
     assert losses["steps"] == 40 and result["final_loss"] < first["initial_loss"]
     gen = Generator.load(str(export), "cpu", autoencoder=ae_path)
     assert gen.generate("a red ball", steps=2).frames.shape == (16, 64, 64, 3)
     again = train_generator(tmp_path / "run2", dataclasses.replace(cfg, steps=2), autoencoder=ae_path, export=None,
-                            init=export)  # a new machine that has only the shipped weights
+                            init=export, dit_config=config)  # a new machine that has only the shipped weights
     assert again["steps_before"] == 40 and again["steps_total"] == 42
-
-
-def test_the_train_command_sets_the_learning_rate_and_object_weight(tmp_path, monkeypatch, capsys):
-    from search import cli
-
-    config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=8, latent_size=8, frames=16)
-    monkeypatch.setitem(dit.DIT_CONFIGS, "small", config)  # on the shipped autoencoder's latents
-    run = tmp_path / "run"
-    argv = ["train", "generator", "--config", "small", "--steps", "2", "--batch", "2", "--lr", "1e-4",
-            "--object-weight", "4", "--device", "cpu", "--no-export", "--run-dir", str(run)]
-    assert cli.main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["config"]["lr"] == 1e-4 and result["config"]["object_weight"] == 4 and result["steps"] == 2
-    assert json.loads((run / "result.json").read_text())["config"]["lr"] == 1e-4
 
 
 def test_object_weights_mark_the_latent_cells_an_object_covers():
@@ -66,13 +53,11 @@ def test_object_weights_mark_the_latent_cells_an_object_covers():
     assert torch.equal(weights, expected)
 
 
-def test_training_reads_a_folder_of_captioned_videos(tmp_path, monkeypatch):
-    import pytest
-
+def test_training_reads_a_folder_of_captioned_videos(tmp_path):
     from generator.train import FolderClips
     from generator.world import write_dataset
 
-    ae_path = small_setup(tmp_path, monkeypatch)
+    ae_path, config = small_setup(tmp_path)
     write_dataset(tmp_path / "clips", 3, seed=8)  # NNNNN.mp4 with NNNNN.json {"caption": ...}
     (tmp_path / "clips" / "00002.json").unlink()
     (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right on black\n")
@@ -80,8 +65,9 @@ def test_training_reads_a_folder_of_captioned_videos(tmp_path, monkeypatch):
     assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right on black"
     video, captions = data.batch(0, 4, "cpu")
     assert video.shape == (4, 16, 3, 64, 64) and -1 <= video.min() and video.max() <= 1
-    cfg = GeneratorTrainConfig(config="small", steps=3, batch=2, checkpoint_every=3)
-    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips")
+    cfg = GeneratorTrainConfig(steps=3, batch=2, checkpoint_every=3)
+    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips",
+                             dit_config=config)
     assert result["data"] == str(tmp_path / "clips") and result["final_loss"] > 0
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no captioned videos"):
@@ -114,15 +100,6 @@ class FakeClock:
         return self.now
 
 
-def fresh_setup(tmp_path):
-    """A test-size autoencoder on disk and a DiT config for it, the registry untouched."""
-    ae = FrameAutoencoder(AE_CONFIGS["test"])
-    save_autoencoder(tmp_path / "ae.safetensors", ae)
-    config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=ae.config.latent_channels,
-                                 latent_size=8, frames=16)
-    return tmp_path / "ae.safetensors", config
-
-
 def test_learning_rate_warms_up_then_falls_to_a_tenth_over_the_time_budget():
     from generator.train import lr_over_time
 
@@ -135,7 +112,7 @@ def test_learning_rate_warms_up_then_falls_to_a_tenth_over_the_time_budget():
 
 
 def test_a_timed_run_exports_as_it_goes_resumes_and_ends_within_its_budget(tmp_path):
-    ae_path, config = fresh_setup(tmp_path)
+    ae_path, config = small_setup(tmp_path)
     cfg = GeneratorTrainConfig(steps=1, batch=2, lr=3e-3, warmup=2, checkpoint_every=1000, minutes=0.25,
                                save_every_minutes=0.05, time_shift=3.0)  # 15 s, saves every 3 s
     export, run = tmp_path / "gen.safetensors", tmp_path / "run"
@@ -153,18 +130,3 @@ def test_a_timed_run_exports_as_it_goes_resumes_and_ends_within_its_budget(tmp_p
     _, _, extra = dit.load_checkpoint(export)
     assert extra["train"]["final"] is True and extra["train"]["steps"] == result["steps"]
     assert dit.DIT_CONFIGS["test"].time_shift == 1.0  # the registry is untouched
-
-
-def test_the_train_command_takes_minutes_or_steps_and_a_time_shift(tmp_path, capsys):
-    from search import cli
-
-    run = tmp_path / "run"
-    argv = ["train", "generator", "--minutes", "0.01", "--batch", "1", "--time-shift", "3", "--device", "cpu",
-            "--no-export", "--run-dir", str(run)]
-    assert cli.main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["config"]["minutes"] == 0.01 and result["config"]["time_shift"] == 3.0 and result["steps"] >= 1
-    _, config, _ = dit.load_checkpoint(run / "ema.safetensors")
-    assert config.time_shift == 3.0
-    with pytest.raises(SystemExit, match="not both"):
-        cli.main(["train", "generator", "--minutes", "1", "--steps", "5", "--no-export", "--run-dir", str(run)])

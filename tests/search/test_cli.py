@@ -311,3 +311,27 @@ def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
     warned = reelbase("generate", "a dragon over a castle", "--steps", "1", "--out", str(tmp_path / "d.mp4"),
                       data_dir=tmp_path / "d")
     assert "warning: the model does not know the word(s) 'dragon'" in warned.stderr
+
+
+def test_train_generator_takes_the_learning_rate_and_object_weight(tmp_path):
+    run = tmp_path / "run"
+    trained = reelbase("train", "generator", "--steps", "2", "--batch", "1", "--lr", "1e-4", "--object-weight", "4",
+                       "--device", "cpu", "--no-export", "--run-dir", str(run), data_dir=tmp_path)
+    result = json.loads(trained.stdout)
+    assert result["config"]["lr"] == 1e-4 and result["config"]["object_weight"] == 4 and result["steps"] == 2
+    assert json.loads((run / "result.json").read_text())["config"]["lr"] == 1e-4
+
+
+def test_train_generator_takes_minutes_or_steps_and_a_time_shift(tmp_path):
+    from generator.dit import load_checkpoint
+
+    run = tmp_path / "run"
+    trained = reelbase("train", "generator", "--minutes", "0.01", "--batch", "1", "--time-shift", "3",
+                       "--device", "cpu", "--no-export", "--run-dir", str(run), data_dir=tmp_path)
+    result = json.loads(trained.stdout)
+    assert result["config"]["minutes"] == 0.01 and result["config"]["time_shift"] == 3.0 and result["steps"] >= 1
+    _, config, _ = load_checkpoint(run / "ema.safetensors")
+    assert config.time_shift == 3.0
+    both = reelbase("train", "generator", "--minutes", "1", "--steps", "5", "--no-export", "--run-dir", str(run),
+                    data_dir=tmp_path, check=False)
+    assert both.returncode != 0 and "give --steps or --minutes, not both" in both.stderr
