@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.cli import build_parser
+from search.cli.parser import build_parser
 from search.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
