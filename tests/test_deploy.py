@@ -21,7 +21,7 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def names_on_network(service: dict, name: str) -> set[str]:
-    aliases = (service.library.get("networks") or {}).get("default", {}) or {}
+    aliases = (service.get("networks") or {}).get("default", {}) or {}
     return {name, *aliases.get("aliases", [])}
 
 
@@ -51,7 +51,7 @@ def test_the_api_finds_milvus_and_listens_where_the_ui_looks(api):
 def test_every_reelbase_variable_is_a_setting():
     fields = {f"REELBASE_{name.upper()}" for name in Settings.model_fields}
     for name, service in SERVICES.items():
-        used = {k for k in (service.library.get("environment") or {}) if k.startswith("REELBASE_")}
+        used = {k for k in (service.get("environment") or {}) if k.startswith("REELBASE_")}
         assert used <= fields, f"{name}: {used - fields} are not settings"
     assert set(re.findall(r"REELBASE_\w+", DOCKERFILE)) <= fields
 
