@@ -14,6 +14,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch torchvision; fi
 COPY pyproject.toml README.md ./
+COPY common common
 COPY generator generator
 COPY indexer indexer
 COPY search search
