@@ -54,7 +54,7 @@ def _int_in(low: int, high: int):
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: shown as one line, not a traceback."""
-    from indexer.identity import UnknownModel
+    from common.weights import UnknownModel
     from indexer.reader import BadVideo
     from indexer.store import StoreError
     from search.library import NotFound
@@ -181,8 +181,8 @@ DEMO_QUERIES = ("a red ball", "a blue square in a forest", "something at sunset"
 
 
 def cmd_demo(args) -> int:
+    from generator.params import GenerationParams
     from generator.world import write_dataset
-    from search.params import GenerationParams
 
     with _service() as service:
         data = service.settings.data_dir
@@ -263,7 +263,7 @@ class _StepBar:
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    from search.params import GenerationParams
+    from generator.params import GenerationParams
 
     params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, frames=args.frames)  # the API's bounds, before any work
@@ -282,9 +282,7 @@ def cmd_generate(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     generator = Generator.load(args.model, args.device)
     with _StepBar("generate", quiet=args.json) as bar:
-        clip = generator.generate(params.prompt, negative_prompt=params.negative_prompt, seed=params.seed,
-                                  steps=params.steps, guidance=params.guidance, frames=params.frames,
-                                  callback=bar.update)
+        clip = generator.make(params, callback=bar.update)
     out = write_mp4(args.out, clip.frames, clip.fps)
     record_path = Path(out).with_suffix(".json")
     record_path.write_text(json.dumps(clip.record, indent=2))
@@ -529,7 +527,7 @@ def cmd_train(args) -> int:
 
     import torch
 
-    from indexer.encoder import resolve_device
+    from common.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -543,13 +541,13 @@ def cmd_train(args) -> int:
         result = train(run_dir, dataclasses.replace(TrainConfig(), **overrides), device, export=not args.no_export)
     elif args.what == "autoencoder":
         from generator.autoencoder import train_autoencoder
-        from generator.checkpoint import WEIGHTS_DIR
+        from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
 
         result = train_autoencoder(run_dir, device=device, **overrides)
         if not args.no_export:
-            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / "autoencoder-tiny.safetensors")
+            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / AUTOENCODER)
     else:
-        from generator.checkpoint import WEIGHTS_DIR
+        from generator.checkpoint import builtin_path
         from generator.train import GeneratorTrainConfig, train_generator
 
         if args.minutes is not None and args.steps is not None:
@@ -557,7 +555,7 @@ def cmd_train(args) -> int:
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift)) if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
-        export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
+        export = None if args.no_export else builtin_path(args.config)
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0
