@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.device import resolve_device
 from generator import world
-from indexer.encoder import ClipEncoder, resolve_device
+from indexer.encoder import ClipEncoder
 from indexer.fingerprint_files import FingerprintFiles
 from indexer.ingest import ingest
 from indexer.models import load_clip, random_clip

@@ -39,6 +39,11 @@ class AutoencoderConfig:
     object_weight: float = 10.0  # extra loss weight on pixels that differ from their row's median
     object_threshold: float = 0.1  # in [-1, 1] units, about 13 of 255 levels
 
+    @property
+    def downscale(self) -> int:
+        """Pixels a side of the square one latent cell stands for: a stride-2 step per width."""
+        return 2 ** len(self.widths)
+
 
 AE_CONFIGS = {
     "tiny": AutoencoderConfig(),

@@ -1,6 +1,9 @@
-"""Model files: safetensors weights with the config (and notes) as JSON in the metadata.
+"""Model files: safetensors weights with the config (and notes) as JSON in the metadata, and where they are.
 
-A model rebuilds from its file alone; nothing is unpickled.
+A model rebuilds from its file alone; nothing is unpickled. A generator is a DiT checkpoint with
+the frame autoencoder beside it, found by the weights ladder (common/weights.py): a checkpoint
+path, or a built-in name `reelbase-NAME` for `generator-NAME.safetensors` in `generator/weights/`,
+which is where `reelbase train generator --config NAME` exports.
 """
 
 from __future__ import annotations
@@ -13,7 +16,24 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped built-in models
+from common.weights import Builtins, resolve, weights_file
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # the built-in models: shipped, or exported by training
+AUTOENCODER = "autoencoder-tiny.safetensors"  # the frame autoencoder, beside every generator checkpoint
+BUILTIN = Builtins("generator", WEIGHTS_DIR, files="generator-{}.safetensors", names="reelbase-{}",
+                   declared=("reelbase-tiny",), make="`reelbase train generator --config NAME` exports reelbase-NAME")
+
+
+def builtin_path(config: str) -> Path:
+    """Where `reelbase train generator --config CONFIG` exports: the file of the built-in `reelbase-CONFIG`."""
+    return BUILTIN.path(BUILTIN.names.format(config))
+
+
+def generator_files(spec: str, autoencoder: str | Path | None = None) -> tuple[Path, Path]:
+    """The DiT checkpoint a spec names (a path or a built-in name) and its autoencoder: the one given,
+    else AUTOENCODER beside the checkpoint."""
+    dit = resolve(spec, BUILTIN)
+    return dit, weights_file(autoencoder or dit.with_name(AUTOENCODER), "autoencoder")
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: dict | None = None) -> None:

@@ -22,11 +22,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from generator import world
 from generator.checkpoint import read_weights, save_weights
 
 
 @dataclass(frozen=True)
 class DiTConfig:
+    """The model's shape, and what it makes: clips of frame_size x frame_size frames at fps (a checkpoint
+    without these fields was trained on the synthetic world, and makes its frames)."""
+
     latent_channels: int = 8
     latent_size: int = 8  # h = w of the latent frames
     frames: int = 16  # most frames a clip has (temporal positions)
@@ -40,6 +44,8 @@ class DiTConfig:
     context_length: int = 32
     vocab_size: int = 49408  # CLIP's BPE vocabulary
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
+    frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
+    fps: int = world.FPS  # frames per second of the clips it learned from
 
 
 DIT_CONFIGS = {

@@ -1,9 +1,15 @@
-"""The Generator: prompts (and frames to keep) in, clips out.
+"""The Generator: a prompt (and frames to keep) in, a clip out.
 
 Every mode is one mechanism: what is given is kept, the rest is generated. Whole given frames
-condition the DiT as clean frames (animate, extend); given pixels are kept by replacement at
+condition the DiT as clean frames (animate, continue); given pixels are kept by replacement at
 each sampling step (inpaint, outpaint); variations start from the clip partly noised. The
 output keeps every given frame and pixel exactly: generated pixels are composited around them.
+
+`Generator.make(params, given, callback)` is the one entry point: the `GenerationParams` of the
+API, the CLI and the service, and the frames its mode starts from. The mode methods (`generate`,
+`animate`, `extend`, `inpaint`, `outpaint`, `vary`) are the same for Python callers, with plain
+arguments (validated by the same model) and pixel masks. A generator makes what its checkpoint
+says (`frame_size`, `fps`); frames given at any size are squared to it here.
 """
 
 from __future__ import annotations
@@ -18,24 +24,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.device import resolve_device
 from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, to_video_tensor
-from generator.checkpoint import WEIGHTS_DIR
+from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import sample
+from generator.params import GenerationParams
 from generator.prompt import parse_prompt
-from generator.world import FPS, SIZE
+from generator.video import square_frames
 
 log = logging.getLogger(__name__)
 
 CONTEXT = 4  # frames a chained window is conditioned on
-MAX_FRAMES = 1024  # frames one call may make (chained windows): 128 s at the world's 8 fps
 # CPU threads while a window is sampled and decoded: how float32 matmuls and convolutions are
 # split between threads changes their rounding, and 30 Euler steps grow that into different
 # pixels, so a seed makes the same clip only under one fixed count (1 is fastest on a busy box).
 SAMPLING_THREADS = 1
-BUILTIN = {"reelbase-tiny": ("generator-tiny.safetensors", "autoencoder-tiny.safetensors")}
 
-# callback(step, total) -> False to cancel; steps count across all chunks of a long clip
+# callback(step, total) -> False to cancel; steps count across all windows of a long clip
 StepCallback = Callable[[int, int], bool | None]
 
 
@@ -46,6 +52,31 @@ class Clip:
     frames: np.ndarray  # (T, H, W, 3) uint8
     fps: int
     record: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one sampled window starts from: `given` pixels kept exactly where `keep`, or (a variation)
+    a clip to noise to the params' strength; nothing for text. Window `index` of a clip draws its
+    noise from seed + 1000 * index."""
+
+    given: np.ndarray | None = None  # (T, S, S, 3) uint8
+    keep: np.ndarray | None = None  # (T, S, S) bool
+    start: np.ndarray | None = None  # (T, S, S, 3) uint8
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step callback for the whole clip, told the steps of each window as steps of all `windows`."""
+
+    callback: StepCallback | None
+    windows: int = 1
+
+    def of_window(self, index: int) -> Callable[[int, int, torch.Tensor], bool | None] | None:
+        if self.callback is None:
+            return None
+        return lambda step, steps, _latents: self.callback(index * steps + step, self.windows * steps)
 
 
 @contextmanager
@@ -59,189 +90,223 @@ def fixed_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class Generator:
     """A trained ST-DiT with its frame autoencoder."""
 
     def __init__(self, dit: STDiT, autoencoder: FrameAutoencoder, name: str, device: str = "cpu"):
+        config = dit.config
+        if config.latent_size * autoencoder.config.downscale != config.frame_size:
+            raise ValueError(f"the DiT makes {config.frame_size} px frames, but its autoencoder decodes its "
+                             f"{config.latent_size} x {config.latent_size} latents to "
+                             f"{config.latent_size * autoencoder.config.downscale} px")
         self.dit = dit.to(device).eval()
         self.autoencoder = autoencoder.to(device).eval()
         self.name = name
         self.device = torch.device(device)
-        self.window = dit.config.frames  # frames the model makes at once
-        self.frame_size = SIZE  # frames are frame_size x frame_size pixels
+        self.window = config.frames  # frames the model makes at once
+        self.frame_size = config.frame_size  # frames are frame_size x frame_size pixels
+        self.fps = config.fps
 
     @classmethod
     def load(cls, spec: str = "reelbase-tiny", device: str = "auto",
              autoencoder: str | Path | None = None) -> Generator:
-        """A checkpoint path (autoencoder beside it or given) or a built-in name."""
+        """A checkpoint path or a built-in name (generator.checkpoint), with its autoencoder beside it or given."""
         device = resolve_device(device)
-        if Path(spec).suffix == ".safetensors":
-            dit_path = Path(spec)
-            ae_path = Path(autoencoder) if autoencoder else dit_path.with_name("autoencoder-tiny.safetensors")
-        elif spec in BUILTIN:
-            dit_path, ae_path = (WEIGHTS_DIR / f for f in BUILTIN[spec])
-        else:
-            raise ValueError(f"unknown generator '{spec}': give a .safetensors checkpoint or one of {list(BUILTIN)}")
-        for path in (dit_path, ae_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"generator weights not found: {path} (train with `reelbase train generator`)")
+        dit_path, ae_path = generator_files(spec, autoencoder)
         dit, _, _ = load_checkpoint(dit_path, device)
         ae, _ = load_autoencoder(ae_path, device)
         return cls(dit, ae, spec, device)
 
-    # --- modes -----------------------------------------------------------------------------
+    # --- the entry point -------------------------------------------------------------------
 
-    def generate(self, prompt: str, *, negative_prompt: str = "", seed: int = 0, steps: int = 30,
-                 guidance: float = 4.0, frames: int = 16, callback: StepCallback | None = None) -> Clip:
-        """Text to video; clips longer than the model's window are chained chunks."""
-        chunks = self._chunks(frames)
-        clip = self._run(prompt, negative_prompt, seed, steps, guidance, None, None, callback=callback, chunks=chunks)
-        if frames > self.window:
-            clip = self._continue(clip, prompt, negative_prompt, seed, steps, guidance, frames - self.window,
-                                  callback, first_chunk=1, total_chunks=chunks)
-        return self._finish(clip.frames[:frames], "generate", prompt, negative_prompt, seed, steps, guidance)
+    def make(self, params: GenerationParams, given: np.ndarray | None = None, callback: StepCallback | None = None,
+             *, context: int = CONTEXT) -> Clip:
+        """One generation of any mode, from `given` frames ((T, H, W, 3) uint8, any size: squared here): the
+        image for animate (one frame), the clip so far for continue, one window (`self.window` frames) for
+        variation, inpaint and outpaint (the region in fractions of the frame); none for text. `context`:
+        the frames each new window of a continued clip is conditioned on."""
+        if params.mode == "text":
+            if given is not None:
+                raise ValueError("mode 'text' starts from no frames")
+            return self._text(params, callback)
+        if given is None:
+            raise ValueError(f"mode '{params.mode}' starts from given frames")
+        if params.mode == "animate":
+            return self._animate(params, self._given(given, exactly=1)[0], callback)
+        if params.mode == "continue":
+            return self._extend(params, self._given(given), context, callback)
+        window = self._given(given, exactly=self.window)
+        if params.mode == "variation":
+            return self._vary(params, window, callback)
+        box = params.region.mask(self.frame_size, self.frame_size)  # inpaint: regenerated; outpaint: kept
+        return self._inpaint(params, window, box if params.mode == "inpaint" else ~box, callback)
 
-    def animate(self, image: np.ndarray, prompt: str, *, negative_prompt: str = "", seed: int = 0, steps: int = 30,
-                guidance: float = 4.0, frames: int = 16, callback: StepCallback | None = None) -> Clip:
+    # --- the modes for Python callers: plain arguments, pixel masks --------------------------
+    # `settings` are GenerationParams fields: negative_prompt, seed, steps, guidance.
+
+    def generate(self, prompt: str, *, frames: int = 16, callback: StepCallback | None = None, **settings) -> Clip:
+        """Text to video; clips longer than the model's window are chained windows."""
+        return self._text(_params("text", prompt, frames=frames, **settings), callback)
+
+    def animate(self, image: np.ndarray, prompt: str, *, frames: int = 16, callback: StepCallback | None = None,
+                **settings) -> Clip:
         """Image to video: the image is the first frame."""
-        clip = self.extend(np.asarray(image)[None], prompt, negative_prompt=negative_prompt, seed=seed, steps=steps,
-                           guidance=guidance, new_frames=frames - 1, context=1, callback=callback)
-        return self._finish(clip.frames, "animate", prompt, negative_prompt, seed, steps, guidance)
+        image = self._given(np.asarray(image)[None])[0]
+        return self._animate(_params("animate", prompt, frames=frames, **settings), image, callback)
 
-    def extend(self, frames: np.ndarray, prompt: str, *, negative_prompt: str = "", seed: int = 0, steps: int = 30,
-               guidance: float = 4.0, new_frames: int = 16, context: int = CONTEXT,
-               callback: StepCallback | None = None) -> Clip:
-        """Continue a clip: the given frames, then `new_frames` more, each chunk conditioned on the last ones."""
-        given = _check_frames(frames)
-        clip = self._continue(Clip(given, FPS), prompt, negative_prompt, seed, steps, guidance, new_frames, callback,
-                              context=context)
-        out = self._finish(clip.frames, "extend", prompt, negative_prompt, seed, steps, guidance)
-        out.record.update(context=context, given_frames=len(given), seam=len(given))
-        return out
+    def extend(self, frames: np.ndarray, prompt: str, *, new_frames: int = 16, context: int = CONTEXT,
+               callback: StepCallback | None = None, **settings) -> Clip:
+        """Continue a clip: the given frames, then `new_frames` more, each window conditioned on the last ones."""
+        params = _params("continue", prompt, frames=new_frames, **settings)
+        return self._extend(params, self._given(frames), context, callback)
 
-    def inpaint(self, frames: np.ndarray, mask: np.ndarray, prompt: str, *, negative_prompt: str = "", seed: int = 0,
-                steps: int = 30, guidance: float = 4.0, callback: StepCallback | None = None) -> Clip:
-        """Regenerate where `mask` is True ((H, W) or (T, H, W)); keep every other pixel."""
-        given = _check_frames(frames, exact_window=self.window)
-        keep = ~np.broadcast_to(np.asarray(mask, bool), given.shape[:3])
-        clip = self._run(prompt, negative_prompt, seed, steps, guidance, given, keep, callback=callback)
-        return self._finish(clip.frames, "inpaint", prompt, negative_prompt, seed, steps, guidance)
+    def inpaint(self, frames: np.ndarray, mask: np.ndarray, prompt: str, *, callback: StepCallback | None = None,
+                **settings) -> Clip:
+        """Regenerate where `mask` is True ((S, S) or (T, S, S) at frame_size S); keep every other pixel."""
+        params = _params("inpaint", prompt, **settings)
+        return self._inpaint(params, self._given(frames, exactly=self.window), mask, callback)
 
-    def outpaint(self, frames: np.ndarray, keep: np.ndarray, prompt: str, **kwargs) -> Clip:
-        """Regenerate everything outside the region `keep` ((H, W) or (T, H, W) bool)."""
-        clip = self.inpaint(frames, ~np.asarray(keep, bool), prompt, **kwargs)
-        clip.record["mode"] = "outpaint"
-        return clip
+    def outpaint(self, frames: np.ndarray, keep: np.ndarray, prompt: str, *, callback: StepCallback | None = None,
+                 **settings) -> Clip:
+        """Regenerate everything outside `keep` ((S, S) or (T, S, S) bool at frame_size S)."""
+        params = _params("outpaint", prompt, **settings)
+        return self._inpaint(params, self._given(frames, exactly=self.window), ~np.asarray(keep, bool), callback)
 
-    def vary(self, frames: np.ndarray, prompt: str, *, strength: float = 0.6, negative_prompt: str = "",
-             seed: int = 0, steps: int = 30, guidance: float = 4.0, callback: StepCallback | None = None) -> Clip:
+    def vary(self, frames: np.ndarray, prompt: str, *, strength: float = 0.6, callback: StepCallback | None = None,
+             **settings) -> Clip:
         """A variation: the clip noised to `strength` (0 keeps it, 1 ignores it), then denoised with the prompt."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be within 0..1, got {strength}")
-        given = _check_frames(frames, exact_window=self.window)
-        clip = self._run(prompt, negative_prompt, seed, steps, guidance, None, None, start=given, strength=strength,
-                         callback=callback)
-        out = self._finish(clip.frames, "vary", prompt, negative_prompt, seed, steps, guidance)
-        out.record["strength"] = strength
-        return out
+        params = _params("variation", prompt, strength=strength, **settings)
+        return self._vary(params, self._given(frames, exactly=self.window), callback)
+
+    # --- what each mode gives the one mechanism ------------------------------------------------
+
+    def _text(self, params: GenerationParams, callback: StepCallback | None) -> Clip:
+        """A window from noise, then (for a longer clip) windows chained on its last frames."""
+        more = max(0, params.frames - self.window)
+        context = self._context(CONTEXT, self.window)
+        progress = Progress(callback, 1 + self._windows(more, context))
+        frames = self._run(params, Window(), progress)
+        if more:
+            frames = self._chain(params, frames, more, context, progress, first=1)
+        return self._finish(params, frames[:params.frames])
+
+    def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
+        new = params.frames - 1
+        frames = self._chain(params, image[None], new, 1, Progress(callback, self._windows(new, 1)))
+        return self._finish(params, frames)
+
+    def _extend(self, params: GenerationParams, given: np.ndarray, context: int,
+                callback: StepCallback | None) -> Clip:
+        used = self._context(context, len(given))
+        frames = self._chain(params, given, params.frames, used, Progress(callback, self._windows(params.frames, used)))
+        return self._finish(params, frames, context=context, given_frames=len(given), seam=len(given))
+
+    def _inpaint(self, params: GenerationParams, window: np.ndarray, mask: np.ndarray,
+                 callback: StepCallback | None) -> Clip:
+        keep = ~self._pixel_mask(mask, window)
+        return self._finish(params, self._run(params, Window(given=window, keep=keep), Progress(callback)))
+
+    def _vary(self, params: GenerationParams, window: np.ndarray, callback: StepCallback | None) -> Clip:
+        frames = self._run(params, Window(start=window), Progress(callback))
+        return self._finish(params, frames, strength=params.strength)
 
     # --- the one mechanism -----------------------------------------------------------------
 
-    def _run(self, *args, **kwargs) -> Clip:
+    def _chain(self, params: GenerationParams, frames: np.ndarray, new: int, context: int, progress: Progress,
+               first: int = 0) -> np.ndarray:
+        """Windows from `first` on, each with the last `context` frames given, until `new` frames are made."""
+        size, made = self.frame_size, len(frames) + new
+        for index in range(first, first + self._windows(new, context)):
+            given = np.zeros((self.window, size, size, 3), np.uint8)
+            given[:context] = frames[-context:]
+            keep = np.zeros(given.shape[:3], bool)
+            keep[:context] = True
+            out = self._run(params, Window(given=given, keep=keep, index=index), progress)
+            frames = np.concatenate([frames, out[context:]])
+        return frames[:made]
+
+    def _run(self, params: GenerationParams, window: Window, progress: Progress) -> np.ndarray:
         """One window (`_sample_window`), under the fixed thread count that makes a seed's clip exact."""
         with fixed_threads(SAMPLING_THREADS):
-            return self._sample_window(*args, **kwargs)
+            return self._sample_window(params, window, progress)
 
     @torch.no_grad()
-    def _sample_window(self, prompt, negative_prompt, seed, steps, guidance, given, keep, *, start=None,
-                       strength=1.0, callback=None, chunk=0, chunks=1) -> Clip:
-        """Sample latents keeping `given` pixels where `keep`, decode, composite."""
-        _check_params(steps, guidance)
-        T = self.window
+    def _sample_window(self, params: GenerationParams, window: Window, progress: Progress) -> np.ndarray:
+        """Sample latents keeping the given pixels, decode, composite: (T, S, S, 3) uint8."""
+        config = self.dit.config
         # A CPU generator on every device: a seed draws the same noise on the CPU and a GPU.
-        generator = torch.Generator().manual_seed(int(seed) + 1_000 * chunk)
-        tokens = tokenize([prompt], self.dit.config.context_length).to(self.device)
-        neg = tokenize([negative_prompt], self.dit.config.context_length).to(self.device) if negative_prompt else None
+        generator = torch.Generator().manual_seed(params.seed + 1_000 * window.index)
+        tokens = tokenize([params.prompt], config.context_length).to(self.device)
+        neg = tokenize([params.negative_prompt], config.context_length).to(self.device) \
+            if params.negative_prompt else None
         known = known_mask = start_latents = None
-        if given is not None:
-            known, known_mask = self._known_latents(given, keep)
-        if start is not None:
-            start_latents = self.autoencoder.encode(to_video_tensor(start[None], self.device))
-        step_cb = None if callback is None else (lambda i, n, _x: callback(chunk * n + i, chunks * n))
-        shape = (1, T, self.dit.config.latent_channels, self.dit.config.latent_size, self.dit.config.latent_size)
-        latents = sample(self.dit, shape, tokens, neg, steps=steps, guidance=guidance, generator=generator,
-                         known=known, known_mask=known_mask, start_latents=start_latents, strength=strength,
-                         time_shift=self.dit.config.time_shift, callback=step_cb)
+        if window.given is not None:
+            known, known_mask = self._known_latents(window.given, window.keep)
+        if window.start is not None:
+            start_latents = self.autoencoder.encode(to_video_tensor(window.start[None], self.device))
+        shape = (1, self.window, config.latent_channels, config.latent_size, config.latent_size)
+        latents = sample(self.dit, shape, tokens, neg, steps=params.steps, guidance=params.guidance,
+                         generator=generator, known=known, known_mask=known_mask, start_latents=start_latents,
+                         strength=params.strength, time_shift=config.time_shift,
+                         callback=progress.of_window(window.index))
         frames = to_uint8(self.autoencoder.decode(latents))[0]  # (T, H, W, 3)
-        if given is not None:
-            frames = np.where(keep[..., None], given, frames)  # given pixels exactly as they were
-        return Clip(frames, FPS)
+        if window.given is not None:
+            frames = np.where(window.keep[..., None], window.given, frames)  # given pixels exactly as they were
+        return frames
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""
         latents = self.autoencoder.encode(to_video_tensor(given[None], self.device))  # (1, T, C, h, w)
         h = latents.shape[-1]
         cells = torch.from_numpy(np.ascontiguousarray(keep)).float().to(self.device)  # (T, H, W)
-        cell_known = -torch.nn.functional.max_pool2d(-cells[:, None], SIZE // h)  # (T, 1, h, w): min-pool
+        cell_known = -torch.nn.functional.max_pool2d(-cells[:, None], self.frame_size // h)  # (T, 1, h, w): min-pool
         return latents, cell_known[None]  # (1, T, 1, h, w)
 
-    def _continue(self, clip: Clip, prompt, negative_prompt, seed, steps, guidance, new_frames, callback,
-                  context: int = CONTEXT, first_chunk: int = 0, total_chunks: int | None = None) -> Clip:
-        """Chain windows, each with the last `context` frames given, until `new_frames` are made."""
-        if not 1 <= new_frames <= MAX_FRAMES:
-            raise ValueError(f"new_frames must be within 1..{MAX_FRAMES}, got {new_frames}")
-        context = max(1, min(context, self.window - 1, len(clip.frames)))
-        frames = clip.frames
-        chunks = -(-new_frames // (self.window - context))
-        total_chunks = total_chunks or chunks
-        for chunk in range(first_chunk, first_chunk + chunks):
-            window = np.zeros((self.window, SIZE, SIZE, 3), np.uint8)
-            window[:context] = frames[-context:]
-            keep = np.zeros(window.shape[:3], bool)
-            keep[:context] = True
-            out = self._run(prompt, negative_prompt, seed, steps, guidance, window, keep, callback=callback,
-                            chunk=chunk, chunks=total_chunks)
-            frames = np.concatenate([frames, out.frames[context:]])
-        return Clip(frames[: len(clip.frames) + new_frames], FPS)
+    def _context(self, context: int, given: int) -> int:
+        """The frames a chained window is conditioned on: at least 1, and no more than are given or fit."""
+        return max(1, min(context, self.window - 1, given))
 
-    def _chunks(self, frames: int) -> int:
-        if not 1 <= frames <= MAX_FRAMES:
-            raise ValueError(f"frames must be within 1..{MAX_FRAMES}, got {frames}")
-        return 1 + max(0, -(-(frames - self.window) // (self.window - CONTEXT)))
+    def _windows(self, new: int, context: int) -> int:
+        """Windows that make `new` frames, each conditioned on `context` frames."""
+        return -(-new // (self.window - context))
 
-    def _finish(self, frames, mode, prompt, negative_prompt, seed, steps, guidance) -> Clip:
+    def _finish(self, params: GenerationParams, frames: np.ndarray, **details) -> Clip:
         """The record of how a clip was made, with the parsed prompt and any warning."""
-        parsed = parse_prompt(prompt)
+        parsed = parse_prompt(params.prompt)
         warning = parsed.warning()
         if warning:
             log.warning(warning)
-        record = {"mode": mode, "prompt": prompt, "negative_prompt": negative_prompt, "seed": int(seed),
-                  "steps": int(steps), "guidance": float(guidance), "frames": int(len(frames)), "fps": FPS,
-                  "model": self.name, "parsed_prompt": parsed.to_dict(), "warnings": [warning] if warning else [],
-                  "created_at": time.time()}
-        return Clip(np.ascontiguousarray(frames), FPS, record)
+        record = {"mode": params.mode, "prompt": params.prompt, "negative_prompt": params.negative_prompt,
+                  "seed": params.seed, "steps": params.steps, "guidance": params.guidance, "frames": len(frames),
+                  "fps": self.fps, "model": self.name, "parsed_prompt": parsed.to_dict(),
+                  "warnings": [warning] if warning else [], "created_at": time.time(), **details}
+        return Clip(np.ascontiguousarray(frames), self.fps, record)
+
+    # --- what is given ---------------------------------------------------------------------
+
+    def _given(self, frames: np.ndarray, exactly: int | None = None) -> np.ndarray:
+        """Given (T, H, W, 3) uint8 frames, centre-cropped square at frame_size; or a clear error."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape[1:3]:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        if len(frames) == 0:
+            raise ValueError("no frames given")
+        if exactly and len(frames) != exactly:
+            raise ValueError(f"this mode takes exactly {exactly} frames, got {len(frames)}")
+        return square_frames(frames, self.frame_size)
+
+    def _pixel_mask(self, mask: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """A (S, S) or (T, S, S) mask as (T, S, S) bool for the window, or a clear error."""
+        try:
+            return np.broadcast_to(np.asarray(mask, bool), window.shape[:3])
+        except ValueError:
+            size = self.frame_size
+            raise ValueError(f"a mask must be ({size}, {size}) or ({len(window)}, {size}, {size}), "
+                             f"got {np.shape(mask)}") from None
 
 
-def _check_frames(frames: np.ndarray, exact_window: int | None = None) -> np.ndarray:
-    """Given frames as (T, 64, 64, 3) uint8, or a clear error."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[1:] != (SIZE, SIZE, 3) or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, {SIZE}, {SIZE}, 3) uint8, got {frames.shape} {frames.dtype}")
-    if exact_window and len(frames) != exact_window:
-        raise ValueError(f"this mode takes exactly {exact_window} frames, got {len(frames)}")
-    if len(frames) == 0:
-        raise ValueError("no frames given")
-    return frames
-
-
-def _check_params(steps: int, guidance: float) -> None:
-    if not 1 <= steps <= 1000:
-        raise ValueError(f"steps must be within 1..1000, got {steps}")
-    if not 0.0 <= guidance <= 50.0:
-        raise ValueError(f"guidance must be within 0..50, got {guidance}")
+def _params(mode: str, prompt: str, **fields) -> GenerationParams:
+    """A mode method's plain arguments as GenerationParams, validated by the model the API and the CLI use
+    (every bound). Its source rules are the request's (a library video, a region in fractions); a Python
+    caller gives frames and pixel masks instead, so the mode is set after validation."""
+    return GenerationParams(prompt=prompt, **fields).model_copy(update={"mode": mode})

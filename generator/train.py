@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
-from generator.checkpoint import WEIGHTS_DIR, load_training_state, save_training_state
+from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR, builtin_path, load_training_state, save_training_state
 from generator.dit import DIT_CONFIGS, DiTConfig, STDiT, load_checkpoint, save_checkpoint, tokenize
 from generator.flow import sample_frame_mask, training_loss, update_ema
 from generator.video import square_frames
@@ -214,8 +214,8 @@ class Schedule:
 
 
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
-                    autoencoder: str | Path = WEIGHTS_DIR / "autoencoder-tiny.safetensors",
-                    export: str | Path | None = WEIGHTS_DIR / "generator-tiny.safetensors",
+                    autoencoder: str | Path = WEIGHTS_DIR / AUTOENCODER,
+                    export: str | Path | None = builtin_path("tiny"),
                     init: str | Path | None = None, data: str | Path | None = None,
                     dit_config: DiTConfig | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
     """Train (or resume) the DiT in `run_dir` for `cfg.steps` steps or `cfg.minutes`; export its

@@ -6,15 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.device import resolve_device
 from indexer.models import ClipModel, load_clip
 from indexer.vocabulary import unknown_words, unknown_words_notice
-
-
-def resolve_device(device: str) -> str:
-    """`auto` picks CUDA when present; anything else is passed to torch as it is."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class ClipEncoder:

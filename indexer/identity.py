@@ -11,15 +11,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-ID_LENGTH = 32  # hex digits of the sha256 of a video file's bytes kept as its content id (indexer.ingest)
+from common.weights import Builtins, looks_like_path, weights_file
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-BUILTIN = ("reelbase-tiny",)
+BUILTIN = Builtins("CLIP model", WEIGHTS_DIR, declared=("reelbase-tiny",), make="`reelbase train clip` writes them")
 DESCRIPTOR_DIM = 3 * 8 * 8
 DESCRIPTOR_NAME = "reelbase-pixel-descriptor-v1"
-
-
-class UnknownModel(ValueError):
-    """A spec that names no local file, built-in model or open_clip pretrained tag."""
 
 
 def model_identity(spec: str) -> str:
@@ -30,12 +27,17 @@ def model_identity(spec: str) -> str:
     (their vectors must not mix with the old ones), and the same weights at another path (in a
     container, say) are not. A pretrained tag names fixed weights: it is its own identity.
     """
-    name, _, source = spec.partition(":")
+    weights = clip_weights(spec)
+    return f"{spec.partition(':')[0]}@{weights_digest(weights)}" if weights else spec
+
+
+def clip_weights(spec: str) -> Path | None:
+    """The local weights file a CLIP spec names, by the weights ladder (common/weights.py): `ARCH:path`
+    (its file must exist) or a built-in name; None for anything else (an open_clip pretrained tag)."""
+    _, _, source = spec.partition(":")
     if source and looks_like_path(source):
-        return f"{name}@{weights_digest(_weights_file(spec, Path(source).expanduser()))}"
-    if spec in BUILTIN:
-        return f"{spec}@{weights_digest(_weights_file(spec, WEIGHTS_DIR / f'{spec}.safetensors'))}"
-    return spec
+        return weights_file(source, "CLIP", spec)
+    return BUILTIN.resolve(spec) if spec in BUILTIN.available() else None
 
 
 def weights_digest(path: Path) -> str:
@@ -46,13 +48,3 @@ def weights_digest(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()[:12]
 
-
-def looks_like_path(source: str) -> bool:
-    """Whether the part of a spec after the colon names a weights file rather than a pretrained tag."""
-    return "/" in source or source.endswith((".safetensors", ".bin", ".pt", ".pth"))
-
-
-def _weights_file(spec: str, path: Path) -> Path:
-    if not path.is_file():
-        raise UnknownModel(f"CLIP weights file not found: {path} (from spec '{spec}')")
-    return path

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from indexer.identity import ID_LENGTH
+from common.ids import ID_LENGTH
 from indexer.reader import ReadLimits, SampledFrames, sniff
 from indexer.store import VideoRecord, VideoStore
 from indexer.writer import INDEX_RATE, MAX_SAMPLED, Failed, IndexWriter, Item

@@ -1,10 +1,10 @@
-"""CLIP model specs: one resolution ladder from a spec string to a loaded open_clip model.
+"""CLIP model specs: the weights ladder (common/weights.py) from a spec string to a loaded open_clip model.
 
 A spec is, in this order (like open_clip's own factory, kept small):
 1. `NAME:/path/to/weights` — an open_clip architecture with local weights (safetensors or a
    torch checkpoint, loaded without unpickling);
-2. a built-in name (`reelbase-tiny`) — an open_clip config and safetensors shipped in
-   `indexer/weights/`, trained by `reelbase train clip`;
+2. a built-in name (`reelbase-tiny`) — an open_clip config and safetensors in `indexer/weights/`,
+   trained by `reelbase train clip`;
 3. `NAME:TAG` — an open_clip pretrained tag: its cached weights, with no network access, else
    downloaded by open_clip where the download source answers (a quick check first, so an
    offline machine gets one clear line instead of a minute of retries).
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import open_clip
 import torch
 
+from common.weights import UnknownModel
 from indexer import pretrained
-from indexer.identity import BUILTIN, WEIGHTS_DIR, UnknownModel, model_identity
-from indexer.identity import looks_like_path as _looks_like_path
+from indexer.identity import BUILTIN, WEIGHTS_DIR, clip_weights, model_identity
 from indexer.vocabulary import read_vocabulary
 
 log = logging.getLogger(__name__)
@@ -53,19 +52,9 @@ class ClipModel:
 def load_clip(spec: str, device: str = "cpu") -> ClipModel:
     """Resolve `spec` (explicit path, built-in name, pretrained tag) and load it on `device`."""
     name, _, source = spec.partition(":")
-    if source and _looks_like_path(source):
-        weights = Path(source).expanduser()
-        if not weights.is_file():
-            raise UnknownModel(f"CLIP weights file not found: {weights} (from spec '{spec}')")
+    weights = clip_weights(spec)
+    if weights:
         return _create(spec, name, str(weights), device, model_identity(spec), read_vocabulary(weights))
-    if spec in BUILTIN:
-        weights = WEIGHTS_DIR / f"{spec}.safetensors"
-        if not weights.is_file():
-            raise UnknownModel(
-                f"built-in model '{spec}' has no weights at {weights}; "
-                "train them with `reelbase train clip`"
-            )
-        return _create(spec, spec, str(weights), device, model_identity(spec), read_vocabulary(weights))
     if source and (name, source) in set(open_clip.list_pretrained()):
         cfg = open_clip.get_pretrained_cfg(name, source)
         return _create(spec, name, _pretrained_file(spec, name, cfg), device, spec, preprocess=cfg)
@@ -77,7 +66,7 @@ def available_models() -> str:
     tags = [f"{n}:{t}" for n, t in open_clip.list_pretrained()]
     examples = [t for t in POPULAR_TAGS if t in tags] or tags[:4]
     return (
-        f"Built in: {', '.join(BUILTIN)}. open_clip pretrained tags ({len(tags)}), e.g. "
+        f"Built in: {', '.join(BUILTIN.available())}. open_clip pretrained tags ({len(tags)}), e.g. "
         f"{', '.join(examples)}, ... (all: python -c 'import open_clip; "
         "print(open_clip.list_pretrained())'). Local weights: ARCH:/path/to/weights, "
         f"ARCH one of open_clip's {len(open_clip.list_models())} architectures."

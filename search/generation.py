@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.video import square_frames, write_mp4
+from generator.params import GenerationParams
+from generator.video import write_mp4
 from indexer.expressions import quote
 from indexer.ingest import content_id, temp_path
 from indexer.reader import read_span
 from indexer.store import VideoRecord, VideoStore
 from indexer.writer import IndexWriter, Item
 from search.library import Library, check_time
-from search.params import GenerationParams
 
 if TYPE_CHECKING:  # torch loads with the first generation
     from generator.pipeline import Generator
@@ -50,27 +50,8 @@ class Generation:
         `on_saving(video_id)` is told the clip's id before its file enters the library, so a
         process killed while saving can be repaired by `recover_clip` at the next start.
         """
-        g = self.generator
-        common = dict(negative_prompt=params.negative_prompt, seed=params.seed, steps=params.steps,
-                      guidance=params.guidance, callback=callback)
         with self._lock:
-            if params.mode == "text":
-                clip = g.generate(params.prompt, frames=params.frames, **common)
-            elif params.mode == "animate":
-                frame, _ = self.library.frame_at(params.video_id, params.t)
-                clip = g.animate(square_frames(frame[None], g.frame_size)[0], params.prompt, frames=params.frames,
-                                 **common)
-            elif params.mode == "continue":
-                given = self._source_frames(params.video_id, end=params.t)
-                clip = g.extend(given, params.prompt, new_frames=params.frames, **common)
-            else:
-                window = self._source_frames(params.video_id, start=params.t, count=g.window)
-                if params.mode == "variation":
-                    clip = g.vary(window, params.prompt, strength=params.strength, **common)
-                else:
-                    mask = _region_mask(params.region, window.shape[1:3])
-                    edit = g.inpaint if params.mode == "inpaint" else g.outpaint
-                    clip = edit(window, mask, params.prompt, **common)
+            clip = self.generator.make(params, self._source_frames(params), callback)
         meta = {**clip.record, "job": params.model_dump(mode="json")}
         return self.add_clip(clip.frames, clip.fps, params.prompt, meta, parent_id=params.video_id or "",
                              on_saving=on_saving)
@@ -120,28 +101,22 @@ class Generation:
         log.info("removed the half-saved clip %s", video_id)
         return False
 
-    def _source_frames(self, video_id: str, start: float = 0.0, end: float | None = None,
-                       count: int | None = None) -> np.ndarray:
-        """Frames of a library video at the generator's size and rate: `count` from `start` (a short source
-        holds its last frame), or those up to `end` (its last CONTINUE_FROM_S seconds). Only these are decoded."""
-        from generator.world import FPS
-
-        record = self.library.get(video_id)
-        if end is not None:
-            check_time(record, end)
-            start = max(0.0, end - CONTINUE_FROM_S)
+    def _source_frames(self, params: GenerationParams) -> np.ndarray | None:
+        """The frames a generation starts from, decoded from its library video at the generator's rate (the
+        generator squares them to its size): none for text, the frame at t for animate, the last
+        CONTINUE_FROM_S seconds up to t for continue, one window from t for the others (a short source
+        holds its last frame). Only these are decoded."""
+        if params.mode == "text":
+            return None
+        record = self.library.get(params.video_id)
+        if params.mode == "animate":
+            frame, _ = self.library.frame_of(record, params.t)
+            return frame[None]
+        check_time(record, params.t)
+        g = self.generator
+        if params.mode == "continue":
+            start, end = max(0.0, params.t - CONTINUE_FROM_S), params.t
         else:
-            check_time(record, start)
-            end = start + (count - 1) / FPS
-        frames, _ = read_span(self.library.file_of(record), start, end, FPS, max_side=self.generator.frame_size)
-        return square_frames(frames, self.generator.frame_size)
-
-
-def _region_mask(region, shape: tuple[int, int]) -> np.ndarray:
-    """A boolean (H, W) mask of a Region given in fractions of the frame."""
-    h, w = shape
-    mask = np.zeros((h, w), bool)
-    top, left = round(region.y * h), round(region.x * w)
-    mask[top:max(top + 1, round((region.y + region.height) * h)),
-         left:max(left + 1, round((region.x + region.width) * w))] = True
-    return mask
+            start, end = params.t, params.t + (g.window - 1) / g.fps
+        frames, _ = read_span(self.library.file_of(record), start, end, g.fps, max_side=g.frame_size)
+        return frames

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from search.params import GenerationParams, shown
+from generator.params import GenerationParams
+from search.params import shown
 
 log = logging.getLogger(__name__)
 

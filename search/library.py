@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from indexer.identity import ID_LENGTH
+from common.ids import ID_LENGTH, ID_PATTERN, MIN_ID_PREFIX
 from indexer.ingest import IngestReport, Progress, ingest, temp_path
 from indexer.library_folder import LibraryFolder
 from indexer.reader import read_frame_at
 from indexer.store import VideoRecord, VideoStore
-from search.params import ID_PATTERN, MIN_ID_PREFIX, Filters
+from search.params import Filters
 
 if TYPE_CHECKING:  # torch loads with the first command that embeds
     from indexer.encoder import ClipEncoder

@@ -1,22 +1,18 @@
-"""What a query or a generation asks for: validated once, here, for the API, the CLI and the service."""
+"""What a query asks for: validated once, here, for the API, the CLI and the service (a generation's
+parameters are the generator's: generator/params.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.expressions import quote
-from indexer.identity import ID_LENGTH
 
-MODES = ("text", "continue", "animate", "variation", "inpaint", "outpaint")
 SOURCES = ("generated", "ingested")
 
-MIN_ID_PREFIX = 4  # hex digits of a video id that may stand for it, as git takes a commit's
-ID_PATTERN = rf"^[0-9a-fA-F]{{{MIN_ID_PREFIX},{ID_LENGTH}}}$"  # a video id or a unique prefix of one
 MAX_MODEL_FILTER = 200  # characters of a model filter
-MAX_PROMPT = 500  # characters of a prompt (a longer caption re-seeds as its first MAX_PROMPT)
 ECHO_LIMIT = 80  # characters of a request's value that an error message shows
 
 
@@ -30,46 +26,6 @@ def shown(value: object, limit: int = ECHO_LIMIT) -> str:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Region(Strict):
-    """A box in fractions of the frame: left, top, width, height, each within 0..1."""
-
-    x: float = Field(ge=0, le=1)
-    y: float = Field(ge=0, le=1)
-    width: float = Field(gt=0, le=1)
-    height: float = Field(gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _inside(self) -> Region:
-        if self.x + self.width > 1 + 1e-9 or self.y + self.height > 1 + 1e-9:
-            raise ValueError("the region must lie inside the frame (x + width <= 1, y + height <= 1)")
-        return self
-
-
-class GenerationParams(Strict):
-    """One generation: a prompt and a mode; every mode but `text` starts from a library video at time t."""
-
-    mode: Literal["text", "continue", "animate", "variation", "inpaint", "outpaint"] = "text"
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    steps: int = Field(default=30, ge=1, le=200)
-    guidance: float = Field(default=4.0, ge=0, le=20)
-    frames: int = Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")
-    video_id: str | None = Field(default=None, pattern=ID_PATTERN,
-                                 description="the source video: its id or a unique prefix of it")
-    t: float = Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")
-    strength: float = Field(default=0.6, ge=0, le=1, description="variation: how far from the source")
-    region: Region | None = Field(default=None, description="inpaint: the box to regenerate; outpaint: the box to keep")
-
-    @model_validator(mode="after")
-    def _mode_needs(self) -> GenerationParams:
-        if self.mode != "text" and not self.video_id:
-            raise ValueError(f"mode '{self.mode}' starts from a library video: give video_id (and t)")
-        if self.mode in ("inpaint", "outpaint") and self.region is None:
-            raise ValueError(f"mode '{self.mode}' needs a region")
-        return self
 
 
 class Filters(Strict):

@@ -8,11 +8,11 @@ import json
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from generator.params import MAX_PROMPT, GenerationParams
 from search.api.deps import Jobs, Links, Service, video_out
 from search.api.schemas import JobList, JobOut, Reseed
 from search.jobs import TERMINAL, Job
 from search.media_links import MediaLinks
-from search.params import MAX_PROMPT, GenerationParams
 from search.service import Reelbase
 
 router = APIRouter(tags=["generation"])

@@ -6,8 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from common.ids import ID_PATTERN
+from generator.params import (
+    MAX_PROMPT,
+    Frames,
+    GenerationParams,
+    Guidance,
+    NegativePrompt,
+    RegionField,
+    Seed,
+    SourceTime,
+    Steps,
+    Strength,
+)
 from search.duplicates import DEFAULT_THRESHOLD
-from search.params import ID_PATTERN, MAX_PROMPT, Filters, GenerationParams, Region, Strict
+from search.params import Filters, Strict
 
 VIDEO_ID = ID_PATTERN  # a video id or a unique prefix of it, resolved by the service
 
@@ -60,17 +73,17 @@ class Reseed(Strict):
     """Start a generation from a search hit: its video and time, a mode, and (optionally) a new prompt."""
 
     video_id: str = Field(pattern=VIDEO_ID)
-    t: float = Field(default=0.0, ge=0, le=86_400)
+    t: SourceTime
     mode: Literal["continue", "animate", "variation", "inpaint", "outpaint"] = "continue"
     prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT,
                                description="default: the hit's own prompt or caption")
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    steps: int = Field(default=30, ge=1, le=200)
-    guidance: float = Field(default=4.0, ge=0, le=20)
-    frames: int = Field(default=16, ge=2, le=128)
-    strength: float = Field(default=0.6, ge=0, le=1)
-    region: Region | None = None
+    negative_prompt: NegativePrompt
+    seed: Seed
+    steps: Steps
+    guidance: Guidance
+    frames: Frames
+    strength: Strength
+    region: RegionField
 
 
 # --- responses ---------------------------------------------------------------------------------

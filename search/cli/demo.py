@@ -12,8 +12,8 @@ DEMO_QUERIES = ("a red ball", "a blue square in a forest", "something at sunset"
 
 
 def cmd_demo(args) -> int:
+    from generator.params import GenerationParams
     from generator.world import write_dataset
-    from search.params import GenerationParams
 
     with open_service() as service:
         data = service.settings.data_dir

@@ -12,7 +12,7 @@ from search.cli.output import StepBar
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    from search.params import GenerationParams
+    from generator.params import GenerationParams
 
     params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, frames=args.frames)  # the API's bounds, before any work
@@ -31,9 +31,7 @@ def cmd_generate(args) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     generator = Generator.load(args.model, args.device)
     with StepBar("generate", quiet=args.json) as bar:
-        clip = generator.generate(params.prompt, negative_prompt=params.negative_prompt, seed=params.seed,
-                                  steps=params.steps, guidance=params.guidance, frames=params.frames,
-                                  callback=bar.update)
+        clip = generator.make(params, callback=bar.update)
     out = write_mp4(args.out, clip.frames, clip.fps)
     record_path = Path(out).with_suffix(".json")
     record_path.write_text(json.dumps(clip.record, indent=2))

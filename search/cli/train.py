@@ -11,7 +11,7 @@ def cmd_train(args) -> int:
 
     import torch
 
-    from indexer.encoder import resolve_device
+    from common.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -25,13 +25,13 @@ def cmd_train(args) -> int:
         result = train(run_dir, dataclasses.replace(TrainConfig(), **overrides), device, export=not args.no_export)
     elif args.what == "autoencoder":
         from generator.autoencoder import train_autoencoder
-        from generator.checkpoint import WEIGHTS_DIR
+        from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
 
         result = train_autoencoder(run_dir, device=device, **overrides)
         if not args.no_export:
-            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / "autoencoder-tiny.safetensors")
+            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / AUTOENCODER)
     else:
-        from generator.checkpoint import WEIGHTS_DIR
+        from generator.checkpoint import builtin_path
         from generator.train import GeneratorTrainConfig, train_generator
 
         if args.minutes is not None and args.steps is not None:
@@ -39,7 +39,7 @@ def cmd_train(args) -> int:
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift)) if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
-        export = None if args.no_export else WEIGHTS_DIR / f"generator-{args.config}.safetensors"
+        export = None if args.no_export else builtin_path(args.config)
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0

@@ -6,13 +6,16 @@ import decord
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from generator import world
-from generator.autoencoder import AE_CONFIGS, FrameAutoencoder
+from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder
+from generator.checkpoint import AUTOENCODER, save_weights
 from generator.dit import DIT_CONFIGS, STDiT
 from generator.flow import Cancelled
+from generator.params import GenerationParams, Region
 from generator.pipeline import Generator
-from generator.video import write_mp4
+from generator.video import square_frames, write_mp4
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def test_generate_shape_record_and_determinism(gen):
     c = gen.generate("a red ball moving right on black", seed=2, steps=3, guidance=4.0)
     assert a.frames.shape == (16, 64, 64, 3) and a.frames.dtype == np.uint8 and a.fps == 8
     assert np.array_equal(a.frames, b.frames) and not np.array_equal(a.frames, c.frames)
-    assert a.record["mode"] == "generate" and a.record["seed"] == 1 and a.record["warnings"] == []
+    assert a.record["mode"] == "text" and a.record["seed"] == 1 and a.record["warnings"] == []
     assert a.record["parsed_prompt"]["objects"] == [{"colour": "red", "shape": "ball"}]
 
 
@@ -113,3 +116,72 @@ def test_the_generator_samples_with_its_checkpoints_time_shift(gen):
     a, b = (Generator(m, gen.autoencoder, "test", "cpu").generate(prompt, seed=1, steps=3).frames
             for m in (plain, shifted))
     assert not np.array_equal(a, b)
+
+
+def test_make_runs_each_mode_from_its_params_as_the_mode_methods_do(gen, clip):
+    region = Region(x=0.25, y=0.125, width=0.5, height=0.375)
+    box = region.mask(64, 64)
+
+    def params(mode: str, **fields) -> GenerationParams:
+        edits = mode in ("inpaint", "outpaint")
+        return GenerationParams(mode=mode, prompt="a red ball", video_id="ab" * 16, steps=2,
+                                region=region if edits else None, **fields)
+
+    made = {mode: gen.make(params(mode, **fields), given) for mode, given, fields in (
+        ("continue", clip, {"frames": 4}), ("animate", clip[:1], {"frames": 5}),
+        ("variation", clip, {"strength": 0.3}), ("inpaint", clip, {}), ("outpaint", clip, {}))}
+    called = {"continue": gen.extend(clip, "a red ball", steps=2, new_frames=4),
+              "animate": gen.animate(clip[0], "a red ball", steps=2, frames=5),
+              "variation": gen.vary(clip, "a red ball", strength=0.3, steps=2),
+              "inpaint": gen.inpaint(clip, box, "a red ball", steps=2),
+              "outpaint": gen.outpaint(clip, box, "a red ball", steps=2)}
+    for mode, clip_made in made.items():
+        assert np.array_equal(clip_made.frames, called[mode].frames), mode
+        assert clip_made.record["mode"] == called[mode].record["mode"] == mode
+    assert made["continue"].frames.shape[0] == 20 and made["animate"].frames.shape[0] == 5
+    assert np.array_equal(made["inpaint"].frames[:, ~box], clip[:, ~box])
+    assert np.array_equal(made["outpaint"].frames[:, box], clip[:, box])
+
+
+def test_make_takes_frames_for_every_mode_but_text(gen, clip):
+    with pytest.raises(ValueError, match="starts from no frames"):
+        gen.make(GenerationParams(prompt="a red ball", steps=1), clip)
+    with pytest.raises(ValueError, match="starts from given frames"):
+        gen.make(GenerationParams(prompt="a red ball", mode="continue", video_id="abcd", steps=1))
+    with pytest.raises(ValueError, match="exactly 1 frames"):
+        gen.make(GenerationParams(prompt="a red ball", mode="animate", video_id="abcd", steps=1), clip)
+
+
+def test_a_region_is_a_pixel_box_of_at_least_one_pixel():
+    mask = Region(x=0.5, y=0.25, width=0.25, height=0.5).mask(8, 16)
+    assert mask.shape == (8, 16) and mask[2:6, 8:12].all() and mask.sum() == 16
+    assert Region(x=0.99, y=0.99, width=0.01, height=0.01).mask(8, 8).sum() == 1
+
+
+def test_given_frames_of_any_size_are_squared_to_the_generators_frames(gen, clip):
+    wide = np.pad(clip.repeat(2, axis=1).repeat(2, axis=2), ((0, 0), (0, 0), (32, 32), (0, 0)))  # 128 x 192
+    out = gen.extend(wide, "a red ball", steps=1, new_frames=2)
+    assert out.frames.shape == (18, 64, 64, 3) and np.array_equal(out.frames[:16], square_frames(wide, 64))
+
+
+def test_the_mode_methods_validate_by_the_model_of_the_api(gen):
+    """One set of bounds: the pipeline took steps up to 1000 and guidance up to 50 before."""
+    bad = {"steps": 201, "guidance": 20.5, "seed": -1, "frames": 129, "negative_prompt": "x" * 501}
+    for name, value in bad.items():
+        with pytest.raises(ValidationError, match=name):
+            gen.generate("a red ball", **{name: value})
+    with pytest.raises(ValidationError, match="stepz"):
+        gen.generate("a red ball", stepz=2)
+
+
+def test_the_checkpoint_says_the_frame_size_and_rate_older_ones_the_worlds(gen, tmp_path):
+    faster = Generator(STDiT(dataclasses.replace(gen.dit.config, fps=12)), gen.autoencoder, "test", "cpu")
+    clip = faster.generate("a red ball", steps=1)
+    assert faster.fps == clip.fps == clip.record["fps"] == 12
+    older = {k: v for k, v in dataclasses.asdict(gen.dit.config).items() if k not in ("frame_size", "fps")}
+    save_weights(tmp_path / "older.safetensors", gen.dit, older)  # written before the fields
+    save_autoencoder(tmp_path / AUTOENCODER, gen.autoencoder)
+    loaded = Generator.load(str(tmp_path / "older.safetensors"), "cpu")
+    assert (loaded.frame_size, loaded.fps) == (world.SIZE, world.FPS)
+    with pytest.raises(ValueError, match="autoencoder decodes"):
+        Generator(STDiT(dataclasses.replace(gen.dit.config, frame_size=128)), gen.autoencoder, "test", "cpu")

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
+from common.weights import UnknownModel
 from indexer.encoder import ClipEncoder
 from indexer.identity import model_identity, weights_digest
-from indexer.models import WEIGHTS_DIR, UnknownModel, load_clip, random_clip
+from indexer.models import WEIGHTS_DIR, load_clip, random_clip
 from indexer.store import ModelMismatch, VideoStore
 
 

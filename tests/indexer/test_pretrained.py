@@ -13,8 +13,9 @@ import pytest
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import save_file
 
+from common.weights import UnknownModel
 from indexer import pretrained
-from indexer.models import UnknownModel, load_clip
+from indexer.models import load_clip
 
 ROOT = Path(__file__).parents[2]
 

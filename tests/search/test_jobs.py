@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 import pytest
 
+from generator.params import GenerationParams
 from search.jobs import Job, JobNotFound, JobQueue, QueueFull
-from search.params import GenerationParams
 
 PARAMS = GenerationParams(prompt="a red ball moving right on black", steps=1).model_dump(mode="json")
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from generator.params import GenerationParams
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.models import model_identity
 from indexer.store import StoreError, VideoStore, drop_catalog
 from indexer.writer import Failed, IndexWriter
 from search.jobs import JobQueue
-from search.params import GenerationParams
 from search.service import Reelbase
 from search.settings import Settings
 from tests.fixtures import ApiProcess

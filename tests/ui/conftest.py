@@ -6,10 +6,10 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from generator.params import GenerationParams
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from search.api import create_app
-from search.params import GenerationParams
 from search.settings import Settings
 from tests import fixtures
 
