@@ -9,13 +9,13 @@ which is where `reelbase train generator --config NAME` exports.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from common.files import atomic_path, remove_stale_temp_files
 from common.weights import Builtins, resolve, weights_file
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the built-in models: shipped, or exported by training
@@ -41,9 +41,8 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: 
     path = Path(path)
     metadata = {"config": json.dumps(config), "extra": json.dumps(extra or {})}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
@@ -59,14 +58,14 @@ def save_training_state(path: str | Path, parts: dict, **values) -> None:
     """Modules and optimizers (`parts`, by name) and plain `values` (step, ...); atomic, for resuming."""
     path = Path(path)
     state = {name: part.state_dict() for name, part in parts.items()} | values
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a kill never leaves half a state
+    with atomic_path(path) as tmp:  # a kill never leaves half a state
+        torch.save(state, tmp)
 
 
 def load_training_state(path: str | Path, parts: dict) -> dict | None:
     """Load a saved state into `parts`; returns the whole state (with its values), or None if absent."""
     path = Path(path)
+    remove_stale_temp_files(path.parent)  # what a killed save left
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)

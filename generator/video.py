@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image
+
+from common.files import atomic_path
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
@@ -19,8 +20,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> 
     T, H, W, _ = frames.shape
     if H % 2 or W % 2:
         frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)), mode="edge")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4",
+                                           options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -30,7 +31,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> 
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    tmp.replace(path)
     return path
 
 

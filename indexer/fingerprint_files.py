@@ -16,13 +16,12 @@ from the video file once and writes it again.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from common.files import atomic_path
 from indexer.thumbnails import MAX_FRAMES, RATE, SIDE
 
 log = logging.getLogger(__name__)
@@ -47,14 +46,8 @@ class FingerprintFiles:
             raise ValueError(f"need (n, {SIDE}, {SIDE}, 3) uint8 thumbnails and n times, got {thumbs.shape} "
                              f"{thumbs.dtype} and {times.shape}")
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(video_id)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}.tmp")  # as indexer.ingest.temp_path
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, version=np.array(VERSION), thumbnails=thumbs, times=times)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(self.path(video_id)) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, version=np.array(VERSION), thumbnails=thumbs, times=times)
 
     def read(self, video_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """A video's kept thumbnails and times, or None when there are none (or they are unreadable or stale)."""

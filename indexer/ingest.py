@@ -17,13 +17,13 @@ import os
 import shutil
 import stat
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from common.files import atomic_path, remove_stale_temp_files
 from common.ids import ID_LENGTH
 from indexer.reader import ReadLimits, SampledFrames, sniff
 from indexer.store import VideoRecord, VideoStore
@@ -285,52 +285,8 @@ def _suffix(path: Path, sampled: SampledFrames) -> str:
 def _copy_atomic(src: Path, dst: Path) -> None:
     if dst.exists():
         return
-    tmp = temp_path(dst)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def temp_path(path: Path) -> Path:
-    """Where this process writes `path` before renaming it into place: hidden, with a token of its own
-    (two threads writing the same file, say two uploads of one video, do not meet) and the pid."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}.tmp")
-
-
-STALE_AFTER_S = 24 * 3600  # a pid can be reused (pid 1 in a container), so old temp files go anyway
-
-
-def remove_stale_temp_files(folder: Path) -> list[str]:
-    """Delete the temp files and folders (see `temp_path`) that a killed process left in `folder`.
-
-    A file is stale when the process named in it is gone, or it is a day old; files of live
-    writers (an API beside a CLI ingest, say) are left alone. Returns the names removed.
-    """
-    removed = []
-    for path in folder.glob(".*.tmp") if folder.is_dir() else ():
-        pid = path.name.rsplit(".", 2)[-2]
-        try:
-            stale = not pid.isdigit() or not _alive(int(pid)) or time.time() - path.stat().st_mtime > STALE_AFTER_S
-            if stale:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                removed.append(path.name)
-        except FileNotFoundError:  # its writer renamed or removed it meanwhile
-            continue
-    if removed:
-        log.info("removed %d temp files left by killed processes in %s", len(removed), folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _meta(path: Path, keep_path: bool) -> dict:

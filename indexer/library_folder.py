@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.files import remove_stale_temp_files
 from indexer.fingerprint_files import FingerprintFiles
-from indexer.ingest import remove_stale_temp_files
 
 
 class LibraryFolder:
@@ -18,14 +18,14 @@ class LibraryFolder:
     `uploads/` and `fingerprints/`."""
 
     def __init__(self, videos: Path, data: Path):
-        self.videos = Path(videos)
+        self.videos, self.data = Path(videos), Path(data)
         self.thumbs = Path(data) / "thumbs"
         self.uploads = Path(data) / "uploads"
         self.fingerprints = FingerprintFiles(Path(data) / "fingerprints")
 
     def remove_stale_temp_files(self) -> None:
         """Delete what killed processes left half-written in any of the folders."""
-        for folder in (self.videos, self.thumbs, self.uploads, self.fingerprints.folder):
+        for folder in (self.videos, self.data, self.thumbs, self.uploads, self.fingerprints.folder):
             remove_stale_temp_files(folder)
 
     def file(self, uri: str) -> Path | None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common.files import write_atomic
 from common.tasks import LibraryTasks
 from indexer.library_folder import LibraryFolder
 from indexer.store import ModelMismatch, VideoRecord, VideoStore, drop_catalog, read_catalog
@@ -126,9 +127,7 @@ def read_records(path: Path) -> list[VideoRecord]:
 def write_records(path: Path, records: list[VideoRecord]) -> None:
     """The records as JSON (atomically), or no file when there are none."""
     if records:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps([r.to_dict() for r in records]))
-        tmp.replace(path)
+        write_atomic(path, json.dumps([r.to_dict() for r in records]))
     else:
         path.unlink(missing_ok=True)
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from common.files import atomic_path, remove_stale_temp_files
 from generator import world
 from indexer.encoder import ClipEncoder
 from indexer.models import WEIGHTS_DIR, random_clip
@@ -173,14 +174,14 @@ def export_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def _save_checkpoint(run_dir: Path, model, optimizer, step: int, elapsed: float) -> None:
-    tmp = run_dir / "checkpoint.pt.tmp"
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed}
-    torch.save(state, tmp)
-    tmp.replace(run_dir / "checkpoint.pt")  # atomic: a kill never leaves half a checkpoint
+    with atomic_path(run_dir / "checkpoint.pt") as tmp:  # a kill never leaves half a checkpoint
+        torch.save(state, tmp)
 
 
 def _resume(run_dir: Path, model, optimizer) -> tuple[int, float]:
     path = run_dir / "checkpoint.pt"
+    remove_stale_temp_files(run_dir)  # what a killed save left
     if not path.exists():
         return 0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=True)

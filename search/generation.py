@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.files import temp_path
 from generator.params import GenerationParams
 from generator.video import write_mp4
 from indexer.expressions import quote
-from indexer.ingest import content_id, temp_path
+from indexer.ingest import content_id
 from indexer.reader import read_span
 from indexer.store import VideoRecord, VideoStore
 from indexer.writer import IndexWriter, Item

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from common.files import remove_stale_temp_files, write_atomic
 from generator.params import GenerationParams
 from search.params import shown
 
@@ -231,13 +231,11 @@ class JobQueue:
     # --- the record on disk ---
 
     def _save(self, job: Job) -> None:
-        path = self.folder / f"{job.job_id}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(job.to_dict()))
-        os.replace(tmp, path)
+        write_atomic(self.folder / f"{job.job_id}.json", json.dumps(job.to_dict()))
 
     def _load(self) -> None:
         """Read earlier jobs; those the last process left running failed with it, queued ones run again."""
+        remove_stale_temp_files(self.folder)
         jobs = []
         for path in self.folder.glob("*.json"):
             try:

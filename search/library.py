@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from common.files import write_atomic
 from common.ids import ID_LENGTH, ID_PATTERN, MIN_ID_PREFIX
-from indexer.ingest import IngestReport, Progress, ingest, temp_path
+from indexer.ingest import IngestReport, Progress, ingest
 from indexer.library_folder import LibraryFolder
 from indexer.reader import read_frame_at
 from indexer.store import VideoRecord, VideoStore
@@ -149,9 +150,7 @@ class Library:
         png = png_bytes(frame, THUMB_SIDE)
         if t is None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_path(cached)
-            tmp.write_bytes(png)
-            tmp.replace(cached)
+            write_atomic(cached, png)
         return png
 
 

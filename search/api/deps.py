@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 
+from common.files import temp_path
 from indexer.store import VideoHit, VideoRecord
 from search import images, media_links
 from search.api.schemas import FrameOut, HitOut, VideoLinks, VideoOut
@@ -108,7 +107,8 @@ def save_upload(upload: UploadFile, folder: Path) -> Path:
     """Copy an upload into a fresh temp folder under `folder` (named by this process, so a restart
     removes what a killed one left), keeping its (sanitised) name."""
     folder.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=folder, prefix=".upload-", suffix=f".{os.getpid()}.tmp"))
+    temp = temp_path(folder / "upload")
+    temp.mkdir(mode=0o700)
     target = temp / safe_name(upload.filename)
     with open(target, "wb") as out:
         shutil.copyfileobj(upload.file, out, 1 << 20)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from indexer.encoder import ClipEncoder
-from indexer.ingest import content_id, find_videos, ingest, remove_stale_temp_files
+from indexer.ingest import content_id, find_videos, ingest
 from indexer.models import model_identity
 from indexer.store import VideoStore, drop_catalog
 from tests import fixtures
@@ -146,21 +146,3 @@ def test_kill_minus_9_half_way_then_rerun_repairs_everything(tmp_path, milvus_ur
         assert store.count_frames() == 40 * 5
         assert store.orphan_frame_video_ids() == set()
     assert sorted(p.stem for p in library.iterdir()) == sorted(ids)  # no temp files, nothing twice
-
-
-def test_stale_temp_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    library = tmp_path / "library"
-    library.mkdir()
-    kept = [library / ("a" * 32 + ".mp4"), library / f".{'b' * 32}.mp4.{os.getpid()}.tmp"]
-    stale = [library / f".{'c' * 32}.mp4.{dead.pid}.tmp", library / f".upload-x.{dead.pid}.tmp"]
-    old = library / f".{'d' * 32}.mp4.{os.getpid()}.old.tmp"  # no pid in place: not ours to keep
-    for path in kept + stale[:1] + [old]:
-        path.write_bytes(b"x")
-    stale[1].mkdir()
-    (stale[1] / "clip.mp4").write_bytes(b"x")
-    assert sorted(remove_stale_temp_files(library)) == sorted(p.name for p in stale + [old])
-    assert sorted(library.iterdir()) == sorted(kept)
-    os.utime(kept[1], (0, 0))  # a day old: its pid may be another process's by now
-    assert remove_stale_temp_files(library) == [kept[1].name]
