@@ -1,9 +1,9 @@
-"""The reader unit of the indexing pipeline: video files in, sampled and downscaled frames out.
+"""The in-process decoder of the indexing pipeline: video files in, sampled and downscaled frames out.
 
 Files are checked before decoding (size, magic bytes, stream metadata against `ReadLimits`).
-Decoding here is in-process; `indexer.frame_reader.FrameReader` runs it in a child process so
-that no file can crash or hang the caller. This module imports only numpy, av and decord
-(and the numpy-only `indexer.thumbnails`), so that child starts fast.
+Decoding here is in-process: a broken file can crash or hang the caller. The crash-isolated reader,
+`indexer.isolated_reader.FrameReader`, runs this in a child process so that none can; this module
+imports only numpy, av and decord (and the numpy-only `indexer.thumbnails`), so it starts fast.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexer import thumbnails
-from indexer.frame_reader import FrameReader
+from indexer.isolated_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, read_frames
 from indexer.store import VideoEntry, VideoRecord, VideoStore
 

@@ -16,7 +16,7 @@ import pytest
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
-from indexer.frame_reader import FrameReader
+from indexer.isolated_reader import FrameReader
 from indexer.reader import (
     BadVideo,
     ReadLimits,
@@ -295,7 +295,7 @@ def test_child_starts_without_the_callers_heavy_imports(world, tmp_path):
         "import sys\n"
         f"open({str(marker)!r}, 'a').write('app imported\\n')  # the caller's heavy set-up\n"
         "if __name__ == '__main__':\n"
-        "    from indexer.frame_reader import FrameReader\n"
+        "    from indexer.isolated_reader import FrameReader\n"
         "    assert not {'torch', 'generator', 'search'} & {m.split('.')[0] for m in sys.modules}\n"
         "    with FrameReader() as reader:\n"
         f"        print(type(next(reader.read([{str(world[0])!r}]))).__name__)\n"

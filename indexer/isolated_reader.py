@@ -1,9 +1,10 @@
 """The crash-isolated reader: files decoded in a child process that may die without harm.
 
 decord can abort the whole process on broken input (a corrupt `stts` box makes it throw
-`std::bad_alloc`, which ends in SIGABRT), so `FrameReader` runs `indexer.reader` in one spawned
-child, restarts it when it dies or stalls, and reports that file as bad. This module and
-`indexer.reader` import only numpy, av and decord, so the child starts fast.
+`std::bad_alloc`, which ends in SIGABRT), so `FrameReader` runs `indexer.reader` (the in-process
+decoder) in one spawned child, restarts it when it dies or stalls, and reports that file as bad.
+Whatever reads files a user handed in goes through here. This module and `indexer.reader` import
+only numpy, av and decord, so the child starts fast.
 """
 
 from __future__ import annotations
