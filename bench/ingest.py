@@ -31,7 +31,7 @@ from indexer.store import VideoStore
 def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path, fingerprints: bool = True) -> None:
     folder = tmp / f"world-{name}"
     paths = world.write_dataset(folder, clips, seed=31337)
-    store = VideoStore(str(tmp / f"{name}.db"), model=encoder.name, dim=encoder.dim)
+    store = VideoStore(str(tmp / f"{name}.db"), clip_model=encoder.name, dim=encoder.dim)
     encoder.encode_images(np.zeros((8, 64, 64, 3), np.uint8))  # warm up
     started = time.perf_counter()
     report = ingest([folder], store, encoder, tmp / f"library-{name}",

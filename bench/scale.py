@@ -31,7 +31,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from indexer.store import HNSW_BUILD, MIN_EF  # noqa: E402
+from indexer.milvus import HNSW_BUILD, MIN_EF  # noqa: E402
 from tests.fixtures import milvus_server  # noqa: E402
 
 FRAMES_PER_VIDEO = 5

@@ -29,7 +29,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from generator import world  # noqa: E402
-from indexer.store import VideoEntry, VideoRecord  # noqa: E402
+from indexer.records import VideoEntry, VideoRecord  # noqa: E402
 from search.api import create_app  # noqa: E402
 from search.service import Reelbase  # noqa: E402
 from search.settings import Settings  # noqa: E402

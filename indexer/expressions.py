@@ -1,4 +1,4 @@
-"""Milvus boolean expressions: string literals that stand for any Unicode text.
+"""Milvus boolean expressions: string literals that stand for any Unicode text, lists and conjunctions.
 
 Milvus parses a double-quoted literal with backslash escapes for the quote, the backslash, and
 newline, carriage return and tab; it takes every other character as it is. JSON's `\\uXXXX`
@@ -19,3 +19,8 @@ def quote(text: str) -> str:
 def in_list(field: str, values: list[str], negate: bool = False) -> str:
     """`field in [...]` (or `not in`) over string values."""
     return f"{field} {'not in' if negate else 'in'} [{', '.join(map(quote, values))}]"
+
+
+def all_of(*expressions: str) -> str:
+    """The conjunction of the non-empty expressions."""
+    return " and ".join(f"({e})" for e in expressions if e)

@@ -2,7 +2,7 @@
 
 A store records the writer of each collection and refuses vectors from another: the CLIP model
 (`model_identity`) for videos, frames and prompts, the pixel descriptor (`DESCRIPTOR_NAME`,
-`DESCRIPTOR_DIM`, computed by `indexer.fingerprint.describe`) for fingerprints. Opening a store
+`DESCRIPTOR_DIM`, computed by `indexer.fingerprint.describe`) for descriptors. Opening a store
 for a light command (stats, an id look-up) needs these names, not the models.
 """
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 from common.files import atomic_path, remove_stale_temp_files
 from common.ids import ID_LENGTH
 from indexer.reader import ReadLimits, SampledFrames, sniff
-from indexer.store import VideoRecord, VideoStore
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 from indexer.writer import INDEX_RATE, MAX_SAMPLED, Failed, IndexWriter, Item
 
 if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)

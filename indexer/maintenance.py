@@ -14,7 +14,9 @@ from pathlib import Path
 from common.files import write_atomic
 from common.tasks import LibraryTasks
 from indexer.library_folder import LibraryFolder
-from indexer.store import ModelMismatch, VideoRecord, VideoStore, drop_catalog, read_catalog
+from indexer.milvus import ModelMismatch, drop_catalog, read_catalog
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 from indexer.writer import Failed, IndexWriter, Item
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ import numpy as np
 from indexer import thumbnails
 from indexer.isolated_reader import FrameReader
 from indexer.reader import BadVideo, ReadLimits, SampledFrames, read_frames
-from indexer.store import VideoEntry, VideoRecord, VideoStore
+from indexer.records import VideoEntry, VideoRecord
+from indexer.store import VideoStore
 
 if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
     from indexer.encoder import ClipEncoder

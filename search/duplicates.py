@@ -21,7 +21,8 @@ import numpy as np
 from common.tasks import LibraryTasks
 from indexer import thumbnails
 from indexer.reader import read_frames
-from indexer.store import VideoRecord, VideoStore
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 from indexer.writer import INDEX_RATE
 from search.library import Library
 

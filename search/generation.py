@@ -17,7 +17,8 @@ from generator.video import write_mp4
 from indexer.expressions import quote
 from indexer.ingest import content_id
 from indexer.reader import read_span
-from indexer.store import VideoRecord, VideoStore
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 from indexer.writer import IndexWriter, Item
 from search.library import Library, check_time
 

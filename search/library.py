@@ -20,7 +20,8 @@ from common.ids import ID_LENGTH, ID_PATTERN, MIN_ID_PREFIX
 from indexer.ingest import IngestReport, Progress, ingest
 from indexer.library_folder import LibraryFolder
 from indexer.reader import read_frame_at
-from indexer.store import VideoRecord, VideoStore
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 from search.params import Filters
 
 if TYPE_CHECKING:  # torch loads with the first command that embeds

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.store import VideoHit, VideoRecord, VideoStore
+from indexer.records import VideoHit, VideoRecord
+from indexer.store import VideoStore
 from search.library import Library
 from search.params import Filters
 

@@ -51,7 +51,7 @@ class Reelbase:
         """The catalog, opened without loading the CLIP model: its identity is a digest of its weights
         file, and its dim the store's record of it (the model is loaded only for a new store)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return VideoStore(self.settings.resolved_milvus_uri, model=model_identity(self.settings.clip_model),
+        return VideoStore(self.settings.resolved_milvus_uri, clip_model=model_identity(self.settings.clip_model),
                           dim=lambda: self.encoder.dim, token=self.settings.milvus_token)
 
     @cached_property

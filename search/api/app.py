@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from common.tasks import Busy
+from indexer.milvus import StoreError
 from indexer.reader import BadVideo
-from indexer.store import StoreError
 from search.api import jobs as jobs_routes
 from search.api import library, media, queries
 from search.api.deps import require_key

@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 
 from common.files import temp_path
-from indexer.store import VideoHit, VideoRecord
+from indexer.records import VideoHit, VideoRecord
 from search import images, media_links
 from search.api.schemas import FrameOut, HitOut, VideoLinks, VideoOut
 from search.jobs import JobQueue

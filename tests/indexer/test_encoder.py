@@ -7,8 +7,9 @@ from safetensors.torch import save_file
 from common.weights import UnknownModel
 from indexer.encoder import ClipEncoder
 from indexer.identity import model_identity, weights_digest
+from indexer.milvus import ModelMismatch
 from indexer.models import WEIGHTS_DIR, load_clip, random_clip
-from indexer.store import ModelMismatch, VideoStore
+from indexer.store import VideoStore
 
 
 def test_builtin_model_loads_offline_and_embeds_unit_vectors():
@@ -61,10 +62,10 @@ def test_a_model_is_recorded_by_its_weights_not_by_its_name_or_place(tmp_path):
     assert ClipEncoder.load(f"reelbase-tiny:{here}", "cpu").name == model_identity(f"reelbase-tiny:{there}")
 
     uri = str(tmp_path / "milvus.db")
-    with VideoStore(uri, model=model_identity("reelbase-tiny"), dim=256):
+    with VideoStore(uri, clip_model=model_identity("reelbase-tiny"), dim=256):
         pass
     with pytest.raises(ModelMismatch, match="reelbase-tiny@"):
-        VideoStore(uri, model=model_identity(f"reelbase-tiny:{here}"), dim=256)
+        VideoStore(uri, clip_model=model_identity(f"reelbase-tiny:{here}"), dim=256)
 
 
 @pytest.mark.parametrize("spec", ["no-such-model", "ViT-B-32:no-such-tag"])

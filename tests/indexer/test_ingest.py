@@ -13,8 +13,9 @@ import pytest
 
 from indexer.encoder import ClipEncoder
 from indexer.ingest import content_id, find_videos, ingest
+from indexer.milvus import drop_catalog
 from indexer.models import model_identity
-from indexer.store import VideoStore, drop_catalog
+from indexer.store import VideoStore
 from tests import fixtures
 
 
@@ -25,7 +26,7 @@ def encoder():
 
 @pytest.fixture
 def store(tmp_path, encoder):
-    with VideoStore(str(tmp_path / "milvus.db"), model=encoder.name, dim=encoder.dim) as s:
+    with VideoStore(str(tmp_path / "milvus.db"), clip_model=encoder.name, dim=encoder.dim) as s:
         yield s
 
 
@@ -140,7 +141,7 @@ def test_kill_minus_9_half_way_then_rerun_repairs_everything(tmp_path, milvus_ur
     rerun = _run_ingest(env, folder)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()
-    with VideoStore(milvus_uri, model=model_identity("reelbase-tiny"), dim=256) as store:
+    with VideoStore(milvus_uri, clip_model=model_identity("reelbase-tiny"), dim=256) as store:
         ids = {content_id(p) for p in paths}
         assert {r.video_id for r in store.iter_videos()} == ids
         assert store.count_frames() == 40 * 5

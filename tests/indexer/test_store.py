@@ -10,20 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient
 
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
-from indexer.store import (
-    COLLECTIONS,
-    MODEL_KEY,
-    ModelMismatch,
-    StoreLocked,
-    VideoEntry,
-    VideoRecord,
-    VideoStore,
-    _supports_group_by,
-    drop_catalog,
-)
+from indexer.milvus import COLLECTIONS, DIM_KEY, MODEL_KEY, ModelMismatch, StoreLocked, drop_catalog, supports_group_by
+from indexer.records import VideoEntry, VideoRecord
+from indexer.store import VideoStore
 
 MODEL, DIM = "test-clip", 16
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +30,7 @@ def uri(request, tmp_path):
         return str(tmp_path / "data" / "milvus.db")  # the parent folder does not exist yet
     uri = request.getfixturevalue("milvus_server_uri" if request.param == "server" else "stack_milvus_uri")
     try:  # another suite may have left its own model's collections on the shared server
-        VideoStore(uri, model=MODEL, dim=DIM).close()
+        VideoStore(uri, clip_model=MODEL, dim=DIM).close()
     except ModelMismatch:
         drop_catalog(uri)
     client = MilvusClient(uri)
@@ -51,7 +43,7 @@ def uri(request, tmp_path):
 
 @pytest.fixture
 def store(uri):
-    s = VideoStore(uri, model=MODEL, dim=DIM)
+    s = VideoStore(uri, clip_model=MODEL, dim=DIM)
     yield s
     s.close()
 
@@ -143,14 +135,14 @@ def test_optimize_keeps_every_video_findable(store, uri):
     assert store.count_frames() == 48 and store.count_videos() == 8
     store.close()
 
-    reopened = VideoStore(uri, model=MODEL, dim=DIM)  # what optimize left opens and searches as before
+    reopened = VideoStore(uri, clip_model=MODEL, dim=DIM)  # what optimize left opens and searches as before
     assert reopened.search_frames(videos["vid06"][0], top_k=1)[0].video.video_id == "vid06"
     reopened.close()
 
 
 def test_index_dropped_by_a_crash_is_rebuilt_on_open(tmp_path):
     path = str(tmp_path / "milvus.db")
-    store = VideoStore(path, model=MODEL, dim=DIM)
+    store = VideoStore(path, clip_model=MODEL, dim=DIM)
     videos = clustered(3, 4)
     for vid, emb in videos.items():
         add(store, vid, emb)
@@ -158,7 +150,7 @@ def test_index_dropped_by_a_crash_is_rebuilt_on_open(tmp_path):
     store._client.drop_index("frames", "embedding")
     store.close()
 
-    store = VideoStore(path, model=MODEL, dim=DIM)
+    store = VideoStore(path, clip_model=MODEL, dim=DIM)
     assert store._client.list_indexes("frames")
     assert store.search_frames(videos["vid01"][3], top_k=1)[0].video.video_id == "vid01"
     store.close()
@@ -188,27 +180,27 @@ def test_group_by_detected_from_server_version(store):
     ],
 )
 def test_supports_group_by(version, grouped):
-    assert _supports_group_by(version) is grouped
+    assert supports_group_by(version) is grouped
 
 
 def test_model_mismatch_refused(store, uri):
     add(store, "vid00", clustered(1, 2)["vid00"])
     with pytest.raises(ModelMismatch) as e:
-        VideoStore(uri, model="ViT-B-32:laion2b_s34b_b79k", dim=DIM)
+        VideoStore(uri, clip_model="ViT-B-32:laion2b_s34b_b79k", dim=DIM)
     assert "'test-clip' (dim 16)" in str(e.value)
     assert "'ViT-B-32:laion2b_s34b_b79k' (dim 16)" in str(e.value)
     assert "reelbase reindex" in str(e.value)
     with pytest.raises(ModelMismatch, match=r"'test-clip' \(dim 32\)"):
-        VideoStore(uri, model=MODEL, dim=32)
+        VideoStore(uri, clip_model=MODEL, dim=32)
 
 
 def test_model_record_round_trips(store, uri):
     client = MilvusClient(uri)
     for name in COLLECTIONS:  # the pixel descriptors have their own writer, whatever the CLIP model
-        expected = DESCRIPTOR_NAME if name == "fingerprints" else MODEL
+        expected = DESCRIPTOR_NAME if name == "descriptors" else MODEL
         assert client.describe_collection(name)["properties"][MODEL_KEY] == expected
     store.close()
-    assert VideoStore(uri, model=MODEL, dim=DIM).count_videos() == 0
+    assert VideoStore(uri, clip_model=MODEL, dim=DIM).count_videos() == 0
 
 
 def test_dim_comes_from_the_model_record_without_loading_the_model(store, uri):
@@ -219,15 +211,15 @@ def test_dim_comes_from_the_model_record_without_loading_the_model(store, uri):
         asked.append(True)
         return DIM
 
-    with VideoStore(uri, model=MODEL, dim=dim) as reopened:
+    with VideoStore(uri, clip_model=MODEL, dim=dim) as reopened:
         assert reopened.dim == DIM and not asked
     with pytest.raises(ModelMismatch):
-        VideoStore(uri, model="other-clip", dim=dim)
+        VideoStore(uri, clip_model="other-clip", dim=dim)
     assert asked  # another model's record does not tell this one's dim
 
 
 def test_dim_of_a_new_store_is_asked_for(tmp_path):
-    with VideoStore(str(tmp_path / "milvus.db"), model=MODEL, dim=lambda: DIM) as s:
+    with VideoStore(str(tmp_path / "milvus.db"), clip_model=MODEL, dim=lambda: DIM) as s:
         assert s.dim == DIM
         assert s.search_frames(unit(np.ones(DIM)), top_k=1) == []
 
@@ -261,6 +253,51 @@ def test_pixel_descriptors_are_found_and_deleted_with_their_video(store):
     assert store.descriptor_of("vid01") is None and "vid01" not in [v for v, _ in store.search_descriptors(
         descriptors[1], top_k=3)]
     assert not store.orphan_frame_video_ids()
+
+
+def write_old_descriptors(uri: str, descriptors: dict[str, np.ndarray]) -> None:
+    """The pixel descriptors as a store written before the rename kept them: a collection `fingerprints`."""
+    client = MilvusClient(uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("video_id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=DESCRIPTOR_DIM)
+    client.create_collection("fingerprints", schema=schema, consistency_level="Strong",
+                             properties={MODEL_KEY: DESCRIPTOR_NAME, DIM_KEY: str(DESCRIPTOR_DIM)})
+    index = client.prepare_index_params()
+    index.add_index("embedding", index_type="AUTOINDEX", metric_type="COSINE")
+    client.create_index("fingerprints", index)
+    client.insert("fingerprints", [{"video_id": v, "embedding": d.tolist()} for v, d in descriptors.items()])
+    client.flush("fingerprints")
+    client.close()
+
+
+def test_a_store_of_the_old_layout_has_its_descriptors_renamed_on_open(store, uri):
+    rng = np.random.default_rng(4)
+    descriptors = {v: rng.normal(size=DESCRIPTOR_DIM).astype(np.float32) for v in ("vid00", "vid01")}
+    for i, v in enumerate(descriptors):
+        add(store, v, clustered(1, 2, seed=i)["vid00"])
+    store.close()
+    client = MilvusClient(uri)
+    client.drop_collection("descriptors")  # the old layout: videos, frames, prompts and fingerprints
+    client.close()
+    write_old_descriptors(uri, descriptors)
+
+    with VideoStore(uri, clip_model=MODEL, dim=DIM) as reopened:
+        assert np.allclose(reopened.descriptor_of("vid01"), descriptors["vid01"], atol=1e-6)
+        assert reopened.search_descriptors(descriptors["vid00"], top_k=1)[0][0] == "vid00"
+        assert reopened.count_videos() == 2 and not reopened.orphan_frame_video_ids()
+    client = MilvusClient(uri)
+    assert not client.has_collection("fingerprints") and all(client.has_collection(n) for n in COLLECTIONS)
+    client.close()
+
+
+def test_drop_catalog_drops_a_collection_under_its_old_name_too(tmp_path):
+    uri = str(tmp_path / "milvus.db")
+    write_old_descriptors(uri, {"vid00": np.ones(DESCRIPTOR_DIM, np.float32)})
+    drop_catalog(uri)
+    client = MilvusClient(uri)
+    assert client.list_collections() == []
+    client.close()
 
 
 def test_orphan_frames_hidden_then_repaired(store):
@@ -354,14 +391,14 @@ def test_lite_lock_is_reported_plainly(tmp_path):
     holder = child(f"""
         import sys
         from indexer.store import VideoStore
-        VideoStore({path!r}, model={MODEL!r}, dim={DIM})
+        VideoStore({path!r}, clip_model={MODEL!r}, dim={DIM})
         print("ready", flush=True)
         sys.stdin.read()
     """)
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLocked) as e:
-            VideoStore(path, model=MODEL, dim=DIM)
+            VideoStore(path, clip_model=MODEL, dim=DIM)
         assert path in str(e.value) and "reelbase serve" in str(e.value)
     finally:
         holder.communicate("")  # closing stdin lets it exit
@@ -372,15 +409,16 @@ def test_lite_committed_video_survives_kill9(tmp_path):
     writer = child(f"""
         import os, signal
         import numpy as np
-        from indexer.store import VideoRecord, VideoStore
-        store = VideoStore({path!r}, model={MODEL!r}, dim={DIM})
+        from indexer.records import VideoRecord
+        from indexer.store import VideoStore
+        store = VideoStore({path!r}, clip_model={MODEL!r}, dim={DIM})
         store.add_video(VideoRecord("vid00", "u", "ingested"), range(4), [0, 1, 2, 3],
                         np.eye({DIM}, dtype=np.float32)[:4])
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     writer.communicate()
     assert writer.returncode == -signal.SIGKILL
-    store = VideoStore(path, model=MODEL, dim=DIM)
+    store = VideoStore(path, clip_model=MODEL, dim=DIM)
     assert store.has_video("vid00") and store.count_frames() == 4
     assert store.search_frames(np.eye(DIM)[2])[0].best_t == 2.0
 
@@ -390,8 +428,9 @@ def test_lite_without_faiss_still_searches(tmp_path):
         import sys
         sys.modules["faiss"] = None  # as on a machine without faiss-cpu
         import numpy as np
-        from indexer.store import VideoRecord, VideoStore
-        store = VideoStore({str(tmp_path / "milvus.db")!r}, model={MODEL!r}, dim={DIM})
+        from indexer.records import VideoRecord
+        from indexer.store import VideoStore
+        store = VideoStore({str(tmp_path / "milvus.db")!r}, clip_model={MODEL!r}, dim={DIM})
         store.add_video(VideoRecord("vid00", "u", "ingested"), range(2), [0, 1],
                         np.eye({DIM}, dtype=np.float32)[:2])
         print(store.search_frames(np.eye({DIM})[1])[0].video.video_id)
@@ -426,7 +465,7 @@ def test_pages_are_full_and_consecutive_in_a_skewed_library(store):
 
 @pytest.mark.parametrize("ids_in_filter", [2000, 0], ids=["ids-in-frame-filter", "each-video-checked"])
 def test_a_page_is_full_whatever_the_video_filter_keeps(store, monkeypatch, ids_in_filter):
-    monkeypatch.setattr("indexer.store.IDS_IN_FILTER", ids_in_filter)
+    monkeypatch.setattr("indexer.frame_search.IDS_IN_FILTER", ids_in_filter)
     q, videos = skewed_library(store)
     ids = sorted(videos)
     keep = ids[::7]  # the big video and every 7th short one

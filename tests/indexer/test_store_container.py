@@ -6,7 +6,9 @@ The whole store suite (`test_store.py`) runs against it too, as its `stack` para
 import numpy as np
 import pytest
 
-from indexer.store import ModelMismatch, VideoRecord, VideoStore, drop_catalog
+from indexer.milvus import ModelMismatch, drop_catalog
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -14,7 +16,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 def test_server_groups_by_video(stack_milvus_uri):
     rng = np.random.default_rng(0)
     drop_catalog(stack_milvus_uri)  # the store suite left its own model's collections
-    store = VideoStore(stack_milvus_uri, model="test-clip-group-by", dim=8)
+    store = VideoStore(stack_milvus_uri, clip_model="test-clip-group-by", dim=8)
     try:
         assert store.group_by  # detected from the server version
         centres = rng.normal(size=(4, 8))
@@ -30,7 +32,7 @@ def test_server_groups_by_video(stack_milvus_uri):
         assert all(1 <= len(h.frames) <= 2 for h in hits)
         assert all(h.frames == sorted(h.frames, key=lambda f: -f.score) for h in hits)
         with pytest.raises(ModelMismatch):
-            VideoStore(stack_milvus_uri, model="other", dim=8)
+            VideoStore(stack_milvus_uri, clip_model="other", dim=8)
     finally:
         store.close()
         drop_catalog(stack_milvus_uri)

@@ -12,8 +12,9 @@ from PIL import Image
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
+from indexer.milvus import drop_catalog
 from indexer.models import model_identity
-from indexer.store import VideoRecord, drop_catalog
+from indexer.records import VideoRecord
 from search import media_links
 from search.api import create_app
 from search.jobs import JobQueue

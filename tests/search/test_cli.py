@@ -181,8 +181,9 @@ def twins(tmp_path_factory):
     in_another_process(f"""
 import numpy as np
 from indexer.identity import model_identity
-from indexer.store import VideoRecord, VideoStore
-with VideoStore({str(data / "milvus.db")!r}, model=model_identity("reelbase-tiny"), dim=256) as store:
+from indexer.records import VideoRecord
+from indexer.store import VideoStore
+with VideoStore({str(data / "milvus.db")!r}, clip_model=model_identity("reelbase-tiny"), dim=256) as store:
     for n, video_id in enumerate({TWINS!r}):
         store.add_video(VideoRecord(video_id, video_id + ".mp4", "ingested", meta={{"caption": f"twin {{n}}"}}),
                         [0], [0.0], np.eye(256, dtype=np.float32)[n:n + 1])
@@ -273,7 +274,7 @@ def test_repair_removes_what_interrupted_work_left_and_reports_missing_files(tmp
 import numpy as np
 from indexer.models import model_identity
 from indexer.store import VideoStore
-with VideoStore({str(data / "milvus.db")!r}, model=model_identity("reelbase-tiny"), dim=256) as store:
+with VideoStore({str(data / "milvus.db")!r}, clip_model=model_identity("reelbase-tiny"), dim=256) as store:
     store._write_frames([("c" * 32, [0, 1], [0.0, 0.5], np.eye(256, dtype=np.float32)[:2])])  # died before its row
     assert store.orphan_frame_video_ids() == {{"c" * 32}}
 """)  # Milvus Lite lets one process hold the file, and keeps it while this one lives
@@ -293,7 +294,7 @@ def test_a_lite_file_held_by_another_process_is_reported_clearly(library):
     from indexer.store import VideoStore
 
     _, data = library
-    with VideoStore(str(data / "milvus.db"), model=model_identity("reelbase-tiny"), dim=256):
+    with VideoStore(str(data / "milvus.db"), clip_model=model_identity("reelbase-tiny"), dim=256):
         result = reelbase("stats", data_dir=data, check=False)
     assert result.returncode == 2 and "milvus.db" in result.stderr and "Traceback" not in result.stderr
     print(result.stderr)

@@ -19,8 +19,9 @@ import pytest
 from generator.params import GenerationParams
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
+from indexer.milvus import StoreError, drop_catalog
 from indexer.models import model_identity
-from indexer.store import StoreError, VideoStore, drop_catalog
+from indexer.store import VideoStore
 from indexer.writer import Failed, IndexWriter
 from search.jobs import JobQueue
 from search.service import Reelbase
@@ -69,7 +70,7 @@ def library_files(data: Path) -> list[str]:
 
 def assert_consistent(uri: str, data: Path, expected_ids: set[str]) -> None:
     """The catalog holds exactly these videos, each with its file, and no vector without a video."""
-    with VideoStore(uri, model=model_identity("reelbase-tiny"), dim=256) as store:
+    with VideoStore(uri, clip_model=model_identity("reelbase-tiny"), dim=256) as store:
         assert {r.video_id for r in store.iter_videos()} == expected_ids
         assert store.orphan_frame_video_ids() == set()
     assert library_files(data) == sorted(f"{v}.mp4" for v in expected_ids)
