@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from common.files import atomic_path, remove_stale_temp_files
 from common.ids import ID_LENGTH
-from indexer.reader import ReadLimits, SampledFrames, sniff
+from indexer.probe import ReadLimits, sniff
+from indexer.reader import SampledFrames
 from indexer.records import VideoRecord
 from indexer.store import VideoStore
 from indexer.writer import INDEX_RATE, MAX_SAMPLED, Failed, IndexWriter, Item

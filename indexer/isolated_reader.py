@@ -23,7 +23,8 @@ from functools import partial
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from indexer.reader import BadVideo, ReadLimits, SampledFrames, _read, sample_indices
+from indexer.probe import BadVideo, ReadLimits
+from indexer.reader import SampledFrames, _read, sample_indices
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from indexer import thumbnails
 from indexer.isolated_reader import FrameReader
-from indexer.reader import BadVideo, ReadLimits, SampledFrames, read_frames
+from indexer.probe import BadVideo, ReadLimits
+from indexer.reader import SampledFrames, read_frames
 from indexer.records import VideoEntry, VideoRecord
 from indexer.store import VideoStore
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from common.tasks import Busy
 from indexer.milvus import StoreError
-from indexer.reader import BadVideo
+from indexer.probe import BadVideo
 from search.api import jobs as jobs_routes
 from search.api import library, media, queries
 from search.api.deps import require_key

@@ -6,7 +6,7 @@ import shutil
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
-from indexer.reader import sniff
+from indexer.probe import sniff
 from indexer.records import SORTABLE
 from search.api.deps import Jobs, Links, QueryFilters, Service, save_upload, video_out
 from search.api.schemas import IngestOut, LibraryPage, ReindexOut, StatsOut, VideoDetail

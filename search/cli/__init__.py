@@ -47,7 +47,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: shown as one line, not a traceback."""
     from common.weights import UnknownModel
     from indexer.milvus import StoreError
-    from indexer.reader import BadVideo
+    from indexer.probe import BadVideo
     from search.library import NotFound
 
     return (UnknownModel, StoreError, FileNotFoundError, PermissionError, ValueError, NotFound, BadVideo)

@@ -17,17 +17,8 @@ import pytest
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.isolated_reader import FrameReader
-from indexer.reader import (
-    BadVideo,
-    ReadLimits,
-    SampledFrames,
-    VideoInfo,
-    probe,
-    read_frames,
-    read_span,
-    sample_indices,
-    sniff,
-)
+from indexer.probe import BadVideo, ReadLimits, VideoInfo, probe, sniff
+from indexer.reader import SampledFrames, read_frames, read_span, sample_indices
 from tests.fixtures import BAD_WRITERS, write_world_ts, write_world_videos
 
 REPO = Path(__file__).resolve().parents[2]
