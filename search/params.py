@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.expressions import quote
 
-SOURCES = ("generated", "ingested")
-
 MAX_MODEL_FILTER = 200  # characters of a model filter
 ECHO_LIMIT = 80  # characters of a request's value that an error message shows
 
