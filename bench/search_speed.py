@@ -7,7 +7,7 @@ in one run: the service called directly, then the API (uvicorn on loopback, http
 one client (latency) and with 4 concurrent clients (throughput); then the service again after
 `optimize` (on Milvus Lite: its indexes rebuilt over every row).
 
-    python3 bench/search.py [--sizes 10000 100000] [--queries 200]
+    python3 bench/search_speed.py [--sizes 10000 100000] [--queries 200]
 """
 
 from __future__ import annotations
