@@ -59,7 +59,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         keep = not args.no_fingerprints
         measure("reelbase-tiny", ClipEncoder(load_clip("reelbase-tiny", device), device), args.clips, Path(tmp), keep)
-        measure("ViT-B-32", ClipEncoder(random_clip("ViT-B-32", device), device), args.vit_clips, Path(tmp), keep)
+        if args.vit_clips:  # 0: the built-in model alone
+            measure("ViT-B-32", ClipEncoder(random_clip("ViT-B-32", device), device), args.vit_clips, Path(tmp), keep)
 
 
 if __name__ == "__main__":
