@@ -89,10 +89,10 @@ class Maintenance:
             records = read_records(self.failed) + self._records_to_reindex()
             records = list({r.video_id: r for r in records}.values())  # the catalog's record wins
             writer, store = self._writer(), self._open_store()
-            items = [Item.known(self.folder.existing_file(r.uri) or Path("/nonexistent"), r) for r in records]
+            record_of = {Item.known(self.folder.existing_file(r.uri) or Path("/nonexistent"), r): r for r in records}
             done, failed, kept = 0, [], []
-            for outcome in writer.write(items):
-                record = outcome.item.record(None)
+            for outcome in writer.write(record_of):
+                record = record_of[outcome.item]
                 if isinstance(outcome, Failed):
                     failed.append({"video_id": record.video_id, "reason": outcome.reason})
                     if store.get_video(record.video_id) is None:  # not in the catalog: keep its record

@@ -40,7 +40,7 @@ class NotIndexed(RuntimeError):
     """A file that could not go into the catalog, with the reason."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed as itself: callers may key what they know of an item by it
 class Item:
     """A file to index, and how its record comes to be once the file is read: `record(sampled)` makes the
     record from what the reader found (an ingest copies the file into the library there) or returns the

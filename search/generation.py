@@ -76,7 +76,7 @@ class Generation:
         """Save generated frames into the library as an mp4 and index the file (frames and prompt)."""
         folder = self.library.folder.videos
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = write_mp4(temp_path(folder / f"generating-{threading.get_ident()}.mp4"), frames, int(fps))
+        tmp = write_mp4(temp_path(folder / "generating.mp4"), frames, int(fps))  # named by its hash once written
         video_id = content_id(tmp)
         if on_saving:
             on_saving(video_id)
