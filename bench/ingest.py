@@ -26,6 +26,7 @@ from indexer.ingest import ingest
 from indexer.models import load_clip, random_clip
 from indexer.reader import read_frames
 from indexer.store import VideoStore
+from indexer.writer import IndexWriter
 
 
 def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path, fingerprints: bool = True) -> None:
@@ -34,8 +35,8 @@ def measure(name: str, encoder: ClipEncoder, clips: int, tmp: Path, fingerprints
     store = VideoStore(str(tmp / f"{name}.db"), clip_model=encoder.name, dim=encoder.dim)
     encoder.encode_images(np.zeros((8, 64, 64, 3), np.uint8))  # warm up
     started = time.perf_counter()
-    report = ingest([folder], store, encoder, tmp / f"library-{name}",
-                    fingerprints=FingerprintFiles(tmp / f"fingerprints-{name}") if fingerprints else None)
+    writer = IndexWriter(store, encoder, FingerprintFiles(tmp / f"fingerprints-{name}") if fingerprints else None)
+    report = ingest([folder], writer, tmp / f"library-{name}")
     ingest_s = time.perf_counter() - started
     store.close()
     frames = np.concatenate([read_frames(p).frames for p in paths])

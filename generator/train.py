@@ -57,12 +57,6 @@ class GeneratorTrainConfig:
 # Data
 
 
-SHAPE_SYNONYMS = {"ball": ("ball", "circle", "disc"), "square": ("square", "box", "block")}
-SPEED_SYNONYMS = {"slowly": ("slowly", "slow"), "quickly": ("quickly", "fast")}
-SCENE_SYNONYMS = {"on black": ("on black", "on a black background"), "in a forest": ("in a forest", "in the forest"),
-                  "at sunset": ("at sunset",)}
-
-
 def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
     """The canonical caption most of the time; else synonyms, another word order, or a part."""
     roll = rng.random()
@@ -71,13 +65,13 @@ def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
     if roll < 0.75:
         return world.partial_query(spec, rng).text
     pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    nouns = [f"a {o.colour} {pick(SHAPE_SYNONYMS[o.shape])}" for o in spec.objects]
+    nouns = [f"a {o.colour} {pick(world.SHAPE_SYNONYMS[o.shape])}" for o in spec.objects]
     motion = spec.motion
     words = motion.split()
     if len(words) == 3:  # "moving quickly up" -> "moving fast up" / "moving up fast"
-        speed = pick(SPEED_SYNONYMS[words[1]])
+        speed = pick(world.SPEED_SYNONYMS[words[1]])
         motion = f"moving {speed} {words[2]}" if rng.random() < 0.5 else f"moving {words[2]} {speed}"
-    scene = pick(SCENE_SYNONYMS[spec.scene])
+    scene = pick(world.SCENE_SYNONYMS[spec.scene])
     subject = " and ".join(nouns)
     return f"{subject} {motion} {scene}" if rng.random() < 0.7 else f"{scene}, {subject} {motion}"
 

@@ -35,6 +35,11 @@ COLOURS = {
 SHAPES = ("ball", "square")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 SPEED_BANDS = {"slowly": (0.8, 1.5), "": (1.5, 3.0), "quickly": (3.0, 4.5)}  # px per frame
+# other words for the same thing, which training captions use now and then (the canonical ones first)
+SHAPE_SYNONYMS = {"ball": ("ball", "circle", "disc"), "square": ("square", "box", "block")}
+SPEED_SYNONYMS = {"slowly": ("slowly", "slow"), "quickly": ("quickly", "fast")}
+SCENE_SYNONYMS = {"on black": ("on black", "on a black background"), "in a forest": ("in a forest", "in the forest"),
+                  "at sunset": ("at sunset",)}
 RADIUS_RANGE = (4, 7)
 GRAVITY = 0.5  # px per frame squared, downward
 BOUNCE = 0.8  # share of speed kept when a falling object bounces off the bottom
@@ -364,6 +369,22 @@ def _motion_matches(motion: str, spec: ClipSpec) -> bool:
         return motion == actual
     want, have = motion.split()[1:], actual.split()[1:]
     return want[-1] == have[-1] and (len(want) == 1 or want == have)
+
+
+def paraphrase(query: Query, rng: np.random.Generator) -> str:
+    """The query in other words: synonyms of shapes, speeds and scenes, the speed after the direction, the
+    scene first; it means what `query.text` means."""
+    pick = lambda options: str(options[rng.integers(len(options))])  # noqa: E731
+    nouns = [_noun_phrase(c, pick(SHAPE_SYNONYMS[s]) if s else None) for c, s in query.objects] or ["something"]
+    words = (query.motion or "").split()
+    if len(words) == 3:  # "moving quickly up" -> "moving fast up" / "moving up fast"
+        speed = pick(SPEED_SYNONYMS[words[1]])
+        words = ["moving", speed, words[2]] if rng.random() < 0.5 else ["moving", words[2], speed]
+    subject = " ".join([" and ".join(nouns), *words])
+    if not query.scene:
+        return subject
+    scene = pick(SCENE_SYNONYMS[query.scene])
+    return f"{subject} {scene}" if rng.random() < 0.7 else f"{scene}, {subject}"
 
 
 def full_query(spec: ClipSpec) -> Query:

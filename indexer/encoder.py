@@ -72,8 +72,9 @@ class ClipEncoder:
         """(N, 3, S, S) pixels in 0..1 to the model's input scale."""
         return (x - self._mean) / self._std
 
-    def resize(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: the centre square, resized to S.
+    def resize(self, frames: np.ndarray, size: int | None = None) -> torch.Tensor:
+        """uint8 (N, H, W, 3) to (N, 3, S, S) in 0..1: the centre square, resized to S (the model's input size
+        unless `size` is given).
 
         Cropping first keeps memory to the square: a 20 x 2,000,000 image costs 20 x 20 pixels,
         not the 64 x 6,400,000 that scaling its short side up first would make.
@@ -83,7 +84,7 @@ class ClipEncoder:
         top, left = (h - side) // 2, (w - side) // 2
         square = np.require(frames[:, top : top + side, left : left + side], requirements=["C", "W"])
         x = torch.from_numpy(square).to(self.device).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, side, side)
-        size = self.clip.image_size
+        size = size or self.clip.image_size
         if side != size:
             x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         return x

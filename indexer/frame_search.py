@@ -1,7 +1,8 @@
-"""The frame search behind `VideoStore.search_frames`: videos ranked by their best frames, in pages.
+"""The frame search behind `VideoStore.search_frames` and `search_windows`: videos ranked by their best
+frames (or windows of frames), in pages.
 
 A frame index returns frames, not videos, and one long video's frames may fill any window of
-frame hits; a filter may leave so few frames that an approximate index search starves. So the
+frame hits (its windows likewise); a filter may leave so few frames that an approximate index search starves. So the
 search goes in rounds of growing size, each leaving out the videos already ranked, and scores
 frames exactly where the index finds none.
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexer.expressions import all_of, in_list, quote
-from indexer.milvus import MAX_TOPK
+from indexer.milvus import MAX_TOPK, WINDOWS
 from indexer.records import FrameHit, VideoHit, VideoRecord
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ IDS_IN_FILTER = 2000  # a video filter keeping at most this many videos becomes 
 
 
 def search_frames(store: VideoStore, query: np.ndarray, top_k: int, frames_per_video: int,
-                  filter: str, video_filter: str, offset: int) -> list[VideoHit]:
-    """Find the videos whose frames best match query, one hit per video, best first.
+                  filter: str, video_filter: str, offset: int, collection: str = "frames") -> list[VideoHit]:
+    """Find the videos whose frames (in `collection`: `frames`, or `windows` of frames) best match query,
+    one hit per video, best first.
 
     `filter` is an expression over frame fields; `video_filter` one over video fields. A page
     holds `top_k` distinct videos after `offset` whenever that many match, however the frames
@@ -41,8 +43,9 @@ def search_frames(store: VideoStore, query: np.ndarray, top_k: int, frames_per_v
     misses a near-tie.
     """
     q = np.asarray(query, dtype=np.float32).reshape(-1)
-    if q.size != store.dim or top_k < 1 or frames_per_video < 1 or offset < 0:
-        raise ValueError(f"need a query of dim {store.dim} (got {q.size}), top_k >= 1, "
+    dim = store.dim_of(collection)
+    if q.size != dim or top_k < 1 or frames_per_video < 1 or offset < 0:
+        raise ValueError(f"need a query of dim {dim} (got {q.size}), top_k >= 1, "
                          "frames_per_video >= 1 and offset >= 0")
     wanted = offset + top_k
     filter, video_filter = _frame_filter(store, filter, video_filter)
@@ -52,8 +55,9 @@ def search_frames(store: VideoStore, query: np.ndarray, top_k: int, frames_per_v
         if len(kept) >= wanted:
             break
         left_out = all_of(filter, in_list("video_id", list(ranked), negate=True) if ranked else "")
-        groups = group_frame_hits(_search_round(store, q, ROUND_VIDEOS << n, frames_per_video, left_out),
-                                  MAX_TOPK, frames_per_video) or _exact_groups(store, q, frames_per_video, left_out)
+        found = _search_round(store, collection, q, ROUND_VIDEOS << n, frames_per_video, left_out)
+        groups = (group_frame_hits(found, MAX_TOPK, frames_per_video)
+                  or _exact_groups(store, collection, q, frames_per_video, left_out))
         if not groups:
             break  # no frame left
         ranked.update(groups)  # after the rounds before: a later round's video never moves up a page
@@ -62,7 +66,7 @@ def search_frames(store: VideoStore, query: np.ndarray, top_k: int, frames_per_v
         log.warning("search skipped %d videos without a video row (orphans of an "
                     "interrupted add); run `reelbase repair`", len(ranked) - len(kept))
     order = [v for v in ranked if v in kept][offset:wanted]
-    _complete_frames(store, {v: ranked[v] for v in order}, q, frames_per_video, filter)
+    _complete_frames(store, collection, {v: ranked[v] for v in order}, q, frames_per_video, filter)
     return [VideoHit(kept[v], ranked[v][0].score, ranked[v][0].t, ranked[v]) for v in order]
 
 
@@ -75,7 +79,8 @@ def group_frame_hits(hits: list[dict], top_k: int, per_video: int) -> dict[str, 
             continue
         frames = groups.setdefault(e["video_id"], [])
         if len(frames) < per_video:
-            frames.append(FrameHit(int(e["index"]), float(e["t"]), float(h["distance"])))
+            end = float(e["end"]) if "end" in e else None
+            frames.append(FrameHit(int(e["index"]), float(e["t"]), float(h["distance"]), end))
     return groups
 
 
@@ -90,7 +95,13 @@ def _frame_filter(store: VideoStore, filter: str, video_filter: str) -> tuple[st
     return all_of(filter, in_list("video_id", sorted(r["video_id"] for r in rows))), ""
 
 
-def _search_round(store: VideoStore, q: np.ndarray, videos: int, per_video: int, filter: str) -> list:
+def _fields(collection: str) -> list[str]:
+    """The fields a hit of `collection` reads."""
+    return ["video_id", "index", "t", "end"] if collection == WINDOWS else ["video_id", "index", "t"]
+
+
+def _search_round(store: VideoStore, collection: str, q: np.ndarray, videos: int, per_video: int, filter: str
+                  ) -> list:
     """Frame hits of at least the best `videos` videos: grouped by video on the server where it can
     (Milvus Lite may return fewer groups), else frames over-fetched."""
     if store.group_by:
@@ -99,18 +110,19 @@ def _search_round(store: VideoStore, q: np.ndarray, videos: int, per_video: int,
         extra = {"group_by_field": "video_id", "group_size": per_video}
     else:
         limit, extra = min(videos * per_video * 4, MAX_TOPK), {}
-    return store.search_rows("frames", q, limit, filter, ["video_id", "index", "t"], **extra)
+    return store.search_rows(collection, q, limit, filter, _fields(collection), **extra)
 
 
-def _exact_groups(store: VideoStore, q: np.ndarray, per_video: int, filter: str) -> dict[str, list[FrameHit]]:
+def _exact_groups(store: VideoStore, collection: str, q: np.ndarray, per_video: int, filter: str
+                  ) -> dict[str, list[FrameHit]]:
     """The frames left, scored exactly, grouped by video. For when an index search finds nothing: either
     nothing is left, or a filter leaves so few frames that the graph search starves (Milvus Lite's HNSW
     returns no rows then), which makes them few enough to score here."""
-    rows = store.query_rows("frames", filter, ["video_id", "index", "t", "embedding"], limit=EXACT_ROWS + 1)
+    rows = store.query_rows(collection, filter, [*_fields(collection), "embedding"], limit=EXACT_ROWS + 1)
     if len(rows) > EXACT_ROWS:
         log.warning("the index search found none of the %d+ frames left; the results end here", EXACT_ROWS)
         return {}
-    scores = np.asarray([r["embedding"] for r in rows], np.float32).reshape(len(rows), store.dim) @ q
+    scores = np.asarray([r["embedding"] for r in rows], np.float32).reshape(len(rows), q.size) @ q
     hits = [{"distance": float(score), "entity": row} for row, score in zip(rows, scores)]
     return group_frame_hits(hits, MAX_TOPK, per_video)
 
@@ -124,11 +136,11 @@ def _rows_passing(store: VideoStore, ids: list[str], video_filter: str) -> dict[
     return records
 
 
-def _complete_frames(store: VideoStore, hits: dict[str, list[FrameHit]], q: np.ndarray, per_video: int,
-                     filter: str) -> None:
+def _complete_frames(store: VideoStore, collection: str, hits: dict[str, list[FrameHit]], q: np.ndarray,
+                     per_video: int, filter: str) -> None:
     """Give each hit its `per_video` best frames where a round saw fewer (a video at the edge of an
     ungrouped round, or a short group from Milvus Lite): that video's frames scored exactly."""
     for video_id, frames in hits.items():
         if len(frames) < per_video:
-            frames[:] = _exact_groups(store, q, per_video, all_of(filter, f"video_id == {quote(video_id)}")
-                                      ).get(video_id, frames)
+            only = all_of(filter, f"video_id == {quote(video_id)}")
+            frames[:] = _exact_groups(store, collection, q, per_video, only).get(video_id, frames)

@@ -21,19 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from common.files import atomic_path, remove_stale_temp_files
 from common.ids import ID_LENGTH
-from indexer.probe import ReadLimits, sniff
+from indexer.probe import sniff
 from indexer.reader import SampledFrames
 from indexer.records import VideoRecord
-from indexer.store import VideoStore
-from indexer.writer import INDEX_RATE, MAX_SAMPLED, Failed, IndexWriter, Item
-
-if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
-    from indexer.encoder import ClipEncoder
-    from indexer.fingerprint_files import FingerprintFiles
+from indexer.writer import Failed, IndexWriter, Item
 
 log = logging.getLogger(__name__)
 
@@ -194,23 +189,18 @@ def _file_kind(mode: int) -> str:
 
 def ingest(
     paths: Iterable[str | Path],
-    store: VideoStore,
-    encoder: ClipEncoder,
+    writer: IndexWriter,
     library_dir: str | Path,
     *,
-    rate: float = INDEX_RATE,
-    cap: int = MAX_SAMPLED,
-    limits: ReadLimits = ReadLimits(),
     progress: Progress | None = None,
     keep_paths: bool = True,
-    fingerprints: FingerprintFiles | None = None,
 ) -> IngestReport:
-    """Ingest files and folders into the library, reporting each file to `progress`.
+    """Ingest files and folders into the library through the index writer, reporting each file to `progress`.
 
     Whatever goes wrong with one file (a bad video, a decoder crash, an encoder or copy error)
     is reported with its name and reason; every other file still goes in. `keep_paths` records
-    where each file came from (not for uploads, whose path is a temporary folder). `fingerprints`: where
-    to keep each video's fingerprint thumbnails, made in the same decode pass as its CLIP frames.
+    where each file came from (not for uploads, whose path is a temporary folder). The writer
+    decides the rest: the catalog, the models, where fingerprint thumbnails are kept, the limits.
     """
     started = time.time()
     library = Path(library_dir)
@@ -220,8 +210,7 @@ def ingest(
     report = IngestReport(skipped=found.skipped, ignored=found.ignored)
     if progress:
         progress.found(len(found.videos))
-    todo = _new_candidates(found.videos, store, report, progress)
-    writer = IndexWriter(store, encoder, fingerprints, rate=rate, cap=cap, limits=limits)
+    todo = _new_candidates(found.videos, writer.store, report, progress)
     items = [Item(c.path, partial(_into_library, c, library, keep_paths)) for c in todo]
     for outcome in writer.write(items):
         if isinstance(outcome, Failed):

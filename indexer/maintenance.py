@@ -77,7 +77,8 @@ class Maintenance:
                     "missing_files": missing}
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict:
-        """Re-embed every library video with the configured CLIP model, keeping each record as it was.
+        """Re-embed every library video with the configured CLIP model (and its windows with the temporal model
+        serving it), keeping each record as it was.
 
         With the same model the vectors are replaced in place. After a model change the old
         vectors are worthless: the records are saved to a file in the data folder, the
@@ -89,6 +90,8 @@ class Maintenance:
             records = read_records(self.failed) + self._records_to_reindex()
             records = list({r.video_id: r for r in records}.values())  # the catalog's record wins
             writer, store = self._writer(), self._open_store()
+            if writer.temporal is not None:
+                store.make_windows()  # every video is written again, with its windows
             record_of = {Item.known(self.folder.existing_file(r.uri) or Path("/nonexistent"), r): r for r in records}
             done, failed, kept = 0, [], []
             for outcome in writer.write(record_of):

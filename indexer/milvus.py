@@ -4,10 +4,11 @@ indexes, the model record each collection keeps, and reading or dropping a whole
 Four collections, each with one vector field `embedding`: `videos` (a record and the mean of its
 frames' CLIP vectors), `frames` (a CLIP vector per sampled frame), `prompts` (the CLIP text vector
 of a generated video's prompt) and `descriptors` (a pixel descriptor per video, from
-`indexer.fingerprint.describe`, for near-duplicate candidates). Each records in its properties
-the model that writes it, so vectors of two models never mix. Milvus Lite differs from a server
-in ways handled here: it logs rather than raises when it cannot open a file, and it finds
-nothing through an HNSW index when faiss-cpu is missing.
+`indexer.fingerprint.describe`, for near-duplicate candidates); and a fifth where a temporal model
+serves the CLIP model, `windows` (a temporal model's vector per window of frames, with its start
+and end). Each records in its properties the model that writes it, so vectors of two models never
+mix. Milvus Lite differs from a server in ways handled here: it logs rather than raises when it
+cannot open a file, and it finds nothing through an HNSW index when faiss-cpu is missing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 
 COLLECTIONS = ("videos", "frames", "prompts", "descriptors")
+WINDOWS = "windows"  # the fifth collection, kept only where a temporal model writes it
 RENAMED = {"fingerprints": "descriptors"}  # old name -> current name, for catalogs written before the rename
 MODEL_KEY, DIM_KEY = "reelbase.model", "reelbase.dim"  # the model record, in collection properties
 MAX_TOPK = 16384  # Milvus' limit on search and query result windows
@@ -174,6 +176,12 @@ def _schema(name: str, dim: int, description: str):
         s.add_field("video_id", text, max_length=64)
         s.add_field("index", DataType.INT64)
         s.add_field("t", DataType.DOUBLE)
+    elif name == WINDOWS:
+        s.add_field("window_id", text, is_primary=True, max_length=96)  # "{video_id}:{first frame index}"
+        s.add_field("video_id", text, max_length=64)
+        s.add_field("index", DataType.INT64)  # the window's first frame
+        s.add_field("t", DataType.DOUBLE)  # its first and last frames' times
+        s.add_field("end", DataType.DOUBLE)
     elif name == "prompts":
         s.add_field("video_id", text, is_primary=True, max_length=64)
         s.add_field("prompt", text, max_length=8192)
@@ -237,7 +245,7 @@ def drop_catalog(uri: str, token: str = "") -> None:
     """Drop reelbase's collections (under old names too), so the next open creates them for a new model."""
     client = connect(uri, token)
     try:
-        for name in (*COLLECTIONS, *RENAMED):
+        for name in (*COLLECTIONS, WINDOWS, *RENAMED):
             if client.has_collection(name):
                 client.drop_collection(name)
     finally:

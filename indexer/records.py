@@ -1,5 +1,5 @@
 """The record types of the catalog, which every layer imports: a video's record, a video ready to
-write, and the hits of a frame search. Plain data; nothing here talks to Milvus."""
+write (with its windows), and the hits of a search. Plain data; nothing here talks to Milvus."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ VIDEO_FIELDS = [f.name for f in fields(VideoRecord)]  # the `videos` columns a r
 
 
 @dataclass
+class VideoWindows:
+    """A video's windows of consecutive sampled frames (`indexer.temporal.window_spans`), embedded by the
+    temporal model: where each starts and ends, and its vector."""
+
+    indices: np.ndarray  # (W,) int, the video frame index of each window's first frame
+    start_times: np.ndarray  # (W,) float seconds
+    end_times: np.ndarray  # (W,) float seconds
+    vectors: np.ndarray  # (W, D) float32 unit vectors
+
+
+@dataclass
 class VideoEntry:
     """A video ready to write: its record and its sampled frames' indices, times and vectors."""
 
@@ -57,22 +68,25 @@ class VideoEntry:
     frame_embeddings: np.ndarray  # (N, dim), unit length
     prompt_embedding: np.ndarray | None = None  # (dim,), generated videos
     descriptor: np.ndarray | None = None  # (DESCRIPTOR_DIM,) pixel descriptor, for near-duplicate candidates
+    windows: VideoWindows | None = None  # written where the catalog keeps windows
 
 
 @dataclass
 class FrameHit:
-    """One matching frame of a video: its index, time in seconds and cosine score."""
+    """One matching moment of a video: a frame (its index and time in seconds), or a window of frames from
+    `t` to `end`; and its cosine score."""
 
     index: int
     t: float
     score: float
+    end: float | None = None  # a window's last frame time; None for a frame
 
 
 @dataclass
 class VideoHit:
-    """One video found by a frame search, with its best frames."""
+    """One video found by a search, with its best frames (or windows)."""
 
     video: VideoRecord
-    score: float  # score of the best frame
+    score: float  # score of the best frame or window
     best_t: float
     frames: list[FrameHit]  # best first

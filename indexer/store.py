@@ -1,8 +1,16 @@
-"""The catalog of reelbase: videos, their frames, prompts and pixel descriptors, in Milvus.
+"""The catalog of reelbase: videos, their frames, prompts, pixel descriptors and windows, in Milvus.
 
-`VideoStore` writes and reads them; a video is written frames first and its `videos` row last,
-the row marking it complete. The connection, schemas and indexes are in `indexer.milvus`, the
-record types in `indexer.records`, and the paged frame search in `indexer.frame_search`.
+`VideoStore` writes and reads them; a video is written frames (and windows) first and its `videos`
+row last, the row marking it complete.
+
+Windows are kept where a temporal model serves the CLIP model (`indexer.temporal_models`), and
+only whole: the `windows` collection exists only while every committed video has its windows
+from the temporal model it records. So it is made with a new catalog (a first ingest, a
+re-index), and dropped when a video is written without windows (no temporal model, or another
+one). Where there are none, `windows_notice` says why and what builds them.
+
+The connection, schemas and indexes are in `indexer.milvus`, the record types in
+`indexer.records`, and the paged search of frames and windows in `indexer.frame_search`.
 """
 
 from __future__ import annotations
@@ -18,21 +26,24 @@ from indexer import milvus
 from indexer.expressions import all_of, in_list, quote
 from indexer.frame_search import search_frames
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
-from indexer.milvus import BATCH, COLLECTIONS, LITE_MIN_EF, MAX_TOPK, MIN_EF
+from indexer.milvus import BATCH, COLLECTIONS, LITE_MIN_EF, MAX_TOPK, MIN_EF, WINDOWS, StoreError
 from indexer.records import SORTABLE, SOURCES, VIDEO_FIELDS, VideoEntry, VideoHit, VideoRecord
 
 log = logging.getLogger(__name__)
 
 
 class VideoStore:
-    """Videos, frames, prompts and pixel descriptors in four Milvus collections; the first three
-    hold the vectors of one CLIP model, `clip_model` (its identity, `indexer.identity.model_identity`)."""
+    """Videos, frames, prompts and pixel descriptors in four Milvus collections, windows in a fifth; the first
+    three hold the vectors of one CLIP model, `clip_model` (its identity, `indexer.identity.model_identity`),
+    the windows those of one temporal model, `temporal` (its identity and dim)."""
 
-    def __init__(self, uri: str, *, clip_model: str, dim: int | Callable[[], int], token: str = ""):
+    def __init__(self, uri: str, *, clip_model: str, dim: int | Callable[[], int], token: str = "",
+                 temporal: tuple[str, int] | None = None):
         """Open (or create) the collections for `clip_model`'s vectors of `dim`; `dim` may be a function
         (one that loads the model, say), called only when the store has no record of that model's dim.
-        A catalog written under older collection names is renamed first."""
-        self.uri, self.clip_model = uri, clip_model
+        A catalog written under older collection names is renamed first. `temporal` is the temporal model
+        that writes windows (None: none does)."""
+        self.uri, self.clip_model, self.temporal = uri, clip_model, temporal
         self._client = milvus.connect(uri, token)
         self._closed = False
         self._deleted_since_write: set[str] = set()  # see _read
@@ -44,6 +55,7 @@ class VideoStore:
             self.dim = self._dim(dim)
             for name in COLLECTIONS:
                 milvus.open_collection(self._client, uri, name, self._writer(name))
+            self.windows_notice = self._open_windows()
         except BaseException:
             self._client.close()
             raise
@@ -64,8 +76,50 @@ class VideoStore:
         return record[1] if record and record[0] == self.clip_model else int(dim())
 
     def _writer(self, name: str) -> tuple[str, int]:
-        """The (model, dim) that writes a collection: CLIP for all but the pixel descriptors."""
+        """The (model, dim) that writes a collection: CLIP for all but the pixel descriptors and windows."""
+        if name == WINDOWS:
+            return self.temporal
         return (DESCRIPTOR_NAME, DESCRIPTOR_DIM) if name == "descriptors" else (self.clip_model, self.dim)
+
+    def _open_windows(self) -> str | None:
+        """Open the windows where they are whole and written by this store's temporal model; else None is
+        returned for them, with the notice of why there are none (and what builds them)."""
+        c, temporal = self._client, self.temporal
+        exists = c.has_collection(WINDOWS)
+        record = milvus.model_record(c.describe_collection(WINDOWS)) if exists else None
+        self._stale_windows = exists and (temporal is None or record != temporal)
+        if temporal is None:
+            return (f"no temporal model serves the CLIP model {self.clip_model}, so text search matches single "
+                    "frames and cannot tell motion (train one: `reelbase train clip --data DIR` on captioned videos)")
+        if exists and record != temporal:
+            return (f"the catalog's windows were made by the temporal model {record[0] if record else 'unknown'}, "
+                    f"not {temporal[0]}: text search matches single frames until `reelbase reindex` makes them again")
+        if not exists and self._count("videos"):
+            return ("this catalog was indexed without windows (no temporal model then): text search matches single "
+                    "frames and cannot tell motion until `reelbase reindex` makes them")
+        milvus.open_collection(c, self.uri, WINDOWS, temporal)
+        return None
+
+    def make_windows(self) -> None:
+        """Start the windows afresh where the catalog has none of this store's temporal model (or another's):
+        for a re-index, which then writes every video with its windows."""
+        if self.temporal is None or self.has_windows:
+            return
+        if self._client.has_collection(WINDOWS):
+            self._client.drop_collection(WINDOWS)
+        self._stale_windows = False
+        milvus.open_collection(self._client, self.uri, WINDOWS, self.temporal)
+        self.windows_notice = None
+        log.info("made the windows collection for the temporal model %s", self.temporal[0])
+
+    @property
+    def has_windows(self) -> bool:
+        """Whether every video's windows are here, from this store's temporal model."""
+        return self.windows_notice is None
+
+    def _collections(self) -> tuple[str, ...]:
+        """The collections this store writes and reads."""
+        return (*COLLECTIONS, WINDOWS) if self.has_windows else COLLECTIONS
 
     def optimize(self) -> None:
         """Make searches fast over everything written so far; searches fail while it runs.
@@ -76,7 +130,7 @@ class VideoStore:
         when the store is next opened. A server indexes new segments itself; it is asked to
         merge small segments (it re-indexes them in the background).
         """
-        for name in COLLECTIONS:
+        for name in self._collections():
             if self._lite:
                 self._client.flush(name)
                 self._client.release_collection(name)
@@ -120,6 +174,7 @@ class VideoStore:
         if not entries:
             return
         self._write_frames([(e.record.video_id, e.frame_indices, e.frame_times, e.frame_embeddings) for e in entries])
+        self._write_windows(entries)
         with_prompt = [e for e in entries if e.prompt_embedding is not None]
         without = [e.record.video_id for e in entries if e.prompt_embedding is None]
         if without:
@@ -146,7 +201,7 @@ class VideoStore:
         """On Lite, seal what was just written: Lite scans unsealed rows slowly (at 20k frames a
         search took 892 ms unsealed, 54 ms sealed), and sealing each batch also ingests faster."""
         if self._lite:
-            for name in COLLECTIONS:
+            for name in self._collections():
                 self._client.flush(name)
 
     def _checked(self, entry: VideoEntry) -> VideoEntry:
@@ -158,6 +213,14 @@ class VideoStore:
         if not n or emb.shape != (n, self.dim) or len(entry.frame_times) != n:
             raise ValueError(f"need N >= 1 frame indices, N times and (N, {self.dim}) embeddings; "
                              f"got {n}, {len(entry.frame_times)} and {emb.shape}")
+        windows = entry.windows
+        if self.has_windows and windows is None:
+            raise ValueError("this catalog keeps windows: the entry needs its windows from the temporal model "
+                             f"{self.temporal[0]}")
+        if windows is not None and (not len(windows.indices) or
+                                    np.shape(windows.vectors) != (len(windows.indices), self.temporal[1])):
+            raise ValueError(f"need W >= 1 windows with (W, {self.temporal[1]}) vectors, "
+                             f"got {len(windows.indices)} and {np.shape(windows.vectors)}")
         return replace(entry, frame_embeddings=emb)
 
     def _write_frames(self, videos: list[tuple[str, Sequence[int], Sequence[float], np.ndarray]]) -> None:
@@ -169,10 +232,34 @@ class VideoStore:
         for i in range(0, len(rows), BATCH):
             self._upsert("frames", rows[i:i + BATCH])
 
+    def _write_windows(self, entries: list[VideoEntry]) -> None:
+        """Replace the windows of these videos where the catalog keeps windows; where it holds windows that
+        it no longer keeps whole (another temporal model's, or none serves), drop them (see the module)."""
+        if self._stale_windows:
+            self._client.drop_collection(WINDOWS)
+            self._stale_windows = False
+            log.info("dropped the windows of another temporal model; `reelbase reindex` makes them again")
+        if not self.has_windows:
+            return
+        self._delete_windows([e.record.video_id for e in entries])
+        rows = [{"window_id": f"{e.record.video_id}:{int(i)}", "video_id": e.record.video_id, "index": int(i),
+                 "t": float(t), "end": float(end), "embedding": np.asarray(v, np.float32).tolist()}
+                for e in entries
+                for i, t, end, v in zip(e.windows.indices, e.windows.start_times, e.windows.end_times,
+                                        e.windows.vectors, strict=True)]
+        for i in range(0, len(rows), BATCH):
+            self._upsert(WINDOWS, rows[i:i + BATCH])
+
+    def _delete_windows(self, video_ids: list[str]) -> None:
+        if self.has_windows:
+            for i in range(0, len(video_ids), BATCH):
+                self._delete(WINDOWS, filter=in_list("video_id", video_ids[i:i + BATCH]))
+
     def delete_video(self, video_id: str) -> None:
-        """Delete the video row first (so a crash leaves only orphans), then frames and prompt."""
+        """Delete the video row first (so a crash leaves only orphans), then frames, windows and prompt."""
         self._delete("videos", ids=[video_id])
         self._delete_frames([video_id])
+        self._delete_windows([video_id])
         self._delete("prompts", ids=[video_id])
         self._delete("descriptors", ids=[video_id])
 
@@ -183,13 +270,15 @@ class VideoStore:
 
     def orphan_frame_video_ids(self) -> set[str]:
         """Return ids with frames, a prompt or a descriptor but no video row, as an interrupted add leaves."""
-        ids = self._video_ids_in("frames") | self._video_ids_in("prompts") | self._video_ids_in("descriptors")
+        names = ["frames", "prompts", "descriptors"] + ([WINDOWS] if self.has_windows else [])
+        ids = set().union(*(self._video_ids_in(name) for name in names))
         return ids - set(self.get_videos(sorted(ids)))
 
     def delete_orphans(self) -> int:
         """Delete frames and prompts whose video row is absent; return how many videos they were."""
         orphans = sorted(self.orphan_frame_video_ids())
         self._delete_frames(orphans)
+        self._delete_windows(orphans)
         for i in range(0, len(orphans), BATCH):
             self._delete("prompts", ids=orphans[i:i + BATCH])
             self._delete("descriptors", ids=orphans[i:i + BATCH])
@@ -271,6 +360,14 @@ class VideoStore:
         frame fields, `video_filter` one over video fields."""
         return search_frames(self, query, top_k, frames_per_video, filter, video_filter, offset)
 
+    def search_windows(self, query: np.ndarray, top_k: int = 10, windows_per_video: int = 3, *,
+                       video_filter: str = "", offset: int = 0) -> list[VideoHit]:
+        """Find the videos whose windows best match query (a temporal model's text vector), one hit per video,
+        best first, in pages as `search_frames`; only where the catalog keeps windows (`has_windows`)."""
+        if not self.has_windows:
+            raise StoreError(self.windows_notice)
+        return search_frames(self, query, top_k, windows_per_video, "", video_filter, offset, collection=WINDOWS)
+
     def search_videos(self, query: np.ndarray, top_k: int = 10, filter: str = "") -> list[tuple[VideoRecord, float]]:
         """Find videos by their video embeddings (the mean of their frames): (record, score), best first."""
         rows = self.search_rows("videos", query, min(top_k, MAX_TOPK), filter, VIDEO_FIELDS)
@@ -300,10 +397,14 @@ class VideoStore:
         """The rows of a collection that match filter, with `fields` (a `limit` and `offset` in window)."""
         return self._client.query(name, filter=filter, output_fields=fields, **window, **self._read(name))
 
+    def dim_of(self, name: str) -> int:
+        """The dim of a collection's vectors."""
+        return self._writer(name)[1]
+
     def search_rows(self, name: str, query: np.ndarray, limit: int, filter: str, fields: list[str], **extra) -> list:
         """One cosine search of a collection's embeddings: raw hits (`distance`, `entity` with `fields`)."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        dim = self._writer(name)[1]
+        dim = self.dim_of(name)
         if q.size != dim:
             raise ValueError(f"need a query of dim {dim}, got {q.size}")
         params = {"metric_type": "COSINE"}
@@ -323,12 +424,14 @@ class VideoStore:
         return self._count("frames")
 
     def stats(self) -> dict:
-        """Return counts of videos by source, frames and prompts, and the model record."""
+        """Return counts of videos by source, frames, prompts and windows, and the models' records."""
         by_source = {s: self._count("videos", f"source == {quote(s)}")
                      for s in SOURCES}
         return {"videos": sum(by_source.values()), "videos_by_source": by_source,
                 "frames": self.count_frames(), "prompts": self._count("prompts"),
-                "model": self.clip_model, "dim": self.dim, "server": self.server_version}
+                "windows": self._count(WINDOWS) if self.has_windows else 0,
+                "model": self.clip_model, "dim": self.dim, "temporal_model": self.temporal and self.temporal[0],
+                "server": self.server_version}
 
     def _count(self, name: str, filter: str = "") -> int:
         """Count rows matching filter with a strongly consistent count(*)."""
@@ -340,7 +443,7 @@ class VideoStore:
         return milvus.pages(self._client, name, output_fields, batch, filter)
 
     def _video_ids_in(self, name: str) -> set[str]:
-        """Return the distinct video ids in the frames, prompts or descriptors collection."""
+        """Return the distinct video ids in the frames, windows, prompts or descriptors collection."""
         return {r["video_id"] for rows in self._iterate(name, ["video_id"], BATCH) for r in rows}
 
     # --- lifetime ---

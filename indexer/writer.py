@@ -3,8 +3,9 @@
 Every way into the catalog goes through `IndexWriter.write`: ingested files, generated clips and
 re-index. Each file is decoded by the reader (in a crash-isolated child process unless the bytes
 are this process's own), its sampled frames embedded by the CLIP encoder (videos of one frame size
-in one batch), its fingerprint thumbnails kept, and its rows written to the store, the `videos` row
-last (the commit marker; docs/architecture.md). So a clip gets the same vectors whichever way it came in.
+in one batch) and, where the catalog keeps windows, its windows of frames by the temporal model;
+its fingerprint thumbnails kept, and its rows written to the store, the `videos` row last (the
+commit marker; docs/architecture.md). So a clip gets the same vectors whichever way it came in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from indexer.store import VideoStore
 if TYPE_CHECKING:  # importing torch is for the commands that embed (see bench/startup.py)
     from indexer.encoder import ClipEncoder
     from indexer.fingerprint_files import FingerprintFiles
+    from indexer.temporal_models import TemporalEncoder
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,14 @@ class Failed:
 
 
 class IndexWriter:
-    """Reader -> CLIP embedder -> store, for any files with their records."""
+    """Reader -> CLIP embedder (-> temporal model) -> store, for any files with their records."""
 
     def __init__(self, store: VideoStore, encoder: ClipEncoder, fingerprints: FingerprintFiles | None = None, *,
-                 rate: float = INDEX_RATE, cap: int = MAX_SAMPLED, limits: ReadLimits = ReadLimits()):
+                 temporal: TemporalEncoder | None = None, rate: float = INDEX_RATE, cap: int = MAX_SAMPLED,
+                 limits: ReadLimits = ReadLimits()):
         self.store = store
         self.encoder = encoder
+        self.temporal = temporal  # embeds the windows, where the store keeps them
         self.fingerprints = fingerprints  # where each video's fingerprint thumbnails are kept (None: not kept)
         self.rate, self.cap, self.limits = rate, cap, limits
 
@@ -160,16 +164,18 @@ class IndexWriter:
 
     def _entry(self, item: Item, sampled: SampledFrames, embeddings: np.ndarray) -> VideoEntry:
         """The video's record (made by the item: an ingest copies the file into the library there), its kept
-        fingerprint (before the catalog rows, as the file) and the rows to write: frames, the prompt of a
-        generated clip, the pixel descriptor."""
+        fingerprint (before the catalog rows, as the file) and the rows to write: frames, windows, the prompt
+        of a generated clip, the pixel descriptor."""
         from indexer.fingerprint import describe
 
         record = item.record(sampled)
         if self.fingerprints is not None and sampled.fingerprint_frames is not None:
             self.fingerprints.write(record.video_id, sampled.fingerprint_frames, sampled.fingerprint_times)
         prompt = self.encoder.encode_text(record.prompt) if record.prompt else None
+        windows = (self.temporal.windows(sampled.frames, embeddings, sampled.indices, sampled.times)
+                   if self.temporal is not None and self.store.has_windows else None)
         return VideoEntry(record, sampled.indices.tolist(), sampled.times.tolist(), embeddings, prompt,
-                          describe(sampled.frames))
+                          describe(sampled.frames), windows)
 
     def _store(self, entries: list[tuple[Item, VideoEntry]]) -> Iterator[Written | Failed]:
         """Write a batch's rows (frames first, the video rows last: a crash is repaired by writing again); when

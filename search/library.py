@@ -25,7 +25,7 @@ from indexer.store import VideoStore
 from search.params import Filters
 
 if TYPE_CHECKING:  # torch loads with the first command that embeds
-    from indexer.encoder import ClipEncoder
+    from indexer.writer import IndexWriter
 
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
 CANDIDATES_SHOWN = 10  # videos an ambiguous id prefix lists
@@ -46,14 +46,14 @@ class AmbiguousId(ValueError):
 
 
 class Library:
-    """One library's records (the catalog) and files (the folder). `encoder` gives the CLIP model, loaded
-    only when files are added; `forget(video_id)` drops what others cache of a deleted video."""
+    """One library's records (the catalog) and files (the folder). `writer` gives the index writer (loading the
+    models) only when files are added; `forget(video_id)` drops what others cache of a deleted video."""
 
-    def __init__(self, store: VideoStore, folder: LibraryFolder, encoder: Callable[[], ClipEncoder],
+    def __init__(self, store: VideoStore, folder: LibraryFolder, writer: Callable[[], IndexWriter],
                  forget: Callable[[str], None] = lambda video_id: None):
         self.store = store
         self.folder = folder
-        self._encoder = encoder
+        self._writer = writer
         self._forget = forget
 
     # --- records -------------------------------------------------------------------------------
@@ -104,8 +104,7 @@ class Library:
     def ingest(self, paths: list[str | Path], progress: Progress | None = None, keep_paths: bool = True
                ) -> IngestReport:
         """Add video files and folders to the library (content-addressed, idempotent)."""
-        return ingest(paths, self.store, self._encoder(), self.folder.videos, progress=progress, keep_paths=keep_paths,
-                      fingerprints=self.folder.fingerprints)
+        return ingest(paths, self._writer(), self.folder.videos, progress=progress, keep_paths=keep_paths)
 
     def stats(self) -> dict:
         """Counts from the catalog and the bytes used by the library folder."""

@@ -1,7 +1,10 @@
 """The queries: text, image, frame, similar clips and prompts, answered from the catalog's vectors.
 
-Each ranks videos (one hit per video, with its best frames) by the CLIP model the catalog was
-built with; filters narrow the videos a query may return.
+Each ranks videos (one hit per video, with its best moments) by the models the catalog was built
+with; filters narrow the videos a query may return. A text is matched against windows of frames
+by the temporal model where the catalog keeps them (what happens: "a ball falling"), else against
+single frames (what a frame shows), and `frames_notice` says why; images and frames are matched
+against frames.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from search.params import Filters
 
 if TYPE_CHECKING:  # torch loads with the first query that embeds
     from indexer.encoder import ClipEncoder
+    from indexer.temporal_models import TemporalEncoder
 
 
 class Queries:
-    """Searches over one library's catalog with its CLIP encoder. `encoder` gives the CLIP model, loaded by the
-    first query that embeds (similar clips need none: their query vector is in the catalog)."""
+    """Searches over one library's catalog with its CLIP encoder (and temporal model). `encoder` and `temporal`
+    give the models, loaded by the first query that embeds (similar clips need none: their query vector is in
+    the catalog)."""
 
-    def __init__(self, store: VideoStore, encoder: Callable[[], ClipEncoder], library: Library):
+    def __init__(self, store: VideoStore, encoder: Callable[[], ClipEncoder], library: Library,
+                 temporal: Callable[[], TemporalEncoder | None] = lambda: None):
         self.store = store
         self._encoder = encoder
+        self._temporal = temporal
         self.library = library
 
     @property
@@ -34,10 +41,24 @@ class Queries:
         return self._encoder()
 
     def text(self, text: str, top_k: int = 10, filters: Filters | None = None, offset: int = 0) -> list[VideoHit]:
-        """Videos whose frames best match the text, one hit per video."""
+        """Videos whose windows (else frames) best match the text, one hit per video, its best moment the best
+        window's start."""
         if not text.strip():
             raise ValueError("the search text is empty")
+        if self.matches_windows:
+            return self.store.search_windows(self._temporal().encode_text(text), top_k,
+                                             video_filter=(filters or Filters()).expression(), offset=offset)
         return self._frames(self.encoder.encode_text(text), top_k, filters, offset)
+
+    @property
+    def matches_windows(self) -> bool:
+        """Whether a text is matched against windows of frames (else single frames)."""
+        return self.store.has_windows
+
+    @property
+    def frames_notice(self) -> str | None:
+        """Why a text is matched against single frames, and what would make windows (None: it is not)."""
+        return self.store.windows_notice
 
     def image(self, image: np.ndarray, top_k: int = 10, filters: Filters | None = None, offset: int = 0
               ) -> list[VideoHit]:

@@ -26,6 +26,7 @@ from search.settings import Settings
 if TYPE_CHECKING:  # torch and open_clip load with the first command that embeds or generates, not before
     from generator.pipeline import Generator
     from indexer.encoder import ClipEncoder
+    from indexer.temporal_models import TemporalEncoder, TemporalFile
 
 
 class Reelbase:
@@ -47,12 +48,29 @@ class Reelbase:
         return ClipEncoder.load(self.settings.clip_model, self.settings.device)
 
     @cached_property
+    def temporal_file(self) -> TemporalFile | None:
+        """The temporal model file serving the CLIP model (`indexer.temporal_models`), found without torch."""
+        from indexer.temporal_models import find_temporal_model
+
+        settings = self.settings
+        return find_temporal_model(settings.temporal_model, model_identity(settings.clip_model), settings.data_dir)
+
+    @cached_property
+    def temporal(self) -> TemporalEncoder | None:
+        """The temporal model over the CLIP encoder, or None where none serves it."""
+        from indexer.temporal_models import TemporalEncoder
+
+        return TemporalEncoder.load(self.encoder, self.temporal_file) if self.temporal_file else None
+
+    @cached_property
     def store(self) -> VideoStore:
         """The catalog, opened without loading the CLIP model: its identity is a digest of its weights
         file, and its dim the store's record of it (the model is loaded only for a new store)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        temporal = self.temporal_file
         return VideoStore(self.settings.resolved_milvus_uri, clip_model=model_identity(self.settings.clip_model),
-                          dim=lambda: self.encoder.dim, token=self.settings.milvus_token)
+                          dim=lambda: self.encoder.dim, token=self.settings.milvus_token,
+                          temporal=(temporal.identity, temporal.dim) if temporal else None)
 
     @cached_property
     def generator(self) -> Generator:
@@ -63,22 +81,22 @@ class Reelbase:
     def load_all(self) -> Reelbase:
         """Load the CLIP model and the generator and open the catalog now (a server fails at start, not on a
         request)."""
-        _ = (self.encoder, self.store, self.generator)
+        _ = (self.encoder, self.temporal, self.store, self.generator)
         return self
 
     def writer(self) -> IndexWriter:
-        """The one index writer over this library's catalog, CLIP model and kept fingerprints."""
-        return IndexWriter(self.store, self.encoder, self.folder.fingerprints)
+        """The one index writer over this library's catalog, CLIP and temporal models and kept fingerprints."""
+        return IndexWriter(self.store, self.encoder, self.folder.fingerprints, temporal=self.temporal)
 
     # --- parts ---------------------------------------------------------------------------------
 
     @cached_property
     def library(self) -> Library:
-        return Library(self.store, self.folder, encoder=lambda: self.encoder, forget=self.fingerprints.forget)
+        return Library(self.store, self.folder, writer=self.writer, forget=self.fingerprints.forget)
 
     @cached_property
     def queries(self) -> Queries:
-        return Queries(self.store, lambda: self.encoder, self.library)
+        return Queries(self.store, lambda: self.encoder, self.library, temporal=lambda: self.temporal)
 
     @cached_property
     def duplicates(self) -> DuplicateFinder:

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     milvus_uri: str = ""  # empty: a Milvus Lite file inside the data folder
     milvus_token: str = ""
     clip_model: str = "reelbase-tiny"
+    temporal_model: str = "auto"  # auto (the one trained over clip_model, if any) | none | a .temporal.safetensors
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     generator_model: str = "reelbase-tiny"  # a built-in name or a .safetensors checkpoint
     api_key: str = ""  # when set, every API route but /health needs it

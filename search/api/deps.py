@@ -88,7 +88,7 @@ def video_out(record: VideoRecord, links: media_links.MediaLinks) -> VideoOut:
 def hit_out(hit: VideoHit, links: media_links.MediaLinks) -> HitOut:
     video_id = hit.video.video_id
     return HitOut(video=video_out(hit.video, links), score=hit.score, best_t=hit.best_t,
-                  frames=[FrameOut(index=f.index, t=f.t, score=f.score, frame_url=links.frame(video_id, f.t))
+                  frames=[FrameOut(index=f.index, t=f.t, score=f.score, frame_url=links.frame(video_id, f.t), end=f.end)
                           for f in hit.frames],
                   media_url=links.video(video_id, start=hit.best_t), thumbnail_url=links.frame(video_id, hit.best_t))
 

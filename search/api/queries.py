@@ -30,8 +30,10 @@ router = APIRouter(tags=["search"])
 @router.post("/search/text", response_model=SearchOut, summary="Videos matching a text, one hit per video")
 def search_text(svc: Service, links: Links, q: TextQuery):
     hits = svc.queries.text(q.text, q.top_k, q.filters, q.offset)
+    queries = svc.queries
     return SearchOut(offset=q.offset, top_k=q.top_k, hits=[hit_out(h, links) for h in hits],
-                     unknown_words=svc.queries.unknown_words(q.text), notice=svc.queries.vocabulary_notice(q.text))
+                     unknown_words=queries.unknown_words(q.text), notice=queries.vocabulary_notice(q.text),
+                     matched="windows" if queries.matches_windows else "frames", frames_notice=queries.frames_notice)
 
 
 @router.post("/search/image", response_model=SearchOut, summary="Videos with frames like an uploaded image")

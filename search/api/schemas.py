@@ -117,6 +117,7 @@ class FrameOut(BaseModel):
     t: float
     score: float
     frame_url: str
+    end: float | None = Field(None, description="for a window of frames (a text search's hits), its last frame's time")
 
 
 class HitOut(BaseModel):
@@ -136,6 +137,11 @@ class SearchOut(BaseModel):
         "words of the text query the CLIP model was never taught (the built-in model knows only the synthetic "
         "world); the ranking ignores what they mean. Empty when every word is known or for an image query"))
     notice: str | None = Field(None, description="a one-line notice naming those words and how to use a real CLIP")
+    matched: Literal["windows", "frames"] = Field("frames", description=(
+        "what a text query was matched against: windows of frames by the temporal model (motion counts), or "
+        "single frames (where no temporal model serves the CLIP model); image and frame queries match frames"))
+    frames_notice: str | None = Field(None, description="why a text query was matched against single frames, "
+                                      "and what makes windows")
 
 
 class ScoredVideo(BaseModel):

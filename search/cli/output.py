@@ -61,7 +61,8 @@ def hit_dict(hit) -> dict:
     return {
         "score": hit.score,
         "best_t": hit.best_t,
-        "frames": [{"index": f.index, "t": f.t, "score": f.score} for f in hit.frames],
+        "frames": [{"index": f.index, "t": f.t, "score": f.score} | ({"end": f.end} if f.end is not None else {})
+                   for f in hit.frames],
         "video": hit.video.to_dict(),
     }
 
@@ -98,8 +99,9 @@ def print_hits(hits, offset: int, as_json: bool) -> int:
     if not hits:
         print("no matches: the library is empty or nothing is close")
     for rank, hit in enumerate(hits, offset + 1):
-        moments = ", ".join(f"{f.t:.2f}s" for f in hit.frames)
-        print(f"{rank:2d}. {hit.score:.3f}  {display_name(hit.video)}  best at {hit.best_t:.2f}s (frames {moments})  "
+        moments = ", ".join(f"{f.t:.2f}-{f.end:.2f}s" if f.end is not None else f"{f.t:.2f}s" for f in hit.frames)
+        kind = "windows" if hit.frames and hit.frames[0].end is not None else "frames"
+        print(f"{rank:2d}. {hit.score:.3f}  {display_name(hit.video)}  best at {hit.best_t:.2f}s ({kind} {moments})  "
               f"[{hit.video.video_id}]")
     return 0
 

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("train", help="train a built-in model")
+    p = sub.add_parser("train", help="train a built-in model (or the temporal model on your own footage)")
     p.add_argument("what", choices=["clip", "autoencoder", "generator"])
     p.add_argument("--steps", type=int, default=None, help="total steps (default: the model's own)")
     p.add_argument("--minutes", type=float, default=None,
@@ -120,7 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "keeps it and samples the same way (default 1: none)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
-                   help="generator: a folder of videos with captions (clip.json or clip.txt) instead of the world")
+                   help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "
+                        "world; for clip, trains the temporal model over the configured CLIP model "
+                        "(REELBASE_CLIP_MODEL) into <data dir>/models/, where search finds it")
+    p.add_argument("--temporal", action="store_true",
+                   help="clip: train the temporal model (motion search) over the configured CLIP model, not the "
+                        "CLIP model itself")
+    p.add_argument("--out", default=None, help="clip --temporal / --data: where to write the temporal model "
+                                              "(a .temporal.safetensors path)")
     p.set_defaults(func=cmd_train)
     return parser
 

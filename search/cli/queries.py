@@ -21,8 +21,9 @@ def cmd_search(args) -> int:
             hits = service.queries.image(_read_image(args.image), args.top_k, filters, args.offset)
         else:
             hits = service.queries.text(args.text, args.top_k, filters, args.offset)
-        notice = None if args.image else service.queries.vocabulary_notice(args.text)
-    if notice:
+        notices = [] if args.image else [service.queries.vocabulary_notice(args.text),
+                                         None if args.prompts else service.queries.frames_notice]
+    for notice in filter(None, notices):
         print(f"reelbase: note: {notice}", file=sys.stderr)
     if args.prompts:
         return print_scored(scored, args.json)

@@ -1,8 +1,11 @@
-"""`reelbase train`: train a built-in model (the CLIP encoder, the autoencoder or the generator) and export it."""
+"""`reelbase train`: train a built-in model (the CLIP encoder, the autoencoder or the generator) and export it;
+or the temporal model over the configured CLIP model, on the world or on a folder of captioned footage."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 
 def cmd_train(args) -> int:
@@ -16,9 +19,12 @@ def cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    run_dir = args.run_dir or f"runs/{args.what}"
+    temporal = args.what == "clip" and (args.temporal or args.data)
+    run_dir = args.run_dir or f"runs/{'temporal' if temporal else args.what}"
     overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None}
-    if args.what == "clip":
+    if temporal:
+        result = train_temporal(args, run_dir, device, overrides)
+    elif args.what == "clip":
         from indexer.train_clip import TrainConfig, train
 
         overrides.pop("batch", None)
@@ -43,3 +49,27 @@ def cmd_train(args) -> int:
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def train_temporal(args, run_dir: str, device: str, overrides: dict) -> dict:
+    """Train the temporal model over the configured CLIP model and write it where search finds it: beside the
+    built-in CLIP model's weights for the world, else in the data folder's models/ (or --out)."""
+    import dataclasses
+
+    from indexer.encoder import ClipEncoder
+    from indexer.identity import BUILTIN, WEIGHTS_DIR
+    from indexer.temporal_models import MODELS_FOLDER, SUFFIX
+    from indexer.train_temporal import TemporalTrainConfig, train
+    from search.settings import Settings
+
+    settings = Settings()
+    encoder = ClipEncoder.load(settings.clip_model, device)
+    if args.out:
+        out = Path(args.out)
+    elif not args.data and settings.clip_model in BUILTIN.available():
+        out = WEIGHTS_DIR / f"{settings.clip_model}{SUFFIX}"
+    else:
+        out = settings.data_dir / MODELS_FOLDER / f"{encoder.name.replace('@', '-').replace('/', '_')}{SUFFIX}"
+    cfg = dataclasses.replace(TemporalTrainConfig(), **overrides)
+    command = "reelbase " + " ".join(sys.argv[1:])
+    return train(run_dir, encoder, cfg, data=args.data, export=None if args.no_export else out, command=command)

@@ -16,6 +16,7 @@ from indexer.ingest import content_id, find_videos, ingest
 from indexer.milvus import drop_catalog
 from indexer.models import model_identity
 from indexer.store import VideoStore
+from indexer.writer import IndexWriter
 from tests import fixtures
 
 
@@ -32,7 +33,7 @@ def store(tmp_path, encoder):
 
 def test_ingest_folder_then_search_finds_the_clip(tmp_path, store, encoder):
     paths = fixtures.write_world_videos(tmp_path / "in", 12, seed=11)
-    report = ingest([tmp_path / "in"], store, encoder, tmp_path / "library")
+    report = ingest([tmp_path / "in"], IndexWriter(store, encoder), tmp_path / "library")
     assert len(report.added) == 12 and not report.failed
     assert report.ignored == 12  # the JSON truth records beside the clips
     assert report.frames == store.count_frames() == 12 * 5  # 16 frames at 8 fps, 2 per second + last
@@ -47,9 +48,9 @@ def test_ingest_folder_then_search_finds_the_clip(tmp_path, store, encoder):
 def test_reingest_is_a_no_op_and_duplicates_in_one_run_count_once(tmp_path, store, encoder):
     fixtures.write_world_videos(tmp_path / "in", 4, seed=12)
     (tmp_path / "in" / "copy.mp4").write_bytes((tmp_path / "in" / "00000.mp4").read_bytes())
-    first = ingest([tmp_path / "in"], store, encoder, tmp_path / "library")
+    first = ingest([tmp_path / "in"], IndexWriter(store, encoder), tmp_path / "library")
     assert len(first.added) == 4 and len(first.present) == 1
-    second = ingest([tmp_path / "in"], store, encoder, tmp_path / "library")
+    second = ingest([tmp_path / "in"], IndexWriter(store, encoder), tmp_path / "library")
     assert second.added == [] and len(second.present) == 5
     assert store.count_videos() == 4 and store.count_frames() == 20
     assert len(list((tmp_path / "library").iterdir())) == 4
@@ -62,7 +63,7 @@ def test_bad_files_are_listed_with_reasons_and_the_rest_go_in(tmp_path, store, e
     fixtures.write_text_as_mp4(folder / "notes.mp4")
     fixtures.write_truncated(folder / "cut.mp4")
     fixtures.write_random_bytes(folder / "noise.mp4")
-    report = ingest([folder], store, encoder, tmp_path / "library")
+    report = ingest([folder], IndexWriter(store, encoder), tmp_path / "library")
     assert len(report.added) == 3
     reasons = {Path(p).name: r for p, r in report.failed}
     assert set(reasons) == {"empty.mp4", "notes.mp4", "cut.mp4", "noise.mp4"}
@@ -82,14 +83,14 @@ def test_a_file_that_cannot_be_copied_is_listed_and_the_rest_go_in(tmp_path, sto
         return copy(src, dst, **kwargs)
 
     monkeypatch.setattr("indexer.ingest.shutil.copyfile", disk_full_for_the_second)
-    report = ingest([tmp_path / "in"], store, encoder, tmp_path / "library")
+    report = ingest([tmp_path / "in"], IndexWriter(store, encoder), tmp_path / "library")
     assert len(report.added) == 3 and report.failed == [(str(paths[1]), "cannot copy into the library: "
                                                           "No space left on device")]
     assert store.count_videos() == 3 and store.get_video(content_id(paths[1])) is None
     assert sorted(p.name for p in (tmp_path / "library").iterdir()) == sorted(
         f"{content_id(p)}.mp4" for p in paths if p != paths[1])  # no half copy left behind
     monkeypatch.undo()
-    assert ingest([tmp_path / "in"], store, encoder, tmp_path / "library").added == [content_id(paths[1])]
+    assert ingest([tmp_path / "in"], IndexWriter(store, encoder), tmp_path / "library").added == [content_id(paths[1])]
 
 
 def test_find_videos_goes_by_content_as_well_as_name(tmp_path):

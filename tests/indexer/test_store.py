@@ -362,8 +362,10 @@ def test_browse_and_stats(store):
         "videos_by_source": {"generated": 3, "ingested": 2},
         "frames": 10,
         "prompts": 5,
+        "windows": 0,
         "model": MODEL,
         "dim": DIM,
+        "temporal_model": None,
         "server": store.server_version,
     }
 

@@ -37,6 +37,12 @@ def reseed_actions(hit: dict, key: str) -> None:
             st.success(f"Job {job['job_id'][:8]} queued: follow it on the Generate page.")
 
 
+def moment(frame: dict) -> str:
+    """A frame's time, or a window's span."""
+    end = frame.get("end")
+    return f"{frame['t']:.2f}–{end:.2f}s" if end is not None else f"{frame['t']:.2f}s"
+
+
 def show_hits(hits: list[dict], prefix: str) -> None:
     if not hits:
         st.info("No matches: the library is empty or nothing is close.")
@@ -45,10 +51,10 @@ def show_hits(hits: list[dict], prefix: str) -> None:
             with col:
                 video = hit["video"]
                 play(video, hit.get("best_t", 0.0))
-                moments = ", ".join(f"{f['t']:.2f}s" for f in hit.get("frames", []))
+                moments = ", ".join(moment(f) for f in hit.get("frames", []))
                 st.markdown(f"**{hit['score']:.3f}** · {name_of(video)}")
                 st.caption(f"{video['source']} · best at {hit.get('best_t', 0):.2f}s"
-                           + (f" · frames {moments}" if moments else ""))
+                           + (f" · moments {moments}" if moments else ""))
                 key = f"{prefix}_{video['video_id']}"
                 st.button("More like this", key=f"more_{key}", on_click=st.session_state.update,
                           kwargs={"similar_to": video})
@@ -69,6 +75,8 @@ elif text.strip():
     result = call(api().search_text, text, per_page, offset, filters)
     if result.get("notice"):
         st.warning(result["notice"])
+    if result.get("frames_notice"):
+        st.info(result["frames_notice"])
     st.caption(f"results {offset + 1}–{offset + len(result['hits'])}")
     show_hits(result["hits"], "txt")
 else:
