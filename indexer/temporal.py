@@ -89,7 +89,7 @@ class TemporalModel(nn.Module):
     def embed_texts(self, pooled: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, D) CLIP text vectors, (B, L, W) the CLIP text model's token features and (B, L) bool (True:
         a token) to (B, D) unit vectors."""
-        length = min(tokens.shape[1], self.cfg.max_tokens)
+        length = min(int(mask.sum(1).max()), self.cfg.max_tokens)  # padding is masked: leave it out
         tokens, mask = tokens[:, :length], mask[:, :length]
         x = self.token_in(tokens) + self.token_position[:length]
         x = self.tokens(x, src_key_padding_mask=~mask)

@@ -46,8 +46,8 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
 @dataclass(frozen=True)
 class TemporalTrainConfig:
-    steps: int = 3000
-    batch: int = 256  # windows per step
+    steps: int = 2000
+    batch: int = 128  # windows per step
     clips: int = 12_000  # world clips in the training set
     eval_clips: int = 400
     lr: float = 1e-3
@@ -61,8 +61,8 @@ class TemporalTrainConfig:
     paraphrase_share: float = 0.2
     pixel_noise: float = 3.0  # max std of extra pixel noise, 0..255 scale
     seed: int = 0
-    checkpoint_every: int = 200
-    eval_every: int = 500
+    checkpoint_every: int = 100
+    eval_every: int = 250
 
 
 @dataclass
@@ -290,7 +290,8 @@ def train(run_dir: str | Path, encoder: ClipEncoder, cfg: TemporalTrainConfig = 
         labels = [train_set.labels[i] for i in rows]
         batch_texts, compat = world_texts(labels, cfg, rng) if not data else caption_texts(labels)
         windows = model.embed_windows(*train_set.tensors(rows, device, cfg.pixel_noise, noise))
-        text_vectors = model.embed_texts(*texts.batch(batch_texts))
+        unique, which = np.unique(batch_texts, return_inverse=True)  # partial descriptions repeat
+        text_vectors = model.embed_texts(*texts.batch(list(unique)))[torch.from_numpy(which.reshape(-1))]
         loss = multi_positive_loss(windows, text_vectors, compat, model.logit_scale.exp().clamp(max=100))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

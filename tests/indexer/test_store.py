@@ -13,8 +13,18 @@ import pytest
 from pymilvus import DataType, MilvusClient
 
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
-from indexer.milvus import COLLECTIONS, DIM_KEY, MODEL_KEY, ModelMismatch, StoreLocked, drop_catalog, supports_group_by
-from indexer.records import VideoEntry, VideoRecord
+from indexer.milvus import (
+    COLLECTIONS,
+    DIM_KEY,
+    MODEL_KEY,
+    WINDOWS,
+    ModelMismatch,
+    StoreError,
+    StoreLocked,
+    drop_catalog,
+    supports_group_by,
+)
+from indexer.records import VideoEntry, VideoRecord, VideoWindows
 from indexer.store import VideoStore
 
 MODEL, DIM = "test-clip", 16
@@ -37,6 +47,8 @@ def uri(request, tmp_path):
     for name in COLLECTIONS:  # emptied, not dropped: creating and loading takes seconds each
         if client.has_collection(name):
             client.delete(name, filter='video_id != ""')
+    if client.has_collection(WINDOWS):  # whole only with every video's windows: none left from another test
+        client.drop_collection(WINDOWS)
     client.close()
     return uri
 
@@ -475,6 +487,60 @@ def test_a_page_is_full_whatever_the_video_filter_keeps(store, monkeypatch, ids_
     assert len(hits) == 10 and {h.video.video_id for h in hits} <= set(keep)
     last = store.search_frames(q, top_k=10, offset=len(keep) - 3, video_filter=f"video_id in {keep}".replace("'", '"'))
     assert len(last) == 3  # the end of the results: a short page, then nothing
+
+
+TEMPORAL = ("test-temporal@000000000000", DIM)
+
+
+def with_windows(entry: VideoEntry, windows: np.ndarray) -> VideoEntry:
+    """The entry with windows of these vectors, one every second, each two seconds long."""
+    starts = np.arange(len(windows), dtype=float)
+    return replace(entry, windows=VideoWindows(np.arange(len(windows)) * 2, starts, starts + 2, windows))
+
+
+def test_window_pages_are_full_and_consecutive_in_a_skewed_library(uri):
+    """One long video with hundreds of windows near the query beside many short ones: every page holds
+    distinct videos, each hit with its best windows (start and end), pages never overlapping."""
+    rng = np.random.default_rng(5)
+    q = unit(rng.normal(size=DIM))
+    windows = {"big": unit(q + 0.15 * rng.normal(size=(300, DIM)))}
+    windows |= {f"s{v:03d}": unit(q + 0.6 * rng.normal(size=(2, DIM))) for v in range(60)}
+    with VideoStore(uri, clip_model=MODEL, dim=DIM, temporal=TEMPORAL) as store:
+        frames = clustered(1, 2)["vid00"]
+        store.add_videos([with_windows(VideoEntry(record(v, 2), [0, 1], [0.0, 0.5], frames), w)
+                          for v, w in windows.items()])
+        expected = [v for v, _ in brute_force(windows, q, 30, 2)]
+        pages = [store.search_windows(q, top_k=10, windows_per_video=2, offset=o) for o in (0, 10, 20)]
+        got = [h.video.video_id for p in pages for h in p]
+        assert [len(p) for p in pages] == [10, 10, 10] and len(set(got)) == 30 and got[:5] == expected[:5]
+        assert all(f.end == f.t + 2 for p in pages for h in p for f in h.frames)
+        assert store.stats()["windows"] == 300 + 60 * 2
+
+
+def test_windows_are_kept_whole_or_not_at_all(uri):
+    """Windows of one temporal model only, for every video: another model's or none's writes drop them, and a
+    catalog that has videos without windows says so until a re-index makes them."""
+    videos = clustered(3, 2)
+    entries = {v: with_windows(VideoEntry(record(v, 2), [0, 1], [0.0, 0.5], e), e) for v, e in videos.items()}
+    with VideoStore(uri, clip_model=MODEL, dim=DIM, temporal=TEMPORAL) as store:  # a new catalog: windows
+        assert store.has_windows and store.windows_notice is None
+        store.add_videos([entries["vid00"]])
+        with pytest.raises(ValueError, match="needs its windows"):
+            store.add_videos([replace(entries["vid01"], windows=None)])
+    with VideoStore(uri, clip_model=MODEL, dim=DIM, temporal=("other@111111111111", DIM)) as store:
+        assert not store.has_windows and "made by the temporal model test-temporal" in store.windows_notice
+        with pytest.raises(StoreError, match="reindex"):
+            store.search_windows(videos["vid00"][0])
+    with VideoStore(uri, clip_model=MODEL, dim=DIM) as store:  # no temporal model: a write drops the windows
+        assert "no temporal model" in store.windows_notice
+        store.add_videos([replace(entries["vid01"], windows=None)])
+    with VideoStore(uri, clip_model=MODEL, dim=DIM, temporal=TEMPORAL) as store:  # (dropped, else they'd count)
+        assert not store.has_windows and "indexed without windows" in store.windows_notice
+        store.make_windows()  # what a re-index does before writing every video again
+        store.add_videos(list(entries.values()))
+        assert store.has_windows and store.stats()["windows"] == 6
+        store.delete_video("vid02")
+        assert store.stats()["windows"] == 4
 
 
 NAMES = ["é", "ünï cödé/@+", "🎥 clip", 'a"b', "a'b", "back\\slash", "new\nline", "cr\rx", "tab\tx",
