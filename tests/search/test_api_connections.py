@@ -1,32 +1,40 @@
-"""Connections a client holds open: job event streams (search/api/events.py), against the real app
-served in uvicorn.
+"""Connections a client holds open: job event streams (search/api/events.py) and slow requests
+(search/api/server.py), against the real app served as `reelbase serve` serves it.
 
 Rates are compared within one run (a ratio), never against a clock.
 """
 
+import os
+import select
+import socket
 import threading
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
 
 from search.api import create_app
+from search.api.server import server_options
 from search.settings import Settings
 from tests import fixtures
 
+ROOT = Path(__file__).resolve().parents[2]
 STREAM_CAP = 60  # event streams the test service serves at once
 CROWD = 50  # streams on a queued job, beside one stream on the running job
+TIMEOUT_S = 1.0  # the test service's header and body timeouts
 WINDOW_S = 3.0  # each window in which a stream's events are counted
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """The app served on loopback with a small stream cap; yields (app, url, running, queued):
+    """The app served on loopback with small read deadlines and stream cap; yields (app, url, running, queued):
     a long job running and one queued behind it (both cancelled after)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("live") / "data", device="cpu", max_event_streams=STREAM_CAP)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("live") / "data", device="cpu", max_event_streams=STREAM_CAP,
+                        header_timeout_s=TIMEOUT_S, body_timeout_s=TIMEOUT_S)
     app = create_app(settings)
-    with fixtures.serving(app) as url, httpx.Client(base_url=url) as client:
+    with fixtures.serving(app, **server_options(settings)) as url, httpx.Client(base_url=url) as client:
         long = {"prompt": "a red ball moving right", "steps": 200, "frames": 128}  # minutes of steps on a CPU
         running, queued = (client.post("/jobs", json=long).json()["job_id"] for _ in range(2))
         try:
@@ -105,3 +113,53 @@ def test_streams_beyond_the_cap_are_refused_with_retry_after_until_one_closes(li
             again = stack.enter_context(client.stream("GET", f"/jobs/{running}/events"))
             assert again.status_code == 200 and next(again.iter_lines()).startswith("event: ")
     _wait_until_no_stream_is_open(app)  # and every channel goes with its last stream
+
+
+# --- slow clients --------------------------------------------------------------------------------
+
+
+def _seconds_until_closed(url: str, start: bytes, trickle: bytes, interval: float = 0.1) -> float | None:
+    """Send `start`, then `trickle` one byte per `interval`; when the server closed the connection (None: never)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(start)
+        began = time.monotonic()
+        for byte in trickle:
+            try:
+                sock.send(bytes([byte]))
+                readable, _, _ = select.select([sock], [], [], interval)
+                if readable and sock.recv(4096) == b"":
+                    return time.monotonic() - began
+            except OSError:  # reset: closed
+                return time.monotonic() - began
+    return None
+
+
+HALF_A_HEAD = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: one byte at a time"  # 7 s at 0.1 s a byte
+
+
+def test_a_client_sending_its_header_one_byte_at_a_time_is_dropped(live):
+    _, url, _, _ = live
+    closed = _seconds_until_closed(url, b"", HALF_A_HEAD)
+    assert closed is not None, f"the connection stayed open for {len(HALF_A_HEAD) * 0.1:.0f} s"
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_a_client_sending_its_body_one_byte_at_a_time_is_dropped(live):
+    _, url, _, _ = live
+    body = b'{"text": "a red ball moving right on a black background, one byte at a time", "top_k": 3}'
+    head = (b"POST /search/text HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    closed = _seconds_until_closed(url, head, body)
+    assert closed is not None, f"the connection stayed open for {len(body) * 0.1:.0f} s"
+    fast = httpx.post(f"{url}/search/text", content=body, headers={"Content-Type": "application/json"})
+    assert fast.status_code == 200, fast.text  # the same request sent at once is answered
+
+
+@pytest.mark.slow
+def test_reelbase_serve_drops_slow_clients_by_its_settings(tmp_path):
+    """The command the compose stack and the Dockerfile run: its deadlines come from REELBASE_ variables."""
+    env = {**os.environ, "REELBASE_DATA_DIR": str(tmp_path / "data"), "REELBASE_MILVUS_URI": "",
+           "REELBASE_DEVICE": "cpu", "REELBASE_HEADER_TIMEOUT_S": str(TIMEOUT_S)}
+    with fixtures.ApiProcess(env, ROOT) as api:
+        assert _seconds_until_closed(api.url, b"", HALF_A_HEAD) is not None
