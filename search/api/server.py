@@ -122,6 +122,7 @@ class DeadlineH11Protocol(H11Protocol):
         return self._waited > self.deadlines.body_s + self._received / self.deadlines.body_min_rate
 
     def _drop(self) -> None:
+        client = ":".join(map(str, self.client)) if self.client else "a client"
         log.info("dropped %s, too slow to send its request's %s (%.0f s for %d bytes)",
-                 self.client or "a client", self._phase[0], self._waited, self._received)
+                 client, self._phase[0], self._waited, self._received)
         self.transport.close()  # the app, if it waits on the body, sees the client leave
