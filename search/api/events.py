@@ -99,7 +99,8 @@ class JobEvents:
         self.open_streams += 1
         return Subscription(self, job.job_id, channel)
 
-    def _release(self, job_id: str, channel: Channel) -> None:
+    def release(self, job_id: str, channel: Channel) -> None:
+        """Give a stream's place back (`Subscription.close` does); the channel goes with its last stream."""
         channel.streams -= 1
         self.open_streams -= 1
         if channel.streams == 0:
@@ -128,7 +129,7 @@ class Subscription:
     def close(self) -> None:
         if self._open:
             self._open = False
-            self._events._release(self._job_id, self.channel)
+            self._events.release(self._job_id, self.channel)
 
     async def events(self, render: Render, keepalive_s: float) -> AsyncIterator[str]:
         """The job's states as event texts, from the current one until it ends; the same again after
