@@ -2,12 +2,14 @@
 
 A job is queued, then running (with its step of steps), then succeeded (its clip saved into the
 library and indexed), failed (with the reason) or cancelled. Each change of state is written to
-`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs. The queue holds a
-bounded number of unfinished jobs (more are refused with QueueFull), and the records of ended jobs
-are pruned by count and age (only the records: a clip a job made stays in the library). One that was
-running when the process died is reported failed, and nothing of it stays: the job records its
-clip's id before the clip's file enters the library, and at the next start `recover` either finds
-the clip complete in the catalog (the job succeeded after all) or removes what of it was saved.
+`jobs/<id>.json` in the data folder, so a restarted service still lists its jobs, and every change
+(each step too) is handed to the queue's listeners (the API's event streams), so nobody waits on a
+thread for it. The queue holds a bounded number of unfinished jobs (more are refused with QueueFull),
+and the records of ended jobs are pruned by count and age (only the records: a clip a job made stays
+in the library). One that was running when the process died is reported failed, and nothing of it
+stays: the job records its clip's id before the clip's file enters the library, and at the next start
+`recover` either finds the clip complete in the catalog (the job succeeded after all) or removes what
+of it was saved.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class JobQueue:
         self._cancel: set[str] = set()
         self._closing = False
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._listeners: list[Callable[[Job], None]] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._load()
         self._worker = threading.Thread(target=self._work, name="generation-worker", daemon=True)
@@ -133,14 +135,13 @@ class JobQueue:
                 self._cancel.add(job_id)  # the worker stops at its next step
             return Job(**asdict(job))
 
-    def wait_for_change(self, job_id: str, version: int, timeout: float) -> Job:
-        """The job once its version differs from `version` (or after timeout); JobNotFound once it is pruned."""
-        with self._changed:
-            self._changed.wait_for(lambda: job_id not in self._jobs or self._jobs[job_id].version != version,
-                                   timeout=timeout)
-            if job_id not in self._jobs:
-                raise JobNotFound(f"no job '{shown(job_id)}'")
-            return Job(**asdict(self._jobs[job_id]))
+    def add_listener(self, listener: Callable[[Job], None]) -> None:
+        """Call `listener(job)` with a copy of each job on every change, on the thread that changed it.
+
+        It runs under the queue's lock, so it must only hand the copy on (never call back into the queue).
+        """
+        with self._lock:
+            self._listeners.append(listener)
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -226,7 +227,15 @@ class JobQueue:
         job.version += 1
         if save:
             self._save(job)
-        self._changed.notify_all()
+        if self._listeners:
+            self._tell(Job(**asdict(job)))
+
+    def _tell(self, job: Job) -> None:
+        for listener in self._listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener's fault must not stop the worker
+                log.exception("a job listener failed on job %s", job.job_id)
 
     # --- the record on disk ---
 

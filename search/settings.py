@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(32, ge=1)  # generation jobs queued or running at once; beyond it 429
     keep_finished_jobs: int = Field(500, ge=1)  # records of ended jobs kept in <data dir>/jobs/, newest first
     keep_finished_days: float = Field(30.0, gt=0)  # and none older than this
+    max_event_streams: int = Field(256, ge=1)  # job event streams open at once; beyond it 503 with Retry-After
+    header_timeout_s: float = Field(10.0, gt=0)  # a request's line and headers arrive within this, or it is dropped
+    body_timeout_s: float = Field(30.0, gt=0)  # a body arrives within this plus 1 s per body_min_rate_kb KiB sent
+    body_min_rate_kb: float = Field(16.0, gt=0)  # so a body slower than this many KiB/s is dropped after the above
 
     @property
     def max_upload_bytes(self) -> int:

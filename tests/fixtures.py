@@ -151,12 +151,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app, timeout: float = 120.0) -> Iterator[str]:
-    """Run an ASGI app in uvicorn on a free loopback port in a thread; yield its URL; shut it down after."""
+def serving(app, timeout: float = 120.0, **options) -> Iterator[str]:
+    """Run an ASGI app in uvicorn (with more of its `options`) on a free loopback port in a thread; yield its
+    URL; shut it down after."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
-                                           timeout_graceful_shutdown=10))
+                                           timeout_graceful_shutdown=10, **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + timeout

@@ -5,6 +5,7 @@ an engine); these checks catch what breaks a deploy silently: a typo in a REELBA
 a package the image leaves out, a URL pointing at no service, an unpinned image.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from search.cli.parser import build_parser
+from search.cli.servers import cmd_serve
 from search.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,14 @@ def test_the_api_finds_milvus_and_listens_where_the_ui_looks(api):
     args = build_parser().parse_args(service["command"][1:])
     assert (args.host, str(args.port)) == ("0.0.0.0", ui[2])
     assert any(p.endswith(f":{ui[2]}") for p in service["ports"]) and service["healthcheck"]["test"]
+
+
+def test_the_stack_and_the_image_serve_the_api_through_reelbase_serve():
+    """`reelbase serve` is what applies the read deadlines to slow clients (search/api/server.py)."""
+    image_command = json.loads(re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M)[1])
+    for command in (SERVICES["api"]["command"], SERVICES["api-gpu"]["command"], image_command):
+        assert command[0] == "reelbase" and build_parser().parse_args(command[1:]).func is cmd_serve
+    assert {"REELBASE_HEADER_TIMEOUT_S", "REELBASE_BODY_TIMEOUT_S"} <= set(SERVICES["api"]["environment"])
 
 
 def test_every_reelbase_variable_is_a_setting():

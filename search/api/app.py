@@ -17,6 +17,7 @@ from indexer.probe import BadVideo
 from search.api import jobs as jobs_routes
 from search.api import library, media, queries
 from search.api.deps import require_key
+from search.api.events import JobEvents, TooManyStreams
 from search.api.schemas import Health
 from search.jobs import JobFinished, JobNotFound, JobQueue, QueueFull
 from search.library import AmbiguousId, NotFound
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                   settings.data_dir / "jobs", recover=service.generation.recover_clip,
                                   max_queued=settings.max_queued_jobs, keep_finished=settings.keep_finished_jobs,
                                   keep_days=settings.keep_finished_days)
+        app.state.events = JobEvents(app.state.jobs, max_streams=settings.max_event_streams)
         log.info("serving %s (%s) with CLIP %s", settings.data_dir, settings.resolved_milvus_uri, settings.clip_model)
         try:
             yield
@@ -124,6 +126,11 @@ async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
 
 
+async def _too_many_streams(request: Request, exc: TooManyStreams) -> JSONResponse:
+    """503 with Retry-After: the service serves its most event streams."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each wrong part of the request and what is wrong with it. FastAPI's own handler echoes the
     whole value sent (however long) and fails on what JSON cannot hold (a lone surrogate, NaN)."""
@@ -148,6 +155,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, handler(404))
     app.add_exception_handler(AmbiguousId, _ambiguous)
     app.add_exception_handler(QueueFull, _queue_full)
+    app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(JobNotFound, handler(404))
     app.add_exception_handler(JobFinished, handler(409))

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from common.files import temp_path
 from indexer.records import VideoHit, VideoRecord
 from search import images, media_links
+from search.api.events import JobEvents
 from search.api.schemas import FrameOut, HitOut, VideoLinks, VideoOut
 from search.jobs import JobQueue
 from search.params import MAX_MODEL_FILTER, Filters
@@ -32,6 +33,10 @@ def service(request: Request) -> Reelbase:
 
 def jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
+
+
+def job_events(request: Request) -> JobEvents:
+    return request.app.state.events
 
 
 def query_filters(source: str | None = Query(None, pattern="^(generated|ingested)$"),
@@ -49,6 +54,7 @@ def query_filters(source: str | None = Query(None, pattern="^(generated|ingested
 
 Service = Annotated[Reelbase, Depends(service)]  # what every route that reads or writes the library takes
 Jobs = Annotated[JobQueue, Depends(jobs)]
+Events = Annotated[JobEvents, Depends(job_events)]  # the job queue's event streams
 QueryFilters = Annotated[Filters, Depends(query_filters)]  # the library filters as query parameters
 
 

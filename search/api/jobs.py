@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query
 
 from generator.params import MAX_PROMPT, GenerationParams
-from search.api.deps import Jobs, Links, Service, video_out
+from search.api.deps import Events, Jobs, Links, Service, video_out
+from search.api.events import EventStreamResponse
 from search.api.schemas import JobList, JobOut, Reseed
 from search.jobs import TERMINAL, Job
 from search.media_links import MediaLinks
 from search.service import Reelbase
 
 router = APIRouter(tags=["generation"])
+KEEPALIVE_S = 15.0  # an event stream repeats the job's state after this long without a change
 
 
 def job_out(job: Job, svc: Reelbase, links: MediaLinks) -> JobOut:
@@ -57,18 +57,16 @@ def cancel_job(svc: Service, queue: Jobs, links: Links, job_id: str):
 
 
 @router.get("/jobs/{job_id}/events", summary="Server-sent events: the job on every change, until it ends",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(svc: Service, queue: Jobs, links: Links, job_id: str, request: Request):
-    job = queue.get(job_id)  # 404 before the stream starts
+            response_class=EventStreamResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(svc: Service, queue: Jobs, events: Events, links: Links, job_id: str):
+    subscription = events.subscribe(queue.get(job_id))  # 404 or 503 before the stream starts
+    return EventStreamResponse(subscription, lambda job: event_text(job, svc, links), KEEPALIVE_S)
 
-    async def stream():
-        current = job
-        while True:
-            body = job_out(current, svc, links).model_dump_json() if current.status in TERMINAL else json.dumps(
-                {k: v for k, v in current.to_dict().items() if k != "version"})
-            yield f"event: {current.status}\ndata: {body}\n\n"
-            if current.status in TERMINAL or await request.is_disconnected():
-                return
-            current = await asyncio.to_thread(queue.wait_for_change, job_id, current.version, 15.0)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+def event_text(job: Job, svc: Reelbase, links: MediaLinks) -> str:
+    """One server-sent event: the job's status as its name, the job as its data (with its clip once it ended)."""
+    if job.status in TERMINAL:
+        body = job_out(job, svc, links).model_dump_json()
+    else:
+        body = json.dumps({k: v for k, v in job.to_dict().items() if k != "version"})
+    return f"event: {job.status}\ndata: {body}\n\n"

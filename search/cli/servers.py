@@ -15,8 +15,11 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from search.api import create_app
+    from search.api.server import server_options
+    from search.settings import Settings
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", **server_options(settings))
     return 0
 
 
