@@ -196,9 +196,12 @@ def stack_windows(windows: list[tuple]):
 
 
 def text_features(clip: ClipEncoder, texts: list[str]):
-    """The CLIP text model's view of texts: (N, D) unit text vectors, (N, L, W) token features (after its last
-    layer norm) and a (N, L) mask of real tokens. Token features come from open_clip's CLIP (built-in text
-    tower) or CustomTextCLIP (`text.output_tokens`); a model with neither gives its text vector as one token."""
+    """The CLIP text model's view of texts: (N, D) unit text vectors, (N, L, W) token features and a (N, L) mask
+    of real tokens. From open_clip's CLIP (built-in text tower) a token's features are its output (after the last
+    layer norm) beside its input word embedding: a text model trained on single frames can all but erase the
+    words a frame cannot show from its outputs ("left" and "right" come out of reelbase-tiny's at cosine 0.994,
+    its word embeddings at 0.27). From CustomTextCLIP (`text.output_tokens`) the outputs alone; a model with
+    neither gives its text vector as one token."""
     import torch
     import torch.nn.functional as F
     from open_clip.transformer import text_global_pool
@@ -207,10 +210,11 @@ def text_features(clip: ClipEncoder, texts: list[str]):
     tokens = clip.clip.tokenizer(texts).to(clip.device)
     with clip._autocast():
         if hasattr(model, "token_embedding") and hasattr(model, "ln_final"):
-            x = model.token_embedding(tokens) + model.positional_embedding
-            x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+            words = model.token_embedding(tokens)
+            x = model.ln_final(model.transformer(words + model.positional_embedding, attn_mask=model.attn_mask))
             pooled = _project(model, text_global_pool(x, tokens, model.text_pool_type,
                                                       eos_token_id=getattr(model, "text_eos_id", None)))
+            x = torch.cat([x, words.to(x.dtype)], dim=-1)
         elif hasattr(getattr(model, "text", None), "output_tokens"):
             model.text.output_tokens = True
             try:

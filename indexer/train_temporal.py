@@ -46,7 +46,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
 @dataclass(frozen=True)
 class TemporalTrainConfig:
-    steps: int = 2000
+    steps: int = 1500
     batch: int = 128  # windows per step
     clips: int = 12_000  # world clips in the training set
     eval_clips: int = 400

@@ -85,3 +85,22 @@ def test_a_generated_clip_keeps_its_vectors_through_a_reindex(tmp_path):
     assert (service.store.video_embedding(record.video_id) == made).all()
     assert service.store.get_video(record.video_id) == record
     service.close()
+
+
+def test_a_reindex_makes_the_windows_of_a_library_indexed_without_them(tmp_path):
+    """A library indexed before its CLIP model had a temporal model matches single frames and says so; a re-index
+    makes every video's windows, and text search then matches them."""
+    data = tmp_path / "data"
+    service = Reelbase(Settings(data_dir=data, device="cpu", temporal_model="none"))
+    paths = [write_mp4(tmp_path / f"clip{i}.mp4", c.frames, FPS) for i, c in enumerate(sample_clips(79, 0, 2))]
+    assert len(service.library.ingest(paths).added) == 2
+    service.close()
+    service = Reelbase(Settings(data_dir=data, device="cpu"))  # the built-in temporal model of reelbase-tiny
+    assert not service.queries.matches_windows and "`reelbase reindex`" in service.queries.frames_notice
+    assert all(f.end is None for h in service.queries.text("a ball") for f in h.frames)
+    assert service.maintenance.reindex()["reindexed"] == 2
+    assert service.queries.matches_windows and service.queries.frames_notice is None
+    assert service.store.stats()["windows"] == 2  # a two-second clip is one window
+    hits = service.queries.text("a ball")
+    assert len(hits) == 2 and all(f.end is not None for h in hits for f in h.frames)
+    service.close()
