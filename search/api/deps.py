@@ -105,22 +105,24 @@ def hit_out(hit: VideoHit, links: media_links.MediaLinks) -> HitOut:
 
 async def query_image(request: Request, svc: Service) -> AsyncIterator[np.ndarray]:
     """The form's query image (file field `image`) as (H, W, 3) uint8: streamed and checked by its first bytes,
-    then decoded within the memory budget (`search.images`); 413 if too large, 415 if no image. When the route
-    has answered, the memory its decoding and encoding freed goes back to the system."""
+    then decoded within the memory budget (`search.images`). When the route returns, the memory its decoding
+    and encoding freed goes back to the system."""
     data = await uploads.receive_image(request, "image", svc.settings.max_query_image_bytes)
     try:
-        image = await run_in_threadpool(svc.images.read, data, "the upload")
+        yield await run_in_threadpool(_decoded, svc.images, data)
+    finally:
+        del data
+        await run_in_threadpool(images.release_freed_memory)
+
+
+def _decoded(reader: images.QueryImages, data: bytes) -> np.ndarray:
+    """The image decoded; 413 if too large, 415 if it is no readable image."""
+    try:
+        return reader.read(data, "the upload")
     except images.ImageTooLarge as exc:
         raise HTTPException(413, str(exc)) from exc
     except images.BadImage as exc:
         raise HTTPException(415, str(exc)) from exc
-    finally:
-        del data
-    try:
-        yield image
-    finally:
-        del image
-        await run_in_threadpool(images.release_freed_memory)
 
 
 async def uploaded_video(request: Request, svc: Service) -> AsyncIterator[Path]:

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from common.files import temp_path
 from indexer.probe import HEAD_BYTES, describe_head, sniff_head
@@ -44,19 +45,19 @@ def refused(status: int, detail: str) -> HTTPException:
     return HTTPException(status, detail, headers={"Connection": "close"})
 
 
-async def receive_image(request: Request, field: str, limit: int) -> bytearray:
+async def receive_image(request: Request, field: str, limit: int) -> bytes:
     """A query image's bytes, held in memory (at most `limit`): 415 from its first bytes when it is no image."""
 
     def check(head: bytes) -> None:
         if images.image_format(head) is None:
-            raise refused(415, f"the {field} is not an image (a query image is {', '.join(images.FORMATS)}; "
+            raise refused(415, f"the upload is not an image (a query image is {', '.join(images.FORMATS)}; "
                                "checked by its first bytes, not by its name)")
 
     part = FilePart(request, field, limit, "REELBASE_MAX_QUERY_IMAGE_MB")
     data = bytearray()
     async for chunk in checked(part.chunks(), images.HEAD_BYTES, check):
         data += chunk
-    return data
+    return bytes(data)
 
 
 async def receive_video(request: Request, field: str, folder: Path, limit: int) -> Path:
@@ -129,7 +130,7 @@ class FilePart:
         parser = MultipartParser(self._boundary(), self._callbacks())
         self._refuse_declared_length()
         received = size = 0
-        async for piece in self.request.stream():
+        async for piece in self._body():
             received += len(piece)
             if received > self.limit + FORM_OVERHEAD:
                 raise self._too_large()
@@ -149,6 +150,14 @@ class FilePart:
             raise RequestValidationError([{"type": "missing", "loc": ("body", self.field), "msg": "Field required",
                                            "input": None}])
         raise refused(400, f"the body ends inside the {self.field} (a cut upload)")
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        """The request body as it arrives; a client that goes away midway gets (were it there) a 400."""
+        try:
+            async for piece in self.request.stream():
+                yield piece
+        except ClientDisconnect:
+            raise refused(400, f"the client went away before the {self.field} had arrived") from None
 
     def _boundary(self) -> bytes:
         kind, options = parse_options_header(self.request.headers.get("content-type", ""))
