@@ -78,7 +78,7 @@ NOT_VIDEO = (
 
 def sniff(path: str | Path) -> str | None:
     """The container named by the file's magic bytes, or None when it is no known video."""
-    return _container_of(_read_head(Path(path)))
+    return sniff_head(_read_head(Path(path)))
 
 
 def _read_head(path: Path) -> bytes:
@@ -86,7 +86,8 @@ def _read_head(path: Path) -> bytes:
         return f.read(HEAD_BYTES)
 
 
-def _container_of(head: bytes) -> str | None:
+def sniff_head(head: bytes) -> str | None:
+    """`sniff` of a file's first HEAD_BYTES bytes (an upload's, as they arrive)."""
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return None if brand in IMAGE_BRANDS else "mov" if brand == b"qt  " else "mp4"
@@ -101,7 +102,7 @@ def _container_of(head: bytes) -> str | None:
     return next((name for magic, name in MAGIC if head.startswith(magic)), None)
 
 
-def _describe(head: bytes) -> str:
+def describe_head(head: bytes) -> str:
     """What a file that is not a video seems to be, for the reason text."""
     if head[4:8] == b"ftyp":
         return "an HEIF/AVIF image"
@@ -186,9 +187,9 @@ def probe(path: str | Path, limits: ReadLimits = ReadLimits()) -> VideoInfo:
     if size > limits.max_bytes:
         raise BadVideo(path, f"file of {size} bytes exceeds the limit of {limits.max_bytes}")
     head = _read_head(path)
-    container = _container_of(head)
+    container = sniff_head(head)
     if container is None:
-        raise BadVideo(path, f"not a video ({_describe(head)})")
+        raise BadVideo(path, f"not a video ({describe_head(head)})")
     if container in ("mp4", "mov"):
         _check_boxes(path, size)
     info = _stream_info(path, container)

@@ -3,7 +3,8 @@
 `Reelbase` is what both faces (the HTTP API and the CLI) call. It loads the dependencies (the
 Milvus catalog, the CLIP encoder, the generator) when first needed, and composes the parts that
 are handed them: `library` (records, files, media, ingest), `queries`, `duplicates`,
-`generation` and `maintenance` (re-index, repair). docs/architecture.md draws the whole.
+`generation` and `maintenance` (re-index, repair), and `images`, the reader of query images.
+docs/architecture.md draws the whole.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from indexer.store import VideoStore
 from indexer.writer import IndexWriter
 from search.duplicates import DuplicateFinder, FingerprintCache, read_for_fingerprint
 from search.generation import Generation
+from search.images import QueryImages
 from search.library import Library
 from search.queries import Queries
 from search.settings import Settings
@@ -37,6 +39,7 @@ class Reelbase:
         self.folder = LibraryFolder(self.settings.library_dir, self.settings.data_dir)
         self.tasks = LibraryTasks()  # one library-wide task (re-index, repair, duplicate scan) at a time
         self.fingerprints = FingerprintCache(read_for_fingerprint, self.folder.fingerprints)
+        self.images = QueryImages(self.settings.max_query_pixels, self.settings.query_image_decodes)  # query images
         self.folder.remove_stale_temp_files()  # what a killed process left
 
     # --- dependencies, loaded when first needed ------------------------------------------------

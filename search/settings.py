@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     generator_model: str = "reelbase-tiny"  # a built-in name or a .safetensors checkpoint
     api_key: str = ""  # when set, every API route but /health needs it
     max_upload_mb: float = 512.0  # uploads beyond this get 413
+    max_query_image_mb: float = Field(16.0, gt=0)  # a query image (search or duplicates by image) beyond this: 413
+    max_query_pixels: int = Field(4096 * 4096, ge=1)  # a query image decoding to more: 413 (JPEGs decode at 1/8 first)
+    query_image_decodes: int = Field(2, ge=1)  # query images decoded at once, each holding up to 6 bytes a pixel
     api_url: str = "http://127.0.0.1:8000"  # where the CLI and the UI find a running API
     public_api_url: str = ""  # where browsers find it, for the UI's media links (empty: api_url)
     max_queued_jobs: int = Field(32, ge=1)  # generation jobs queued or running at once; beyond it 429
@@ -36,6 +39,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_query_image_bytes(self) -> int:
+        return int(self.max_query_image_mb * 1024 * 1024)
 
     @cached_property
     def library_dir(self) -> Path:

@@ -3,21 +3,22 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from common.files import temp_path
 from indexer.records import VideoHit, VideoRecord
 from search import images, media_links
+from search.api import uploads
 from search.api.events import JobEvents
 from search.api.schemas import FrameOut, HitOut, VideoLinks, VideoOut
 from search.jobs import JobQueue
@@ -99,33 +100,40 @@ def hit_out(hit: VideoHit, links: media_links.MediaLinks) -> HitOut:
                   media_url=links.video(video_id, start=hit.best_t), thumbnail_url=links.frame(video_id, hit.best_t))
 
 
-# --- uploads -----------------------------------------------------------------------------------
+# --- uploads (read from the request stream: search/api/uploads.py) ------------------------------
 
 
-def safe_name(name: str | None) -> str:
-    """A file name with no directories and no odd characters."""
-    base = Path((name or "upload").replace("\\", "/")).name
-    base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .") or "upload"
-    return base[:120]
-
-
-def save_upload(upload: UploadFile, folder: Path) -> Path:
-    """Copy an upload into a fresh temp folder under `folder` (named by this process, so a restart
-    removes what a killed one left), keeping its (sanitised) name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(folder / "upload")
-    temp.mkdir(mode=0o700)
-    target = temp / safe_name(upload.filename)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(upload.file, out, 1 << 20)
-    return target
-
-
-def read_image(upload: UploadFile) -> np.ndarray:
-    """An uploaded image as (H, W, 3) uint8, checked by content; 415 if it is no image, 413 if too large."""
+async def query_image(request: Request, svc: Service) -> AsyncIterator[np.ndarray]:
+    """The form's query image (file field `image`) as (H, W, 3) uint8: streamed and checked by its first bytes,
+    then decoded within the memory budget (`search.images`). When the route returns, the memory its decoding
+    and encoding freed goes back to the system."""
+    data = await uploads.receive_image(request, "image", svc.settings.max_query_image_bytes)
     try:
-        return images.read_image(upload.file.read(), "the upload")
+        yield await run_in_threadpool(_decoded, svc.images, data)
+    finally:
+        del data
+        await run_in_threadpool(images.release_freed_memory)
+
+
+def _decoded(reader: images.QueryImages, data: bytes) -> np.ndarray:
+    """The image decoded; 413 if too large, 415 if it is no readable image."""
+    try:
+        return reader.read(data, "the upload")
     except images.ImageTooLarge as exc:
         raise HTTPException(413, str(exc)) from exc
     except images.BadImage as exc:
         raise HTTPException(415, str(exc)) from exc
+
+
+async def uploaded_video(request: Request, svc: Service) -> AsyncIterator[Path]:
+    """The form's video (file field `file`), written once into a temp folder under uploads/ once its first bytes
+    show a video; the folder is removed when the route returns."""
+    path = await uploads.receive_video(request, "file", svc.folder.uploads, svc.settings.max_upload_bytes)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+QueryImage = Annotated[np.ndarray, Depends(query_image, scope="function")]  # memory returned before the response
+UploadedVideo = Annotated[Path, Depends(uploaded_video, scope="function")]  # removed before the response is sent

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
+from fastapi import APIRouter, HTTPException, Query
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
-
-from indexer.probe import sniff
 from indexer.records import SORTABLE
-from search.api.deps import Jobs, Links, QueryFilters, Service, save_upload, video_out
+from search.api.deps import Jobs, Links, QueryFilters, Service, UploadedVideo, video_out
 from search.api.schemas import IngestOut, LibraryPage, ReindexOut, StatsOut, VideoDetail
+from search.api.uploads import multipart_form
 from search.params import shown
 
 router = APIRouter(tags=["library"])
 
 
-@router.post("/videos", response_model=IngestOut, status_code=201, summary="Upload a video into the library")
-def upload_video(svc: Service, links: Links, file: UploadFile = File(...)):
-    path = save_upload(file, svc.folder.uploads)
-    try:
-        if sniff(path) is None:  # by content, before any decoder sees it
-            raise HTTPException(415, f"{path.name} is not a video file (checked by content, not by name)")
-        report = svc.library.ingest([path], keep_paths=False)  # its path is a temp folder
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
+@router.post("/videos", response_model=IngestOut, status_code=201, summary="Upload a video into the library",
+             openapi_extra=multipart_form("file", "the video file (REELBASE_MAX_UPLOAD_MB)"))
+def upload_video(svc: Service, links: Links, file: UploadedVideo):
+    report = svc.library.ingest([file], keep_paths=False)  # its path is a temp folder
     if report.failed:
-        raise HTTPException(422, f"{shown(file.filename)}: {report.failed[0][1]}")
+        raise HTTPException(422, f"{shown(file.name)}: {report.failed[0][1]}")
     video_id = (report.added or report.present)[0]
     return IngestOut(added=report.added, present=report.present, video=video_out(svc.library.get(video_id), links))
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Query
 
-from search.api.deps import Links, QueryFilters, Service, hit_out, read_image, video_out
+from search.api.deps import Links, QueryFilters, QueryImage, Service, hit_out, video_out
 from search.api.schemas import (
     DuplicateFrameQuery,
     DuplicateGroupOut,
@@ -21,10 +21,12 @@ from search.api.schemas import (
     SimilarQuery,
     TextQuery,
 )
+from search.api.uploads import multipart_form
 from search.duplicates import DEFAULT_THRESHOLD, DuplicateHit
 from search.media_links import MediaLinks
 
 router = APIRouter(tags=["search"])
+IMAGE_FORM = multipart_form("image", "the query image: PNG, JPEG, WebP, GIF or BMP (REELBASE_MAX_QUERY_IMAGE_MB)")
 
 
 @router.post("/search/text", response_model=SearchOut, summary="Videos matching a text, one hit per video")
@@ -36,10 +38,11 @@ def search_text(svc: Service, links: Links, q: TextQuery):
                      matched="windows" if queries.matches_windows else "frames", frames_notice=queries.frames_notice)
 
 
-@router.post("/search/image", response_model=SearchOut, summary="Videos with frames like an uploaded image")
-def search_image(svc: Service, links: Links, filters: QueryFilters, image: UploadFile = File(...),
+@router.post("/search/image", response_model=SearchOut, summary="Videos with frames like an uploaded image",
+             openapi_extra=IMAGE_FORM)
+def search_image(svc: Service, links: Links, filters: QueryFilters, image: QueryImage,
                  top_k: int = Query(10, ge=1, le=200), offset: int = Query(0, ge=0, le=10_000)):
-    hits = svc.queries.image(read_image(image), top_k, filters, offset)
+    hits = svc.queries.image(image, top_k, filters, offset)
     return SearchOut(offset=offset, top_k=top_k, hits=[hit_out(h, links) for h in hits])
 
 
@@ -74,10 +77,10 @@ def _link_out(link: dict, links: MediaLinks) -> LinkOut:
 
 
 @router.post("/duplicates/image", response_model=list[DuplicateHitOut], tags=["duplicates"],
-             summary="Library videos holding a near-copy of an uploaded image")
-def duplicates_of_image(svc: Service, links: Links, image: UploadFile = File(...),
+             summary="Library videos holding a near-copy of an uploaded image", openapi_extra=IMAGE_FORM)
+def duplicates_of_image(svc: Service, links: Links, image: QueryImage,
                         threshold: float = Query(DEFAULT_THRESHOLD, ge=0, le=1), top_k: int = Query(10, ge=1, le=100)):
-    return _dup_out(svc.duplicates.of_image(read_image(image), threshold, top_k), links)
+    return _dup_out(svc.duplicates.of_image(image, threshold, top_k), links)
 
 
 @router.post("/duplicates/frame", response_model=list[DuplicateHitOut], tags=["duplicates"],

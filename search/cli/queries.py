@@ -18,7 +18,7 @@ def cmd_search(args) -> int:
         if args.prompts:
             scored = service.queries.prompts(args.text, args.top_k)
         elif args.image:
-            hits = service.queries.image(_read_image(args.image), args.top_k, filters, args.offset)
+            hits = service.queries.image(service.images.read(args.image, args.image), args.top_k, filters, args.offset)
         else:
             hits = service.queries.text(args.text, args.top_k, filters, args.offset)
         notices = [] if args.image else [service.queries.vocabulary_notice(args.text),
@@ -44,7 +44,7 @@ def cmd_dups(args) -> int:
         raise ValueError(f"--threshold must be within 0..1, got {threshold}")
     with open_service() as service:
         if args.video_id or args.image:
-            hits = (service.duplicates.of_image(_read_image(args.image), threshold) if args.image
+            hits = (service.duplicates.of_image(service.images.read(args.image, args.image), threshold) if args.image
                     else service.duplicates.of_video(args.video_id, threshold))
             return print_duplicate_hits(hits, args.json)
         from tqdm import tqdm
@@ -54,8 +54,3 @@ def cmd_dups(args) -> int:
                 setattr(bar, "total", total), bar.update(n - bar.n)))
     return print_duplicate_groups(groups, threshold, args.json)
 
-
-def _read_image(path: str):
-    from search.images import read_image
-
-    return read_image(path, path)

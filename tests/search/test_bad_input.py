@@ -309,7 +309,7 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["search", "a ball", "--offset", "-3"], "must be within 0..1000000"),
     (["search", "a ball", "--min-duration", "-1"], "min_duration: Input should be greater than or equal to 0"),
     (["search", "--image", "{notes}"], "is not a readable image"),
-    (["dups", "--image", "{bomb}"], "the limit is 40000000"),
+    (["dups", "--image", "{bomb}"], "the limit for a query image is 16777216"),
     (["search", "a ball", "--prompts", "--source", "ingested"], "it takes --top-k only"),
     (["similar", "../../etc/passwd"], "'../../etc/passwd' is not a video id"),
     (["dups", "--threshold", "5"], "--threshold must be within 0..1"),
