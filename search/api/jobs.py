@@ -57,7 +57,8 @@ def cancel_job(svc: Service, queue: Jobs, links: Links, job_id: str):
 
 
 @router.get("/jobs/{job_id}/events", summary="Server-sent events: the job on every change, until it ends",
-            response_class=EventStreamResponse, status_code=200, responses={200: {"content": {"text/event-stream": {}}}})
+            response_class=EventStreamResponse, status_code=200,
+            responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(svc: Service, queue: Jobs, events: Events, links: Links, job_id: str):
     subscription = events.subscribe(queue.get(job_id))  # 404 or 503 before the stream starts
     return EventStreamResponse(subscription, lambda job: event_text(job, svc, links), KEEPALIVE_S)
