@@ -353,6 +353,13 @@ class VideoStore:
         rows = self._client.get("videos", ids=[video_id], output_fields=["embedding"], **self._read("videos"))
         return np.asarray(rows[0]["embedding"], dtype=np.float32) if rows else None
 
+    def video_windows_mean(self, video_id: str) -> np.ndarray:
+        """The unit mean of a video's window vectors (where the catalog keeps windows)."""
+        rows = self.query_rows(WINDOWS, f"video_id == {quote(video_id)}", ["embedding"], limit=MAX_TOPK)
+        if not rows:
+            raise StoreError(f"video {video_id} has no windows")
+        return _unit(np.asarray([r["embedding"] for r in rows], np.float32).mean(axis=0))
+
     def search_frames(self, query: np.ndarray, top_k: int = 10, frames_per_video: int = 3,
                       filter: str = "", *, video_filter: str = "", offset: int = 0) -> list[VideoHit]:
         """Find the videos whose frames best match query, one hit per video, best first: a page of `top_k`

@@ -78,24 +78,39 @@ class TemporalModel(nn.Module):
                       mask: torch.Tensor) -> torch.Tensor:
         """(B, T, D) CLIP frame vectors, (B, T, 3, P, P) pixels in 0..1, (B, T) seconds and (B, T) bool
         (True: a frame; False: padding) to (B, D) unit vectors."""
-        valid = mask.unsqueeze(-1).float()
-        clip_mean = (features * valid).sum(1) / valid.sum(1).clamp(min=1)
+        return self.windows_out(features, mask, self.window_state(features, pixels, times, mask))
+
+    def window_state(self, features: torch.Tensor, pixels: torch.Tensor, times: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+        """The window read across time: (B, width), before it joins the CLIP vectors."""
         offsets = (times - times[:, :1]) * mask
         x = self.frame_in(features) + self.pixel_stream(pixels, mask) + self.time_in(time_features(offsets))
-        x = self.frames(x, src_key_padding_mask=~mask)
-        pooled = (x * valid).sum(1) / valid.sum(1).clamp(min=1)
-        return F.normalize(F.normalize(clip_mean, dim=-1) + self.frame_out(pooled), dim=-1)
+        return _masked_mean(self.frames(x, src_key_padding_mask=~mask), mask)
+
+    def windows_out(self, features: torch.Tensor, mask: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The window's state added to the mean of its CLIP frame vectors, as (B, D) unit vectors."""
+        return F.normalize(F.normalize(_masked_mean(features, mask), dim=-1) + self.frame_out(state), dim=-1)
 
     def embed_texts(self, pooled: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, D) CLIP text vectors, (B, L, W) the CLIP text model's token features and (B, L) bool (True:
         a token) to (B, D) unit vectors."""
+        return self.texts_out(pooled, self.text_state(tokens, mask))
+
+    def text_state(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The text read by the token transformer: (B, width), before it joins the CLIP text vector."""
         length = min(int(mask.sum(1).max()), self.cfg.max_tokens)  # padding is masked: leave it out
         tokens, mask = tokens[:, :length], mask[:, :length]
         x = self.token_in(tokens) + self.token_position[:length]
-        x = self.tokens(x, src_key_padding_mask=~mask)
-        valid = mask.unsqueeze(-1).float()
-        pooled_tokens = (x * valid).sum(1) / valid.sum(1).clamp(min=1)
-        return F.normalize(F.normalize(pooled, dim=-1) + self.text_out(pooled_tokens), dim=-1)
+        return _masked_mean(self.tokens(x, src_key_padding_mask=~mask), mask)
+
+    def texts_out(self, pooled: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.normalize(pooled, dim=-1) + self.text_out(state), dim=-1)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over dim 1 of (B, T, C) where mask (B, T) is True."""
+    valid = mask.unsqueeze(-1).to(x.dtype)
+    return (x * valid).sum(1) / valid.sum(1).clamp(min=1)
 
 
 class PixelStream(nn.Module):

@@ -9,6 +9,11 @@ the index rate, its frames embedded by the (frozen) CLIP model, cut into windows
   description of its clip, the full caption, a part of it ("something falling") or either in
   other words, and every compatible pair in a batch is a positive (the multi-positive InfoNCE
   of `indexer.train_clip`), judged with motion: "moving left" is not a ball moving right.
+  The world's truth also names each window's motion and each text's, so small heads learn to
+  tell them (direction and speed band) from both sides' states, beside the contrastive loss.
+  Without them neither side starts with motion in it (the CLIP vectors carry none, and the
+  built-in text model's outputs of "left" and "right" are the same), and the contrastive loss
+  alone found no direction in 500 steps (precision at chance).
 - A folder of captioned videos (`--data DIR`: `clip.mp4` beside `clip.json` with a `caption`,
   or `clip.txt`): each window of a video is paired with its caption, and windows of videos with
   the same caption are positives of each other.
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.files import atomic_path, remove_stale_temp_files
@@ -60,6 +66,7 @@ class TemporalTrainConfig:
     full_share: float = 0.4  # of a batch's texts: full captions; then other words; the rest parts
     paraphrase_share: float = 0.2
     pixel_noise: float = 3.0  # max std of extra pixel noise, 0..255 scale
+    motion_weight: float = 0.5  # of the motion heads' loss (world only)
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 250
@@ -195,8 +202,8 @@ class TextCache:
 
 
 def world_texts(specs: list[world.ClipSpec], cfg: TemporalTrainConfig, rng: np.random.Generator):
-    """A description of each clip (full, in other words, or a part) and the (B texts, B windows) matrix
-    of which descriptions fit which clips, motion included."""
+    """A description of each clip (full, in other words, or a part), the (B texts, B windows) matrix of which
+    descriptions fit which clips, motion included, and the queries the descriptions say."""
     queries, texts = [], []
     for spec in specs:
         roll, whole = rng.random(), cfg.full_share + cfg.paraphrase_share
@@ -205,13 +212,49 @@ def world_texts(specs: list[world.ClipSpec], cfg: TemporalTrainConfig, rng: np.r
         queries.append(query)
         texts.append(world.paraphrase(query, rng) if other_words else query.text)
     compat = np.array([[q.matches(s) for s in specs] for q in queries])
-    return texts, torch.from_numpy(compat)
+    return texts, torch.from_numpy(compat), queries
+
+
+DIRECTIONS = (*world.DIRECTIONS, "falling", "colliding")  # what moves how, as the motion heads tell it
+SPEEDS = tuple(world.SPEED_BANDS)  # "slowly", "" and "quickly"
+
+
+def motion_classes(motion: str | None, named: bool) -> tuple[int, int]:
+    """A motion's (direction, speed) classes. The class after the last stands for none: no motion named, or no
+    speed (falling, colliding; or a text's "moving left", which names any speed, where a clip's is the middle
+    band: `named` is False for a clip's motion)."""
+    if motion is None:
+        return len(DIRECTIONS), len(SPEEDS)
+    if motion in DIRECTIONS:
+        return DIRECTIONS.index(motion), len(SPEEDS)
+    words = motion.split()[1:]  # "moving [speed] direction"
+    speed = words[0] if len(words) == 2 else None if named else ""
+    return DIRECTIONS.index(words[-1]), SPEEDS.index(speed) if speed is not None else len(SPEEDS)
+
+
+class MotionHeads(torch.nn.Module):
+    """Training-only heads: a window's and a text's motion (direction, speed band) from their states."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.window = torch.nn.ModuleList([torch.nn.Linear(width, len(DIRECTIONS) + 1),
+                                           torch.nn.Linear(width, len(SPEEDS) + 1)])
+        self.text = torch.nn.ModuleList([torch.nn.Linear(width, len(DIRECTIONS) + 1),
+                                         torch.nn.Linear(width, len(SPEEDS) + 1)])
+
+    def loss(self, window_state, specs, text_state, queries) -> torch.Tensor:
+        total = 0.0
+        for heads, state, labels in ((self.window, window_state, [motion_classes(s.motion, False) for s in specs]),
+                                     (self.text, text_state, [motion_classes(q.motion, True) for q in queries])):
+            target = torch.tensor(labels, device=state.device)
+            total = total + sum(F.cross_entropy(head(state), target[:, i]) for i, head in enumerate(heads))
+        return total / 4
 
 
 def caption_texts(captions: list[str]):
-    """Each window's caption, and which windows share a caption."""
+    """Each window's caption, which windows share a caption, and no queries (a caption's motion is not known)."""
     compat = np.array([[a == b for b in captions] for a in captions])
-    return list(captions), torch.from_numpy(compat)
+    return list(captions), torch.from_numpy(compat), []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,8 +318,10 @@ def train(run_dir: str | Path, encoder: ClipEncoder, cfg: TemporalTrainConfig = 
     model = TemporalModel(TemporalConfig(clip_dim=encoder.dim, text_width=text_width, width=cfg.width,
                                          layers=cfg.layers, heads=cfg.heads, pixels=cfg.pixels,
                                          max_tokens=max(77, encoder.clip.tokenizer(["a"]).shape[1]))).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, elapsed = _resume(run_dir, model, optimizer)
+    heads = MotionHeads(cfg.width).to(device)
+    optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    step, elapsed = _resume(run_dir, model, heads, optimizer)
     noise = torch.Generator(device).manual_seed(cfg.seed + step)
     batch = min(cfg.batch, len(train_set))
     started, history = time.time() - elapsed, []
@@ -288,14 +333,21 @@ def train(run_dir: str | Path, encoder: ClipEncoder, cfg: TemporalTrainConfig = 
         rng = np.random.default_rng([cfg.seed, step])
         rows = np.sort(rng.choice(len(train_set), batch, replace=False))
         labels = [train_set.labels[i] for i in rows]
-        batch_texts, compat = world_texts(labels, cfg, rng) if not data else caption_texts(labels)
-        windows = model.embed_windows(*train_set.tensors(rows, device, cfg.pixel_noise, noise))
+        batch_texts, compat, queries = world_texts(labels, cfg, rng) if not data else caption_texts(labels)
+        features, pixels, times, mask = train_set.tensors(rows, device, cfg.pixel_noise, noise)
+        window_state = model.window_state(features, pixels, times, mask)
+        windows = model.windows_out(features, mask, window_state)
         unique, which = np.unique(batch_texts, return_inverse=True)  # partial descriptions repeat
-        text_vectors = model.embed_texts(*texts.batch(list(unique)))[torch.from_numpy(which.reshape(-1))]
+        pooled, tokens, token_mask = texts.batch(list(unique))
+        which = torch.from_numpy(which.reshape(-1))
+        text_state = model.text_state(tokens, token_mask)[which]
+        text_vectors = model.texts_out(pooled[which], text_state)
         loss = multi_positive_loss(windows, text_vectors, compat, model.logit_scale.exp().clamp(max=100))
+        if queries:
+            loss = loss + cfg.motion_weight * heads.loss(window_state, labels, text_state, queries)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *heads.parameters()], 1.0)
         optimizer.step()
         history.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(history[-20:]):.3f}")
@@ -303,7 +355,7 @@ def train(run_dir: str | Path, encoder: ClipEncoder, cfg: TemporalTrainConfig = 
         if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
             log.info("step %d loss %.3f %s", done, np.mean(history[-50:]), evaluate(model, texts, held_out, device))
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            _save_checkpoint(run_dir, model, optimizer, done, time.time() - started)
+            _save_checkpoint(run_dir, model, heads, optimizer, done, time.time() - started)
     model.eval()
     result = {"steps": cfg.steps, "seconds": round(time.time() - started, 1), "device": device,
               "clip_model": encoder.name, "data": str(data) if data else "world",
@@ -317,18 +369,20 @@ def train(run_dir: str | Path, encoder: ClipEncoder, cfg: TemporalTrainConfig = 
     return result
 
 
-def _save_checkpoint(run_dir: Path, model, optimizer, step: int, elapsed: float) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed}
+def _save_checkpoint(run_dir: Path, model, heads, optimizer, step: int, elapsed: float) -> None:
+    state = {"model": model.state_dict(), "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+             "step": step, "elapsed": elapsed}
     with atomic_path(run_dir / "checkpoint.pt") as tmp:  # a kill never leaves half a checkpoint
         torch.save(state, tmp)
 
 
-def _resume(run_dir: Path, model, optimizer) -> tuple[int, float]:
+def _resume(run_dir: Path, model, heads, optimizer) -> tuple[int, float]:
     path = run_dir / "checkpoint.pt"
     if not path.exists():
         return 0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
+    heads.load_state_dict(state["heads"])
     optimizer.load_state_dict(state["optimizer"])
     log.info("resumed from %s at step %d", path, state["step"])
     return state["step"], state.get("elapsed", 0.0)

@@ -73,10 +73,16 @@ class Queries:
 
     def similar(self, video_id: str, top_k: int = 10,
                 filters: Filters | None = None) -> list[tuple[VideoRecord, float]]:
-        """The videos nearest to a library video by their video embeddings, itself left out."""
+        """The videos nearest to a library video, itself left out: where the catalog keeps windows, those whose
+        windows best match the mean of its windows (what it shows and how things move in it), else by their video
+        embeddings (the mean of their frames)."""
         video_id = self.library.resolve_id(video_id)
-        query = self.store.video_embedding(video_id)
-        hits = self.store.search_videos(query, top_k + 1, (filters or Filters()).expression())
+        expression = (filters or Filters()).expression()
+        if self.matches_windows:
+            query = self.store.video_windows_mean(video_id)
+            hits = [(h.video, h.score) for h in self.store.search_windows(query, top_k + 1, video_filter=expression)]
+        else:
+            hits = self.store.search_videos(self.store.video_embedding(video_id), top_k + 1, expression)
         return [(r, s) for r, s in hits if r.video_id != video_id][:top_k]
 
     def prompts(self, text: str, top_k: int = 10) -> list[tuple[VideoRecord, float]]:
