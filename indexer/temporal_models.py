@@ -108,6 +108,7 @@ def save_temporal_model(model: TemporalModel, path: Path, clip_identity: str, ca
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # safetensors writes 0600: a model file is for every user of the machine or image
     return path
 
 

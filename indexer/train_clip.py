@@ -65,7 +65,7 @@ def make_batch(step_seed: int, cfg: TrainConfig, device: str):
 
 
 def multi_positive_loss(image_emb, text_emb, compat, logit_scale):
-    """Symmetric InfoNCE where every compatible (text, image) pair is a positive."""
+    """Symmetric InfoNCE where every compatible (text, image) pair is a positive (`compat` may weigh them)."""
     logits = logit_scale * text_emb @ image_emb.T  # (N texts, N images)
     target = compat.float().to(logits.device)
     loss_t = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()

@@ -67,6 +67,7 @@ class TemporalTrainConfig:
     paraphrase_share: float = 0.2
     pixel_noise: float = 3.0  # max std of extra pixel noise, 0..255 scale
     motion_weight: float = 0.5  # of the motion heads' loss (world only)
+    look_weight: float = 0.25  # of a text's pairing with a clip that looks as it says but moves otherwise
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 250
@@ -202,8 +203,9 @@ class TextCache:
 
 
 def world_texts(specs: list[world.ClipSpec], cfg: TemporalTrainConfig, rng: np.random.Generator):
-    """A description of each clip (full, in other words, or a part), the (B texts, B windows) matrix of which
-    descriptions fit which clips, motion included, and the queries the descriptions say."""
+    """A description of each clip (full, in other words, or a part), the (B texts, B windows) weights of which
+    descriptions fit which clips (1 where all of it does, motion included; `look_weight` where all but the motion
+    does, so that after the clips that fit come those that look right), and the queries the descriptions say."""
     queries, texts = [], []
     for spec in specs:
         roll, whole = rng.random(), cfg.full_share + cfg.paraphrase_share
@@ -211,8 +213,9 @@ def world_texts(specs: list[world.ClipSpec], cfg: TemporalTrainConfig, rng: np.r
         other_words = cfg.full_share <= roll < whole or rng.random() < 0.2
         queries.append(query)
         texts.append(world.paraphrase(query, rng) if other_words else query.text)
-    compat = np.array([[q.matches(s) for s in specs] for q in queries])
-    return texts, torch.from_numpy(compat), queries
+    fits = np.array([[q.matches(s) for s in specs] for q in queries], np.float32)
+    looks = np.array([[q.matches(s, visible_only=True) for s in specs] for q in queries], np.float32)
+    return texts, torch.from_numpy(np.maximum(fits, cfg.look_weight * looks)), queries
 
 
 DIRECTIONS = (*world.DIRECTIONS, "falling", "colliding")  # what moves how, as the motion heads tell it
