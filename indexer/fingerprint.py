@@ -25,6 +25,7 @@ candidates that CLIP places far away, such as recoloured copies.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,8 +93,8 @@ def fingerprint(frames: np.ndarray, times: Iterable[float]) -> Fingerprint:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be (n, H, W, 3) with n >= 1, got {frames.shape}")
-    fine, broad, cells = _filtered_variants(_to_floats(thumbnails(frames)))
-    return Fingerprint(np.asarray(list(times), dtype=np.float64), _unit_band(fine - broad), _chromaticity(cells))
+    band, cells = _band_and_cells(_to_floats(thumbnails(frames)))
+    return Fingerprint(np.asarray(list(times), dtype=np.float64), _unit_band(band), _chromaticity(cells))
 
 
 def describe(frames: np.ndarray) -> np.ndarray:
@@ -120,15 +121,21 @@ def _to_floats(frames: np.ndarray) -> np.ndarray:
     return frames.transpose(0, 3, 1, 2).astype(np.float32) / 255
 
 
-def _crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, h, w): the whole frame, then each kept share at nine positions."""
-    boxes = [(0, 0, height, width)]
+def _spans(size: int) -> list[list[tuple[int, int]]]:
+    """The (start, length) spans of a side of `size` pixels that the crop variants keep, in groups: the whole
+    side, then each kept share at three positions (start, centre, end)."""
+    groups = [[(0, size)]]
     for keep in KEEP:
-        h, w = max(1, round(height * keep)), max(1, round(width * keep))
-        for fy in (0.0, 0.5, 1.0):
-            for fx in (0.0, 0.5, 1.0):
-                boxes.append((round((height - h) * fy), round((width - w) * fx), h, w))
-    return boxes
+        length = max(1, round(size * keep))
+        groups.append([(round((size - length) * at), length) for at in (0.0, 0.5, 1.0)])
+    return groups
+
+
+def _crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, h, w) of each variant: the whole frame, then each kept share at nine positions (each span of
+    rows of a group with each span of columns of the same group)."""
+    return [(top, left, h, w) for rows, cols in zip(_spans(height), _spans(width))
+            for top, h in rows for left, w in cols]
 
 
 @cache
@@ -160,28 +167,39 @@ def _blur_matrix(sigma: float) -> np.ndarray:
     return matrix
 
 
-def _filtered_variants(x: np.ndarray) -> list[np.ndarray]:
-    """Each crop variant of (n, 3, S, S) frames filtered by `_line_filter` along its rows and its columns, one array
-    (V, n, 3, k, k) per block: fine and broad blurs (k = SIZE), cells (k = CELLS).
+def _band_and_cells(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each crop variant of (n, 3, S, S) frames resampled to SIZE x SIZE, as its difference of Gaussians
+    (V, n, 3, SIZE, SIZE) and its cell means (V, n, 3, CELLS, CELLS), by `_line_filter` along rows and columns.
 
-    The columns of all variants are filtered in one matrix product; then the rows of the variants that share a
-    span of rows in one product per block."""
+    The columns of all variants are filtered in one matrix product; then the rows of each group of spans in one
+    product per block of the filter, which pairs each span of rows with each span of columns of the group, as
+    `_crop_boxes` does."""
     n, size = len(x), x.shape[-1]
-    boxes = _crop_boxes(size, size)
-    col_spans = list(dict.fromkeys((left, w) for _, left, _, w in boxes))
-    by_cols = x.reshape(-1, size) @ np.concatenate([_line_filter(size, *span) for span in col_spans]).T
-    by_cols = by_cols.reshape(n, 3, size, len(col_spans), -1).transpose(2, 0, 1, 3, 4)  # (S rows, n, 3, span, F)
-    out = [np.empty((len(boxes), n, 3, k, k), np.float32) for k in (SIZE, SIZE, CELLS)]
-    for top, h in dict.fromkeys((top, h) for top, _, h, _ in boxes):
-        variants = [v for v, box in enumerate(boxes) if box[0::2] == (top, h)]
-        spans = [col_spans.index(boxes[v][1::2]) for v in variants]
-        start = 0
-        for block, rows in zip(out, _blocks(_line_filter(size, top, h))):
-            k = len(rows)
-            part = by_cols[:, :, :, spans, start:start + k].reshape(size, -1)  # (S, n * 3 * spans * k)
-            block[variants] = (rows @ part).reshape(k, n, 3, len(spans), k).transpose(3, 1, 2, 0, 4)
-            start += k
-    return out
+    groups = _spans(size)
+    spans = [span for group in groups for span in group]
+    blocks = [_blocks(_line_filter(size, *span)) for span in spans]  # [span][block]: (k, S)
+    by_cols = np.concatenate([b[i] for i in range(3) for b in blocks]) @ x.reshape(-1, size).T
+    sizes = [len(spans) * len(block) for block in blocks[0]]  # by_cols' rows: (block, column span, k)
+    by_cols = [part.reshape(len(spans), -1, size) for part in np.split(by_cols, np.cumsum(sizes)[:-1])]
+    variants = sum(len(group) ** 2 for group in groups)
+    band = np.empty((variants, n, 3, SIZE, SIZE), np.float32)
+    cells = np.empty((variants, n, 3, CELLS, CELLS), np.float32)
+    first, at = 0, 0
+    for group in groups:
+        g = len(group)
+        fine, broad, cell = (by_cols[i][at:at + g].reshape(-1, size) @ np.concatenate(
+            [b[i] for b in blocks[at:at + g]]).T for i in range(3))  # (column span, k, n, 3, row span, k)
+        _put(band[first:first + g * g], fine - broad)
+        _put(cells[first:first + g * g], cell)
+        first, at = first + g * g, at + g
+    return band, cells
+
+
+def _put(out: np.ndarray, filtered: np.ndarray) -> None:
+    """Write a group's filtered frames, (column span, k, n, 3, row span, k), into its variants (g * g, n, 3, k, k),
+    each row span with each column span."""
+    g, (n, _, k) = math.isqrt(len(out)), out.shape[1:4]
+    out.reshape(g, g, *out.shape[1:])[...] = filtered.reshape(g, k, n, 3, g, k).transpose(4, 0, 2, 3, 5, 1)
 
 
 def _filter(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
