@@ -5,9 +5,11 @@ a little or have frames trimmed): the mean, over the frames that coincide at tha
 fingerprints' cosine less a colour penalty. A copy covers at least half of the shorter video.
 
 A library scan compares every video with up to 64 candidates, most of them not copies. So
-`matches` first bounds each pair's score from the coarse fingerprints (`Fingerprint.coarse`),
-sixteen times cheaper than the fingerprints themselves, and compares in full only the pairs whose
-bound reaches the threshold: the result is the one of `compare`, for a fraction of the work.
+`matches` first bounds each pair's score under each crop hypothesis from the coarse fingerprints
+(`Fingerprint.coarse`), sixteen times cheaper than the fingerprints themselves, and compares in
+full only the pairs, and under only the hypotheses, whose bound reaches the threshold: the result
+is the one of `compare`, for a fraction of the work. (A hypothesis left out scores under the
+threshold at every offset, so it can neither be a pair's verdict nor displace the one that is.)
 """
 
 from __future__ import annotations
@@ -56,29 +58,46 @@ def compare_many(a: Fingerprint, others: Sequence[Fingerprint], frame_threshold:
     if not others:
         return []
     by_a, by_b = _similarities(a.variants, [b.variants for b in others])
-    return [_best_alignment(a, b, sims, frame_threshold) for b, sims in zip(others, _per_pair(a, others, by_a, by_b))]
+    every = np.arange(len(a.variants))
+    return [_best_alignment(a, b, sims - _colour_penalties(a, b, every, every[1:]), frame_threshold)
+            for b, sims in zip(others, _per_pair(a, others, by_a, by_b))]
 
 
 @one_thread()
 def matches(a: Fingerprint, others: Sequence[Fingerprint], threshold: float) -> list[Match | None]:
-    """`compare(a, b)` for each of `others` that scores `threshold` or more, None for the rest: those whose
-    bound (`score_bounds`) falls short are ruled out without comparing their fingerprints."""
-    bounds = score_bounds(a, others)
-    close = [b for b, bound in zip(others, bounds) if bound + BOUND_SLACK >= threshold]
-    verdicts = iter(compare_many(a, close, threshold))
-    found = [next(verdicts) if bound + BOUND_SLACK >= threshold else None for bound in bounds]
+    """`compare(a, b)` for each of `others` that scores `threshold` or more, None for the rest: a pair is
+    compared only under the crop hypotheses whose bound (`hypothesis_bounds`) reaches the threshold, and
+    not at all when none does."""
+    if not others:
+        return []
+    reach = hypothesis_bounds(a, others) + BOUND_SLACK >= threshold  # (H, C)
+    found = [_compare_under(a, b, reach[:, c], threshold) if reach[:, c].any() else None
+             for c, b in enumerate(others)]
     return [m if m is not None and m.score >= threshold else None for m in found]
 
 
+def _compare_under(a: Fingerprint, b: Fingerprint, hypotheses: np.ndarray, frame_threshold: float) -> Match:
+    """`compare(a, b)` under the crop hypotheses marked in (H,) and the whole frame: a's variants, then b's crops."""
+    variants = len(a.variants)
+    mine = np.union1d([0], np.nonzero(hypotheses[:variants])[0])  # a's variants, the whole frame first
+    theirs = 1 + np.nonzero(hypotheses[variants:])[0]  # b's crops
+    sims = np.concatenate([a.variants[mine] @ b.plain.T, (b.variants[theirs] @ a.plain.T).transpose(0, 2, 1)])
+    return _best_alignment(a, b, sims - _colour_penalties(a, b, mine, theirs), frame_threshold)
+
+
 def score_bounds(a: Fingerprint, others: Sequence[Fingerprint]) -> np.ndarray:
-    """(len(others),): an upper bound of `compare(a, b).score` for each b, from the coarse fingerprints.
+    """(len(others),): an upper bound of `compare(a, b).score` for each b (see `hypothesis_bounds`)."""
+    return hypothesis_bounds(a, others).max(axis=0) if others else np.zeros(0)
+
+
+def hypothesis_bounds(a: Fingerprint, others: Sequence[Fingerprint]) -> np.ndarray:
+    """(H, len(others)): an upper bound of each pair's score under each crop hypothesis (a's variants, then each
+    b's crops) at any offset, from the coarse fingerprints.
 
     Each frame pair's cosine is at most its coarse cosine plus the product of what the coarse parts leave
     out; the colour penalty only lowers a score; and a score is a mean over at least `_min_overlap` frames
     of a, each paired with one frame of b, so it is at most the mean of the best that many frames' best
-    pairs, under the best crop hypothesis."""
-    if not others:
-        return np.zeros(0)
+    pairs."""
     (ca, la), coarse = a.coarse, [b.coarse for b in others]
     by_a, by_b = _similarities(ca, [c for c, _ in coarse])
     by_a += la.reshape(-1, 1) * np.concatenate([left[0] for _, left in coarse])[None, :]
@@ -93,7 +112,7 @@ def score_bounds(a: Fingerprint, others: Sequence[Fingerprint]) -> np.ndarray:
     best = -np.sort(-best, axis=1)  # each hypothesis' frames of a, best first
     means = np.cumsum(best, axis=1) / np.arange(1, na + 1)[None, :, None]
     overlap = -(-np.minimum(na, frames) // 2)  # `_min_overlap` of each pair
-    return means[:, overlap - 1, np.arange(len(others))].max(axis=0)
+    return means[:, overlap - 1, np.arange(len(others))]
 
 
 def _similarities(av: np.ndarray, others: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,13 +141,16 @@ def _min_overlap(a: Fingerprint, b: Fingerprint) -> int:
     return -(-min(len(a.times), len(b.times)) // 2)
 
 
+def _colour_penalties(a: Fingerprint, b: Fingerprint, mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """(H, na, nb): the colour penalty of a's variants `mine` against b's whole frames, then of b's crops `theirs`
+    against a's: other scenes or object colours are other clips, under each hypothesis."""
+    return np.concatenate([_colour_penalty(a.colour[mine], b.colour[0]),
+                           _colour_penalty(b.colour[theirs], a.colour[0]).transpose(0, 2, 1)])
+
+
 def _best_alignment(a: Fingerprint, b: Fingerprint, sims: np.ndarray, frame_threshold: float) -> Match:
-    """The verdict on a pair from its pixel similarities (H, na, nb) under each crop hypothesis."""
-    ac, bc = a.colour, b.colour
-    sims = sims - np.concatenate([  # other scenes or object colours are other clips (compared under each hypothesis)
-        _colour_penalty(ac, bc[0]),
-        _colour_penalty(bc[1:], ac[0]).transpose(0, 2, 1),
-    ])
+    """The verdict on a pair from its pixel similarities less colour penalties (H, na, nb) under each crop
+    hypothesis, the whole frame first."""
     offsets, j, coincide = _alignments(a.times, b.times)  # (O,), (O, na), (O, na)
     frames = coincide.sum(axis=1)
     usable = frames >= _min_overlap(a, b)
