@@ -81,7 +81,9 @@ def _compare_under(a: Fingerprint, b: Fingerprint, hypotheses: np.ndarray, frame
     variants = len(a.variants)
     mine = np.union1d([0], np.nonzero(hypotheses[:variants])[0])  # a's variants, the whole frame first
     theirs = 1 + np.nonzero(hypotheses[variants:])[0]  # b's crops
-    sims = np.concatenate([a.variants[mine] @ b.plain.T, (b.variants[theirs] @ a.plain.T).transpose(0, 2, 1)])
+    na, nb, dim = len(a.times), len(b.times), a.variants.shape[-1]
+    sims = np.concatenate([(a.variants[mine].reshape(-1, dim) @ b.plain.T).reshape(-1, na, nb),
+                           (b.variants[theirs].reshape(-1, dim) @ a.plain.T).reshape(-1, nb, na).transpose(0, 2, 1)])
     return _best_alignment(a, b, sims - _colour_penalties(a, b, mine, theirs), frame_threshold)
 
 
