@@ -7,11 +7,13 @@ speeds, on another path) and 100 other clips. Pairs of clips from different fami
 the same path (within one object diameter at some time shift, same scene and colours) are the
 trimmed copy of each other in all but name; they are reported and left out of the scores (see
 `dup_data.same_path`). All are ingested into a fresh library (Milvus Lite, the built-in
-CLIP model), then `Reelbase.duplicates.groups()` scans it twice: first as before fingerprint
-thumbnails were kept (every fingerprint made from its video file), then from the thumbnails the
-ingest kept (no video decoded); two videos are a predicted pair when they land in one group.
+CLIP model), then scanned three times: by `Reelbase.duplicates.groups()` from the thumbnails the
+ingest kept (no video decoded), by the same with every fingerprint made from its video file (a
+library from before thumbnails were kept), and as the scan was when issue 15 was filed
+(`dup_issue15`: each video decoded again, each candidate pair compared alone; the slowest by far,
+`--no-issue-scan` leaves it out). Two videos are a predicted pair when they land in one group.
 
-    python3 bench/duplicates.py [--originals 100] [--threshold 0.8]
+    python3 bench/duplicates.py [--originals 100] [--threshold 0.8] [--no-issue-scan]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+import dup_issue15  # noqa: E402
 from dup_data import TRANSFORMS, TRIM, caption_twin, look, same_path, write_clip  # noqa: E402
 
 from generator import world  # noqa: E402
@@ -85,16 +88,20 @@ def true_pairs(truth: dict[str, dict]) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for members in families.values() for p in itertools.combinations(members, 2)}
 
 
-def scan(service: Reelbase, threshold: float) -> tuple[list, float]:
-    """The library's duplicate groups and the seconds the scan took."""
+def timed(scan) -> tuple[list[list[str]], float]:
+    """The groups (lists of video ids) a scan finds and the seconds it took."""
     t0 = time.time()
-    groups = service.duplicates.groups(threshold)
+    groups = scan()
     return groups, time.time() - t0
 
 
-def scored(groups: list, ambiguous: set, expected: set) -> tuple[set, set]:
+def ids_of(groups: list) -> list[list[str]]:
+    return [[v.video_id for v in g.videos] for g in groups]
+
+
+def scored(groups: list[list[str]], ambiguous: set, expected: set) -> tuple[set, set]:
     """The predicted pairs (ambiguous ones left out) and those of them that are true."""
-    predicted = {tuple(sorted(p)) for g in groups for p in itertools.combinations([v.video_id for v in g.videos], 2)}
+    predicted = {tuple(sorted(p)) for g in groups for p in itertools.combinations(g, 2)}
     predicted -= ambiguous
     return predicted, predicted & expected
 
@@ -103,6 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--originals", type=int, default=100)
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--no-issue-scan", action="store_true", help="leave out the scan of issue 15's time")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -112,10 +120,14 @@ def main() -> None:
         service = Reelbase(Settings(data_dir=tmp / "data", device="cpu"))
         report = service.library.ingest([tmp / "clips"])
         print(f"ingested {len(report.added)} videos in {report.seconds:.1f} s")
-        service.duplicates.fingerprints = FingerprintCache(read_for_fingerprint)  # before: from the video files
-        old_groups, old_s = scan(service, args.threshold)
-        service.duplicates.fingerprints = FingerprintCache(read_for_fingerprint, service.folder.fingerprints)  # kept
-        groups, scan_s = scan(service, args.threshold)
+        finder, scans = service.duplicates, {}
+        finder.fingerprints = FingerprintCache(read_for_fingerprint, service.folder.fingerprints)  # kept
+        groups, scan_s = timed(lambda: finder.groups(args.threshold))
+        scans["kept fingerprint thumbnails"] = ids_of(groups), scan_s
+        finder.fingerprints = FingerprintCache(read_for_fingerprint)  # every fingerprint from its video file
+        scans["fingerprints from video files"] = timed(lambda: ids_of(finder.groups(args.threshold)))
+        if not args.no_issue_scan:
+            scans["as at issue 15"] = timed(lambda: dup_issue15.groups(service, args.threshold))
         kept_bytes = sum(p.stat().st_size for p in service.folder.fingerprints.files())
         service.close()
 
@@ -123,16 +135,16 @@ def main() -> None:
     expected = true_pairs(truth)
     print(f"\n{len(ambiguous)} pairs of clips from different families run on the same path; they are not scored")
     print(f"kept fingerprint thumbnails: {kept_bytes / len(truth) / 1024:.0f} KB a video")
-    for name, found, seconds in (("fingerprints from video files (before)", old_groups, old_s),
-                                 ("kept fingerprint thumbnails", groups, scan_s)):
+    for name, (found, seconds) in scans.items():
         predicted, hits = scored(found, ambiguous, expected)
         print(f"scan of {len(truth)} videos, {name}: {seconds:.1f} s, {len(found)} groups, threshold "
               f"{args.threshold}: pair precision {len(hits) / max(1, len(predicted)):.3f}  recall "
               f"{len(hits) / max(1, len(expected)):.3f}  ({len(hits)} of {len(expected)} true pairs, "
               f"{len(predicted) - len(hits)} false)")
-    same = [[v.video_id for v in g.videos] for g in old_groups] == [[v.video_id for v in g.videos] for g in groups]
-    print(f"kept thumbnails scan {old_s / scan_s:.1f}x faster; the same groups: {same}")
-    predicted, hits = scored(groups, ambiguous, expected)
+    faster = ", ".join(f"{seconds / scan_s:.1f}x faster than {name}" for name, (_, seconds) in list(scans.items())[1:])
+    same = all(found == ids_of(groups) for found, _ in scans.values())
+    print(f"the kept thumbnails scan is {faster}; the same groups: {same}")
+    predicted, hits = scored(ids_of(groups), ambiguous, expected)
     precision, recall = len(hits) / max(1, len(predicted)), len(hits) / max(1, len(expected))
     by_kind = {}
     for vid, t in truth.items():

@@ -24,13 +24,13 @@ def thumbnails(frames: np.ndarray, side: int = SIDE) -> np.ndarray:
     height, width = frames.shape[1:3]
     if (height, width) == (side, side):
         return frames.astype(np.uint8, copy=False)
-    rows, cols = _weights(height, side), _weights(width, side)  # (side, H), (side, W)
+    rows, cols = resample_weights(height, side), resample_weights(width, side)  # (side, H), (side, W)
     x = frames.astype(np.float32).transpose(0, 3, 1, 2)  # (n, 3, H, W)
     small = rows @ x @ cols.T  # (n, 3, side, side)
     return np.clip(np.rint(small), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
 
 
-def _weights(size_in: int, size_out: int) -> np.ndarray:
+def resample_weights(size_in: int, size_out: int) -> np.ndarray:
     """(size_out, size_in) rows of the triangle filter, widened by the scale when shrinking, each summing to 1."""
     scale = size_in / size_out
     support = max(scale, 1.0)  # half-width of the filter in input pixels

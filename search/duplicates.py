@@ -1,10 +1,15 @@
 """Near-duplicates: candidates from the catalog, verified on fingerprints.
 
 `DuplicateFinder` proposes candidates from two channels of the catalog (CLIP video embeddings and
-pixel descriptors) and verifies each on pixel fingerprints (`indexer.fingerprint.compare`).
+pixel descriptors) and verifies each on pixel fingerprints (`indexer.fingerprint_match`).
 Fingerprints of library videos are made from the thumbnails kept per video at ingest
 (`indexer.fingerprint_files`), so verifying decodes no video; a video without them (a library
 from before they were kept) is read once, and its thumbnails kept from then on.
+
+A library-wide scan reads every video's two vectors once and finds each video's candidates in
+memory (`nearest`: exact, as a search finds them), rather than searching once per video; and it
+rules out most candidate pairs on a bound of their score before comparing their fingerprints
+(`indexer.fingerprint_match.matches`).
 """
 
 from __future__ import annotations
@@ -19,21 +24,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from common.tasks import LibraryTasks
-from indexer import thumbnails
-from indexer.reader import read_frames
+from indexer.expressions import in_list
+from indexer.fingerprint import Fingerprint, describe, fingerprint
+from indexer.fingerprint_match import matches
+from indexer.milvus import BATCH
 from indexer.records import VideoRecord
 from indexer.store import VideoStore
-from indexer.writer import INDEX_RATE
+from indexer.thumbnails import MAX_FRAMES, RATE, thumbnails
 from search.library import Library
 
-if TYPE_CHECKING:  # indexer.fingerprint and the encoder import torch: only when a fingerprint is made
+if TYPE_CHECKING:  # the encoder imports torch: only for image and frame queries
     from indexer.encoder import ClipEncoder
-    from indexer.fingerprint import Fingerprint
     from indexer.fingerprint_files import FingerprintFiles
 
 DEFAULT_THRESHOLD = 0.8  # a pair is a duplicate at or above this verified score
 CANDIDATES = 32  # nearest videos checked per query and channel
 MIN_CANDIDATE_SCORE = 0.3  # cosine (CLIP or pixel descriptor) below which a video is not even checked
+SCAN_BATCH = 256  # videos of a scan whose nearest are found in one matrix product (memory: 1 KB per video)
+CHANNELS = ("videos", "descriptors")  # the collections candidates come from: CLIP video embeddings, pixel descriptors
 
 
 @dataclass
@@ -43,7 +51,7 @@ class DuplicateHit:
     video: VideoRecord
     score: float
     offset_s: float  # t in the query minus t in this video
-    pairs: list  # indexer.fingerprint.FramePair
+    pairs: list  # indexer.fingerprint_match.FramePair
 
 
 @dataclass
@@ -67,8 +75,6 @@ class DuplicateFinder:
 
     def of_image(self, image: np.ndarray, threshold: float = DEFAULT_THRESHOLD, top_k: int = 10) -> list[DuplicateHit]:
         """Library videos holding a near-copy of the image, with the matching frame's time."""
-        from indexer.fingerprint import describe, fingerprint
-
         image = np.asarray(image)
         query = fingerprint(image[None], [0.0])
         hits = self.store.search_frames(self._encoder().encode_images(image[None])[0], top_k=CANDIDATES,
@@ -98,16 +104,14 @@ class DuplicateFinder:
         with self._tasks.running("duplicate scan"):
             records = {r.video_id: r for r in self.store.iter_videos()}
             files = {v: p for v, r in records.items() if (p := self.library.folder.existing_file(r.uri))}
-            links, seen = [], set()
+            near, links, seen = self._candidates_of_all(sorted(records)), [], set()
             for n, video_id in enumerate(sorted(files), 1):
-                others = [o for o in self._candidates(video_id)
-                          if o in files and tuple(sorted((video_id, o))) not in seen]
+                others = [o for o in near[video_id] if o in files and tuple(sorted((video_id, o))) not in seen]
                 seen.update(tuple(sorted((video_id, o))) for o in others)
                 for other, match in self._verify_pairs(video_id, others, files, threshold):
-                    if match.score >= threshold:
-                        a, b = sorted((video_id, other))
-                        links.append({"a": a, "b": b, "score": round(match.score, 4),
-                                      "offset_s": round(match.offset_s, 4), "pairs": [vars(p) for p in match.pairs]})
+                    a, b = sorted((video_id, other))
+                    links.append({"a": a, "b": b, "score": round(match.score, 4),
+                                  "offset_s": round(match.offset_s, 4), "pairs": [vars(p) for p in match.pairs]})
                 if progress:
                     progress(n, len(files))
             groups = []
@@ -123,30 +127,44 @@ class DuplicateFinder:
         descriptor = self.store.descriptor_of(video_id)
         if descriptor is not None:
             near += self.store.search_descriptors(descriptor, CANDIDATES + 1)
-        return list(dict.fromkeys(v for v, s in near if v != video_id and s >= MIN_CANDIDATE_SCORE))
+        return _worth_checking(video_id, near)
+
+    def _candidates_of_all(self, video_ids: list[str]) -> dict[str, list[str]]:
+        """`_candidates` of every library video at once: each channel's vectors read once and compared in memory,
+        exactly (`nearest`), where a search per video would cost a round trip each and, on Milvus Lite, reading
+        every hit's row: most of a scan's time."""
+        near: dict[str, list[tuple[str, float]]] = {v: [] for v in video_ids}
+        for channel in CHANNELS:
+            for video_id, hits in nearest(*self._vectors(channel, video_ids), CANDIDATES + 1).items():
+                near[video_id] += hits
+        return {video_id: _worth_checking(video_id, hits) for video_id, hits in near.items()}
+
+    def _vectors(self, channel: str, video_ids: list[str]) -> tuple[list[str], np.ndarray]:
+        """The ids among video_ids that have a vector in a channel's collection, and those vectors (unit length)."""
+        rows = [r for start in range(0, len(video_ids), BATCH) for r in self.store.query_rows(
+            channel, in_list("video_id", video_ids[start:start + BATCH]), ["video_id", "embedding"], limit=BATCH)]
+        vectors = np.array([r["embedding"] for r in rows], dtype=np.float32)
+        lengths = np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+        return [r["video_id"] for r in rows], vectors / lengths
 
     def _verified(self, query: Fingerprint, candidates: list[str], threshold: float) -> list[DuplicateHit]:
-        from indexer.fingerprint import compare_many
-
         found = [(record, path) for record in self.store.get_videos(candidates).values()
                  if (path := self.library.folder.existing_file(record.uri)) is not None]
-        matches = compare_many(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
+        verdicts = matches(query, [self.fingerprints.get(r.video_id, path) for r, path in found], threshold)
         hits = [DuplicateHit(record, match.score, match.offset_s, match.pairs)
-                for (record, _), match in zip(found, matches) if match.score >= threshold]
+                for (record, _), match in zip(found, verdicts) if match is not None]
         return sorted(hits, key=lambda h: h.score, reverse=True)
 
     def _verify_pairs(self, video_id: str, others: list[str], files: dict[str, Path], threshold: float) -> list:
-        """(other, Match) for a video and each of `others`, compared as the pair sorted by id: those after it
-        in one batch (`compare_many`), those before it (seldom: candidates are mostly mutual) one by one."""
-        from indexer.fingerprint import compare, compare_many
-
+        """(other, Match) for each of `others` that is a copy of the video, compared as the pair sorted by id:
+        those after it in one batch, those before it (seldom: candidates are mostly mutual) one by one."""
         def fp(v: str) -> Fingerprint:
             return self.fingerprints.get(v, files[v])
 
         after = [o for o in others if o > video_id]
-        matches = dict(zip(after, compare_many(fp(video_id), [fp(o) for o in after], threshold)))
-        matches.update((o, compare(fp(o), fp(video_id), threshold)) for o in others if o < video_id)
-        return [(o, matches[o]) for o in others]
+        verdicts = dict(zip(after, matches(fp(video_id), [fp(o) for o in after], threshold)))
+        verdicts.update((o, matches(fp(o), [fp(video_id)], threshold)[0]) for o in others if o < video_id)
+        return [(o, verdicts[o]) for o in others if verdicts[o] is not None]
 
 
 class FingerprintCache:
@@ -168,8 +186,6 @@ class FingerprintCache:
             if video_id in self._items:
                 self._items.move_to_end(video_id)
                 return self._items[video_id]
-        from indexer.fingerprint import fingerprint
-
         fp = fingerprint(*self._thumbnails(video_id, path))
         with self._lock:
             if video_id not in self._items:
@@ -184,8 +200,6 @@ class FingerprintCache:
         kept = self._files.read(video_id) if self._files else None
         if kept is not None:
             return kept
-        from indexer.thumbnails import thumbnails
-
         frames, times = self._read(path)
         thumbs = thumbnails(frames)
         if self._files:
@@ -197,6 +211,24 @@ class FingerprintCache:
             fp = self._items.pop(video_id, None)
             if fp is not None:
                 self._bytes -= fp.variants.nbytes
+
+
+def nearest(ids: list[str], vectors: np.ndarray, k: int) -> dict[str, list[tuple[str, float]]]:
+    """Each id's k nearest ids (itself among them) and their cosines, best first, by (n, d) unit vectors: exact,
+    SCAN_BATCH rows of the similarity matrix at a time (a library's whole matrix would not fit in memory)."""
+    found = {}
+    for start in range(0, len(ids), SCAN_BATCH):
+        scores = vectors[start:start + SCAN_BATCH] @ vectors.T
+        top = np.argpartition(-scores, min(k, len(ids)) - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+        for row, video_id in enumerate(ids[start:start + SCAN_BATCH]):
+            found[video_id] = [(ids[c], float(scores[row, c])) for c in top[row]]
+    return found
+
+
+def _worth_checking(video_id: str, near: list[tuple[str, float]]) -> list[str]:
+    """The ids of the nearest (id, cosine) to a video, itself left out, those too far off too, each once."""
+    return list(dict.fromkeys(v for v, s in near if v != video_id and s >= MIN_CANDIDATE_SCORE))
 
 
 def group_pairs(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
@@ -219,6 +251,10 @@ def group_pairs(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
 
 
 def read_for_fingerprint(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A library file's fingerprint thumbnails and times, decoded as the index writer decodes them."""
-    sampled = read_frames(path, rate=INDEX_RATE, fingerprint=(thumbnails.RATE, thumbnails.MAX_FRAMES))
+    """A library file's fingerprint thumbnails and times, decoded as the index writer decodes them (the decoder
+    is imported here: a library whose thumbnails are kept never needs it)."""
+    from indexer.reader import read_frames
+    from indexer.writer import INDEX_RATE
+
+    sampled = read_frames(path, rate=INDEX_RATE, fingerprint=(RATE, MAX_FRAMES))
     return sampled.fingerprint_frames, sampled.fingerprint_times

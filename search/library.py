@@ -1,7 +1,9 @@
 """The library as the faces see it: records by id or prefix, pages of them, lineage, delete, media, stats, ingest.
 
 Records live in the catalog (indexer.store), files in the library folder (indexer.library_folder);
-a path always comes from a record and stays inside the folder.
+a path always comes from a record and stays inside the folder. The decoder, the ingest and the
+image and filter code are imported by the methods that use them: `stats` and an id look-up need
+none of them.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from common.files import write_atomic
 from common.ids import ID_LENGTH, ID_PATTERN, MIN_ID_PREFIX
-from indexer.ingest import IngestReport, Progress, ingest
 from indexer.library_folder import LibraryFolder
-from indexer.reader import read_frame_at
 from indexer.records import VideoRecord
-from indexer.store import VideoStore
-from search.params import Filters
 
 if TYPE_CHECKING:  # torch loads with the first command that embeds
+    from indexer.ingest import IngestReport, Progress
+    from indexer.store import VideoStore
     from indexer.writer import IndexWriter
+    from search.params import Filters
 
 THUMB_SIDE = 320  # thumbnails are at most this wide or high
 CANDIDATES_SHOWN = 10  # videos an ambiguous id prefix lists
@@ -85,6 +85,8 @@ class Library:
     def browse(self, filters: Filters | None = None, sort: str = "created_at", descending: bool = True,
                offset: int = 0, limit: int = 50) -> tuple[int, list[VideoRecord]]:
         """One page of the library, filtered and sorted, and how many videos match."""
+        from search.params import Filters
+
         return self.store.browse((filters or Filters()).expression(), sort, descending, offset, limit)
 
     def lineage(self, video_id: str) -> tuple[VideoRecord | None, list[VideoRecord]]:
@@ -104,6 +106,8 @@ class Library:
     def ingest(self, paths: list[str | Path], progress: Progress | None = None, keep_paths: bool = True
                ) -> IngestReport:
         """Add video files and folders to the library (content-addressed, idempotent)."""
+        from indexer.ingest import ingest
+
         return ingest(paths, self._writer(), self.folder.videos, progress=progress, keep_paths=keep_paths)
 
     def stats(self) -> dict:
@@ -137,6 +141,8 @@ class Library:
         return self.frame_of(self.get(video_id), t)
 
     def frame_of(self, record: VideoRecord, t: float) -> tuple[np.ndarray, float]:
+        from indexer.reader import read_frame_at
+
         check_time(record, t)
         return read_frame_at(self.file_of(record), t)
 
@@ -162,6 +168,8 @@ def check_time(record: VideoRecord, t: float) -> None:
 
 def png_bytes(frame: np.ndarray, max_side: int | None = None) -> bytes:
     """A frame as PNG bytes, shrunk to at most max_side a side."""
+    from PIL import Image
+
     image = Image.fromarray(np.ascontiguousarray(frame))
     if max_side and max(image.size) > max_side:
         image.thumbnail((max_side, max_side))

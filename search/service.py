@@ -5,6 +5,9 @@ Milvus catalog, the CLIP encoder, the generator) when first needed, and composes
 are handed them: `library` (records, files, media, ingest), `queries`, `duplicates`,
 `generation` and `maintenance` (re-index, repair), and `images`, the reader of query images.
 docs/architecture.md draws the whole.
+
+Each part is imported when it is first used too, so that a light command starts fast: `stats`
+opens the catalog and imports no decoder, no fingerprints, no image reader and no request models.
 """
 
 from __future__ import annotations
@@ -15,20 +18,20 @@ from typing import TYPE_CHECKING
 from common.tasks import LibraryTasks
 from indexer.identity import model_identity
 from indexer.library_folder import LibraryFolder
-from indexer.maintenance import Maintenance
-from indexer.store import VideoStore
-from indexer.writer import IndexWriter
-from search.duplicates import DuplicateFinder, FingerprintCache, read_for_fingerprint
-from search.generation import Generation
-from search.images import QueryImages
-from search.library import Library
-from search.queries import Queries
 from search.settings import Settings
 
 if TYPE_CHECKING:  # torch and open_clip load with the first command that embeds or generates, not before
     from generator.pipeline import Generator
     from indexer.encoder import ClipEncoder
+    from indexer.maintenance import Maintenance
+    from indexer.store import VideoStore
     from indexer.temporal_models import TemporalEncoder, TemporalFile
+    from indexer.writer import IndexWriter
+    from search.duplicates import DuplicateFinder, FingerprintCache
+    from search.generation import Generation
+    from search.images import QueryImages
+    from search.library import Library
+    from search.queries import Queries
 
 
 class Reelbase:
@@ -38,8 +41,6 @@ class Reelbase:
         self.settings = settings or Settings()
         self.folder = LibraryFolder(self.settings.library_dir, self.settings.data_dir)
         self.tasks = LibraryTasks()  # one library-wide task (re-index, repair, duplicate scan) at a time
-        self.fingerprints = FingerprintCache(read_for_fingerprint, self.folder.fingerprints)
-        self.images = QueryImages(self.settings.max_query_pixels, self.settings.query_image_decodes)  # query images
         self.folder.remove_stale_temp_files()  # what a killed process left
 
     # --- dependencies, loaded when first needed ------------------------------------------------
@@ -69,6 +70,8 @@ class Reelbase:
     def store(self) -> VideoStore:
         """The catalog, opened without loading the CLIP model: its identity is a digest of its weights
         file, and its dim the store's record of it (the model is loaded only for a new store)."""
+        from indexer.store import VideoStore
+
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         temporal = self.temporal_file
         return VideoStore(self.settings.resolved_milvus_uri, clip_model=model_identity(self.settings.clip_model),
@@ -83,34 +86,60 @@ class Reelbase:
 
     def load_all(self) -> Reelbase:
         """Load the CLIP model and the generator and open the catalog now (a server fails at start, not on a
-        request)."""
-        _ = (self.encoder, self.temporal, self.store, self.generator)
+        request), and make the query image reader and the fingerprint cache before request threads share them."""
+        _ = (self.encoder, self.temporal, self.store, self.generator, self.images, self.fingerprints)
         return self
 
     def writer(self) -> IndexWriter:
         """The one index writer over this library's catalog, CLIP and temporal models and kept fingerprints."""
+        from indexer.writer import IndexWriter
+
         return IndexWriter(self.store, self.encoder, self.folder.fingerprints, temporal=self.temporal)
 
     # --- parts ---------------------------------------------------------------------------------
 
     @cached_property
+    def fingerprints(self) -> FingerprintCache:
+        """Fingerprints of library videos, made from their kept thumbnails (shared by the parts)."""
+        from search.duplicates import FingerprintCache, read_for_fingerprint
+
+        return FingerprintCache(read_for_fingerprint, self.folder.fingerprints)
+
+    @cached_property
+    def images(self) -> QueryImages:
+        """The reader of query images."""
+        from search.images import QueryImages
+
+        return QueryImages(self.settings.max_query_pixels, self.settings.query_image_decodes)
+
+    @cached_property
     def library(self) -> Library:
-        return Library(self.store, self.folder, writer=self.writer, forget=self.fingerprints.forget)
+        from search.library import Library
+
+        return Library(self.store, self.folder, writer=self.writer, forget=self._forget)
 
     @cached_property
     def queries(self) -> Queries:
+        from search.queries import Queries
+
         return Queries(self.store, lambda: self.encoder, self.library, temporal=lambda: self.temporal)
 
     @cached_property
     def duplicates(self) -> DuplicateFinder:
+        from search.duplicates import DuplicateFinder
+
         return DuplicateFinder(self.store, lambda: self.encoder, self.library, self.fingerprints, self.tasks)
 
     @cached_property
     def generation(self) -> Generation:
+        from search.generation import Generation
+
         return Generation(self.generator, self.settings.generator_model, self.library, self.writer)
 
     @cached_property
     def maintenance(self) -> Maintenance:
+        from indexer.maintenance import Maintenance
+
         settings = self.settings
         return Maintenance(self.folder, settings.data_dir, open_store=lambda: self.store, writer=self.writer,
                            catalog=(settings.resolved_milvus_uri, settings.milvus_token), tasks=self.tasks)
@@ -119,6 +148,11 @@ class Reelbase:
         """The library's counts and sizes, and which catalog and generator serve it."""
         return {**self.library.stats(), "milvus_uri": self.settings.resolved_milvus_uri,
                 "generator": self.settings.generator_model}
+
+    def _forget(self, video_id: str) -> None:
+        """Drop what this process cached of a deleted video (its fingerprint, if one was made)."""
+        if "fingerprints" in self.__dict__:
+            self.fingerprints.forget(video_id)
 
     # --- lifetime ------------------------------------------------------------------------------
 

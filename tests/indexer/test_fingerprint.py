@@ -1,13 +1,16 @@
 """Pixel fingerprints: a copy scores high whatever was done to it, another clip of the same caption low."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from generator.world import FPS, ClipSpec, ObjectSpec, make_clips
-from indexer.fingerprint import compare, describe, fingerprint
+from indexer.fingerprint import DESCRIBE_CHUNK, SIZE, _crop_boxes, _descriptor_of_plain, describe, fingerprint
 from indexer.fingerprint_files import FingerprintFiles
+from indexer.fingerprint_match import compare
 from indexer.reader import read_frames
 from indexer.thumbnails import MAX_FRAMES, RATE, SIDE, thumbnails
 from tests import fixtures
@@ -51,6 +54,51 @@ def test_an_image_finds_its_frame_and_descriptors_are_unit_vectors():
     assert match.score > 0.99 and match.pairs[0].t_b == 7 / FPS
     d = describe(clip.frames)
     assert d.shape == (192,) and abs(np.linalg.norm(d) - 1) < 1e-5
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian blur of (N, C, H, W) by convolution, its edges replicated: the fingerprint's, as torch does it."""
+    r = max(1, int(3 * sigma + 0.5))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma**2))
+    k, c = k / k.sum(), x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _band_pass(small: torch.Tensor) -> np.ndarray:
+    d = (_blur(small, 1.0) - _blur(small, 3.0)).flatten(1)
+    return F.normalize(d - d.mean(dim=1, keepdim=True), dim=1).numpy()
+
+
+def _shrunk(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
+
+
+def test_fingerprints_and_descriptors_are_the_resampling_and_blurs_of_torch():
+    """The matrix products compute what torch's antialiased interpolation and replicate-padded convolutions do."""
+    wide = np.random.default_rng(2).integers(0, 256, (3, 90, 160, 3), dtype=np.uint8)
+    for frames in (moving_right(20.0).frames, wide):
+        x = torch.from_numpy(thumbnails(frames)).permute(0, 3, 1, 2).float() / 255
+        smalls = [_shrunk(x[..., top:top + h, left:left + w]) for top, left, h, w in _crop_boxes(SIDE, SIDE)]
+        cells = [F.adaptive_avg_pool2d(s, 8) * 255 for s in smalls]
+        colour = [((c + 8) / (c.sum(dim=1, keepdim=True) + 24)).flatten(2).transpose(1, 2).numpy() for c in cells]
+        got = fp(frames)
+        assert np.abs(got.variants - np.stack([_band_pass(s) for s in smalls])).max() < 1e-5
+        assert np.abs(got.colour - np.stack(colour)).max() < 1e-5
+        plain = _band_pass(_shrunk(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255))
+        assert np.abs(describe(frames) - _descriptor_of_plain(plain)).max() < 1e-5
+
+
+def test_describe_turns_large_frames_into_floats_a_chunk_at_a_time():
+    frames = np.random.default_rng(3).integers(0, 256, (4 * DESCRIBE_CHUNK, 120, 200, 3), dtype=np.uint8)
+    chunk_floats = DESCRIBE_CHUNK * 120 * 200 * 3 * 4
+    tracemalloc.start()
+    try:
+        describe(frames)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * chunk_floats  # all the frames as floats at once would be 4 chunks'
 
 
 def test_thumbnails_keep_a_thumbnail_sized_frame_and_squash_others():

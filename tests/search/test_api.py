@@ -479,14 +479,14 @@ def test_a_second_library_wide_task_is_refused_while_one_runs(api):
     svc = client.app.state.service
     started, release = threading.Event(), threading.Event()
     finder = svc.duplicates
-    candidates = finder._candidates
+    candidates = finder._candidates_of_all  # a scan's first step
 
-    def slow_candidates(video_id):
+    def slow_candidates(video_ids):
         started.set()
         release.wait(60)
-        return candidates(video_id)
+        return candidates(video_ids)
 
-    finder._candidates = slow_candidates
+    finder._candidates_of_all = slow_candidates
     try:
         first = threading.Thread(target=client.get, args=("/duplicates",))
         first.start()
@@ -497,7 +497,7 @@ def test_a_second_library_wide_task_is_refused_while_one_runs(api):
     finally:
         release.set()
         first.join(60)
-        del finder._candidates
+        del finder._candidates_of_all
     assert client.get("/duplicates").status_code == 200
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from generator.video import write_mp4
 from generator.world import FPS, sample_clips
-from indexer.fingerprint import compare, fingerprint
+from indexer.fingerprint import fingerprint
+from indexer.fingerprint_match import compare
 from search import duplicates
 from search.service import Reelbase
 from search.settings import Settings
