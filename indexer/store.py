@@ -27,7 +27,7 @@ from indexer.expressions import all_of, in_list, quote
 from indexer.frame_search import search_frames
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
 from indexer.milvus import BATCH, COLLECTIONS, LITE_MIN_EF, MAX_TOPK, MIN_EF, WINDOWS, StoreError
-from indexer.records import SORTABLE, SOURCES, VIDEO_FIELDS, VideoEntry, VideoHit, VideoRecord
+from indexer.records import SORTABLE, SOURCES, VIDEO_FIELDS, VideoEntry, VideoHit, VideoRecord, VideoWindows
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,10 @@ class VideoStore:
 
     def add_video(self, record: VideoRecord, frame_indices: Sequence[int],
                   frame_times: Sequence[float], frame_embeddings: np.ndarray,
-                  prompt_embedding: np.ndarray | None = None) -> None:
-        """Write frames, then the prompt, then the video row, which marks the video complete."""
-        self.add_videos([VideoEntry(record, frame_indices, frame_times, frame_embeddings, prompt_embedding)])
+                  prompt_embedding: np.ndarray | None = None, windows: VideoWindows | None = None) -> None:
+        """Write frames (and windows), then the prompt, then the video row, which marks the video complete."""
+        self.add_videos([VideoEntry(record, frame_indices, frame_times, frame_embeddings, prompt_embedding,
+                                    windows=windows)])
 
     def add_videos(self, entries: Sequence[VideoEntry]) -> None:
         """Add several videos in a few calls: all frames, then prompts, then the video rows last."""

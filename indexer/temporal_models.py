@@ -47,8 +47,9 @@ class TemporalFile:
 
     @property
     def identity(self) -> str:
-        """What a store records for the windows this model writes: its name and a digest of its file."""
-        return f"{self.path.name.removesuffix(SUFFIX)}@{weights_digest(self.path)}"
+        """What a store records for the windows this model writes: its name and a digest of its file
+        (`reelbase-tiny.temporal@<12 hex digits>`)."""
+        return f"{self.path.name.removesuffix('.safetensors')}@{weights_digest(self.path)}"
 
     @property
     def dim(self) -> int:

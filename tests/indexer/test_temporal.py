@@ -48,7 +48,7 @@ def test_a_model_file_is_found_by_the_clip_model_it_serves(tmp_path):
     path = save_temporal_model(small_model(), models / f"mine{SUFFIX}", "some-clip@abc", {"command": "test"})
     header = read_header(path)
     assert (header.clip_model, header.dim, header.card) == ("some-clip@abc", 16, {"command": "test"})
-    assert header.identity.startswith("mine@") and len(header.identity) == len("mine@") + 12
+    assert header.identity.startswith("mine.temporal@") and len(header.identity) == len("mine.temporal@") + 12
     assert find_temporal_model("auto", "some-clip@abc", tmp_path / "data").path == path
     assert find_temporal_model("auto", "other-clip@def", tmp_path / "data") is None
     assert find_temporal_model("none", "some-clip@abc", tmp_path / "data") is None

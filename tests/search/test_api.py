@@ -14,7 +14,7 @@ from generator.video import write_mp4
 from generator.world import FPS, sample_clips
 from indexer.milvus import drop_catalog
 from indexer.models import model_identity
-from indexer.records import VideoRecord
+from indexer.records import VideoRecord, VideoWindows
 from search import media_links
 from search.api import create_app
 from search.jobs import JobQueue
@@ -185,7 +185,7 @@ def test_ids_may_be_unique_prefixes(api):
     try:
         for n, twin in enumerate(twins):
             store.add_video(VideoRecord(twin, f"{twin}.mp4", "ingested", meta={"caption": f"twin {n}"}),
-                            [0], [0.0], emb[n:n + 1])
+                            [0], [0.0], emb[n:n + 1], windows=VideoWindows([0], [0.0], [0.0], emb[n:n + 1]))
         assert client.get(f"/videos/{video_id[:6]}").json()["video"]["video_id"] == video_id
         assert client.get(f"/media/{video_id[:8]}/thumbnail").status_code == 200
         r = client.post("/search/similar", json={"video_id": video_id[:5].upper(), "top_k": 2})
