@@ -64,16 +64,7 @@ def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
         return spec.caption
     if roll < 0.75:
         return world.partial_query(spec, rng).text
-    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    nouns = [f"a {o.colour} {pick(world.SHAPE_SYNONYMS[o.shape])}" for o in spec.objects]
-    motion = spec.motion
-    words = motion.split()
-    if len(words) == 3:  # "moving quickly up" -> "moving fast up" / "moving up fast"
-        speed = pick(world.SPEED_SYNONYMS[words[1]])
-        motion = f"moving {speed} {words[2]}" if rng.random() < 0.5 else f"moving {words[2]} {speed}"
-    scene = pick(world.SCENE_SYNONYMS[spec.scene])
-    subject = " and ".join(nouns)
-    return f"{subject} {motion} {scene}" if rng.random() < 0.7 else f"{scene}, {subject} {motion}"
+    return world.paraphrase(world.full_query(spec), rng)
 
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
