@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.captions import captioned_videos, no_captioned_videos
 from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
 from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR, builtin_path, load_training_state, save_training_state
@@ -67,9 +68,6 @@ def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
     return world.paraphrase(world.full_query(spec), rng)
 
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
-
-
 class FolderClips:
     """Training clips from a folder of videos with captions: `clip.mp4` beside `clip.json`
     (`{"caption": ...}`, as `reelbase world` writes) or `clip.txt`.
@@ -82,21 +80,13 @@ class FolderClips:
     def __init__(self, folder: str | Path, frames: int = world.NUM_FRAMES, max_seconds: float = 30.0):
         self.frames = frames
         self.clips: list[tuple[np.ndarray, str]] = []
-        skipped = []
-        for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
-            caption = _caption_beside(path)
-            if caption is None:
-                skipped.append(path.name)
-                continue
+        for path, caption in captioned_videos(folder):
             try:
                 self.clips.append((_decode_for_training(path, max_seconds), caption))
             except (av.error.FFmpegError, ValueError) as exc:
                 log.warning("skipping %s: %s", path, exc)
-        if skipped:
-            log.warning("%d videos have no caption (.json with 'caption', or .txt) and are skipped", len(skipped))
         if not self.clips:
-            raise ValueError(f"no captioned videos in {folder}: each video needs a .json with a 'caption' "
-                             "or a .txt beside it")
+            raise no_captioned_videos(folder)
         log.info("training on %d captioned videos from %s", len(self.clips), folder)
 
     def batch(self, step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
@@ -111,19 +101,6 @@ class FolderClips:
             videos.append(window)
             captions.append(caption)
         return to_video_tensor(np.stack(videos), device), captions
-
-
-def _caption_beside(path: Path) -> str | None:
-    json_path, txt_path = path.with_suffix(".json"), path.with_suffix(".txt")
-    if json_path.is_file():
-        try:
-            caption = json.loads(json_path.read_text()).get("caption")
-        except (ValueError, AttributeError):
-            return None
-        return caption.strip() if isinstance(caption, str) and caption.strip() else None
-    if txt_path.is_file():
-        return txt_path.read_text().strip() or None
-    return None
 
 
 def _decode_for_training(path: Path, max_seconds: float) -> np.ndarray:

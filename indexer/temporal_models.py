@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ class TemporalFile:
     config: dict
     card: dict  # how it was trained: command, steps, time, scores
 
-    @property
+    @cached_property  # a digest of the file: read once
     def identity(self) -> str:
         """What a store records for the windows this model writes: its name and a digest of its file
         (`reelbase-tiny.temporal@<12 hex digits>`)."""

@@ -79,8 +79,9 @@ def augment(x: torch.Tensor, rng: torch.Generator, noise_std: float) -> torch.Te
     return (x + torch.randn(x.shape, generator=rng, device=x.device) * std).clamp(0, 1)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
+def lr_at(step: int, cfg) -> float:
+    """Linear warm-up, then cosine decay to a tenth (`cfg` has `lr`, `warmup` and `steps`: this module's
+    TrainConfig, or the temporal model's)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -34,20 +33,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.captions import captioned_videos, no_captioned_videos
 from common.files import atomic_path, remove_stale_temp_files
 from generator import world
 from indexer.encoder import ClipEncoder
 from indexer.reader import read_frames
 from indexer.temporal import TemporalConfig, TemporalModel, window_spans
 from indexer.temporal_models import save_temporal_model, text_features
-from indexer.train_clip import multi_positive_loss
+from indexer.train_clip import lr_at, multi_positive_loss
 from indexer.writer import INDEX_RATE, MAX_SAMPLED
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 9_000_002  # held-out world clips for the scores (never a training seed, nor bench/retrieval.py's)
 CHUNK = 256  # world clips made (rendered, encoded, read, embedded) and kept per file
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
 
 @dataclass(frozen=True)
@@ -155,15 +154,10 @@ def _world_chunk(path: Path, seed: int, start: int, count: int, encoder: ClipEnc
 def folder_windows(folder: Path, encoder: ClipEncoder, pixels: int) -> WindowSet:
     """The windows of every captioned video in a folder (`clip.mp4` with `clip.json` or `clip.txt`), each
     labelled with its video's caption; a video that cannot be read is skipped with a warning."""
-    from generator.train import _caption_beside
     from indexer.probe import BadVideo
 
-    windows, captions, skipped = [], [], []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
-        caption = _caption_beside(path)
-        if caption is None:
-            skipped.append(path.name)
-            continue
+    windows, captions = [], []
+    for path, caption in captioned_videos(folder):
         try:
             found = video_windows(path, encoder, pixels)
         except BadVideo as bad:
@@ -171,11 +165,8 @@ def folder_windows(folder: Path, encoder: ClipEncoder, pixels: int) -> WindowSet
             continue
         windows += found
         captions += [caption] * len(found)
-    if skipped:
-        log.warning("%d videos have no caption (.json with 'caption', or .txt) and are skipped", len(skipped))
     if not windows:
-        raise ValueError(f"no captioned videos in {folder}: each video needs a .json with a 'caption' "
-                         "or a .txt beside it")
+        raise no_captioned_videos(folder)
     log.info("training on %d windows of %d captions from %s", len(windows), len(set(captions)), folder)
     return padded(windows, captions)
 
@@ -262,14 +253,6 @@ def caption_texts(captions: list[str]):
 
 # ---------------------------------------------------------------------------------------------
 # Training
-
-
-def lr_at(step: int, cfg: TemporalTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def evaluate(model: TemporalModel, texts: TextCache, held_out: WindowSet, device: str, queries: int = 200) -> dict:
