@@ -44,6 +44,12 @@ class LibraryFolder:
         videos = self.videos
         return [p for p in videos.iterdir() if p.is_file() and not p.name.startswith(".")] if videos.is_dir() else []
 
+    def stats(self) -> dict:
+        """The videos folder, and the files and bytes in it."""
+        files = self.files()
+        return {"library_dir": str(self.videos), "library_files": len(files),
+                "library_bytes": sum(p.stat().st_size for p in files)}
+
     def thumb(self, video_id: str) -> Path:
         """Where a video's default thumbnail is cached."""
         return self.thumbs / f"{video_id}.png"

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from indexer.lite_summary import is_lite, remove_summary
 from indexer.records import VIDEO_FIELDS, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,6 @@ class StoreLocked(StoreError):
 # --- connecting ---
 
 
-def is_lite(uri: str) -> bool:
-    """Return whether the URI names a Milvus Lite database file rather than a server."""
-    return "://" not in uri
-
-
 def supports_group_by(version: str) -> bool:
     """Tell from the server version whether search has group-by (Milvus >= 2.4; 2.3 ignores it)."""
     m = re.match(r"v?(\d+)\.(\d+)", version)  # "v2.3.5", "2.4.1"; Lite and Zilliz name themselves
@@ -81,6 +77,13 @@ def connect(uri: str, token: str) -> MilvusClient:
     """Open a client; a failure becomes StoreError, and a Lite file held elsewhere StoreLocked."""
     if is_lite(uri):
         os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
+    client = _client(uri, token)
+    if is_lite(uri):
+        remove_summary(uri)  # held now, and it may change: no summary while it is (`indexer.lite_summary`)
+    return client
+
+
+def _client(uri: str, token: str) -> MilvusClient:
     lite_log = logging.getLogger("milvus_lite.server_manager")
     failure = _LiteStartFailure()
     lite_log.addFilter(failure)

@@ -21,11 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
+from pymilvus import MilvusException
 
 from indexer import milvus
 from indexer.expressions import all_of, in_list, quote
 from indexer.frame_search import search_frames
 from indexer.identity import DESCRIPTOR_DIM, DESCRIPTOR_NAME
+from indexer.lite_summary import write_summary
 from indexer.milvus import BATCH, COLLECTIONS, LITE_MIN_EF, MAX_TOPK, MIN_EF, WINDOWS, StoreError
 from indexer.records import SORTABLE, SOURCES, VIDEO_FIELDS, VideoEntry, VideoHit, VideoRecord, VideoWindows
 
@@ -432,7 +434,8 @@ class VideoStore:
         return self._count("frames")
 
     def stats(self) -> dict:
-        """Return counts of videos by source, frames, prompts and windows, and the models' records."""
+        """Return counts of videos by source, frames, prompts and windows, and the models' records (the fields
+        `indexer.lite_summary.STATS_FIELDS` names, which a summary of a Lite catalog keeps)."""
         by_source = {s: self._count("videos", f"source == {quote(s)}")
                      for s in SOURCES}
         return {"videos": sum(by_source.values()), "videos_by_source": by_source,
@@ -457,12 +460,23 @@ class VideoStore:
     # --- lifetime ---
 
     def close(self) -> None:
-        """Flush Milvus Lite's segments to disk and close the client; a second call does nothing."""
+        """Flush Milvus Lite's segments to disk, leave its stats beside it, and close the client; a second call
+        does nothing."""
         if self._closed:
             return
         self._seal()  # Lite's writes already survive a kill in its WAL
+        if self._lite:
+            self._keep_summary()
         self._client.close()
         self._closed = True
+
+    def _keep_summary(self) -> None:
+        """Leave the catalog's stats beside it for the next `reelbase stats` (`indexer.lite_summary`), counted and
+        signed while this process still holds it, so that nothing changes it in between."""
+        try:
+            write_summary(self.uri, (self.clip_model, self.temporal), self.stats())
+        except (MilvusException, OSError) as exc:  # only a shortcut is lost: the next `stats` opens the catalog
+            log.warning("could not keep the stats of %s beside it: %s", self.uri, exc)
 
     def __enter__(self) -> VideoStore:
         return self

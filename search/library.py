@@ -1,9 +1,8 @@
-"""The library as the faces see it: records by id or prefix, pages of them, lineage, delete, media, stats, ingest.
+"""The library as the faces see it: records by id or prefix, pages of them, lineage, delete, media, ingest.
 
 Records live in the catalog (indexer.store), files in the library folder (indexer.library_folder);
 a path always comes from a record and stays inside the folder. The decoder, the ingest and the
-image and filter code are imported by the methods that use them: `stats` and an id look-up need
-none of them.
+image and filter code are imported by the methods that use them: an id look-up needs none of them.
 """
 
 from __future__ import annotations
@@ -109,12 +108,6 @@ class Library:
         from indexer.ingest import ingest
 
         return ingest(paths, self._writer(), self.folder.videos, progress=progress, keep_paths=keep_paths)
-
-    def stats(self) -> dict:
-        """Counts from the catalog and the bytes used by the library folder."""
-        files = self.folder.files()
-        return {**self.store.stats(), "library_dir": str(self.folder.videos), "library_files": len(files),
-                "library_bytes": sum(p.stat().st_size for p in files)}
 
     def optimize(self) -> int:
         """Rebuild the search indexes; returns the frames they cover."""

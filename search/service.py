@@ -7,7 +7,9 @@ are handed them: `library` (records, files, media, ingest), `queries`, `duplicat
 docs/architecture.md draws the whole.
 
 Each part is imported when it is first used too, so that a light command starts fast: `stats`
-opens the catalog and imports no decoder, no fingerprints, no image reader and no request models.
+imports no decoder, no fingerprints, no image reader and no request models, and over a Milvus Lite
+catalog that no process holds, not even pymilvus: it reads the summary the catalog's last holder
+left beside it, while that still describes it (`indexer.lite_summary`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from common.tasks import LibraryTasks
 from indexer.identity import model_identity
 from indexer.library_folder import LibraryFolder
+from indexer.lite_summary import Writers, read_summary
 from search.settings import Settings
 
 if TYPE_CHECKING:  # torch and open_clip load with the first command that embeds or generates, not before
@@ -52,12 +55,24 @@ class Reelbase:
         return ClipEncoder.load(self.settings.clip_model, self.settings.device)
 
     @cached_property
+    def clip_identity(self) -> str:
+        """The CLIP model's identity (`indexer.identity`: a digest of its weights file, read once)."""
+        return model_identity(self.settings.clip_model)
+
+    @cached_property
     def temporal_file(self) -> TemporalFile | None:
         """The temporal model file serving the CLIP model (`indexer.temporal_models`), found without torch."""
         from indexer.temporal_models import find_temporal_model
 
         settings = self.settings
-        return find_temporal_model(settings.temporal_model, model_identity(settings.clip_model), settings.data_dir)
+        return find_temporal_model(settings.temporal_model, self.clip_identity, settings.data_dir)
+
+    @cached_property
+    def writers(self) -> Writers:
+        """Who writes the catalog's vectors: the CLIP model, and the temporal model (with its dim) where one
+        serves it; told without loading either."""
+        temporal = self.temporal_file
+        return self.clip_identity, (temporal.identity, temporal.dim) if temporal else None
 
     @cached_property
     def temporal(self) -> TemporalEncoder | None:
@@ -73,10 +88,9 @@ class Reelbase:
         from indexer.store import VideoStore
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        temporal = self.temporal_file
-        return VideoStore(self.settings.resolved_milvus_uri, clip_model=model_identity(self.settings.clip_model),
-                          dim=lambda: self.encoder.dim, token=self.settings.milvus_token,
-                          temporal=(temporal.identity, temporal.dim) if temporal else None)
+        clip_model, temporal = self.writers
+        return VideoStore(self.settings.resolved_milvus_uri, clip_model=clip_model, dim=lambda: self.encoder.dim,
+                          token=self.settings.milvus_token, temporal=temporal)
 
     @cached_property
     def generator(self) -> Generator:
@@ -146,8 +160,17 @@ class Reelbase:
 
     def stats(self) -> dict:
         """The library's counts and sizes, and which catalog and generator serve it."""
-        return {**self.library.stats(), "milvus_uri": self.settings.resolved_milvus_uri,
+        return {**self.catalog_stats(), **self.folder.stats(), "milvus_uri": self.settings.resolved_milvus_uri,
                 "generator": self.settings.generator_model}
+
+    def catalog_stats(self) -> dict:
+        """The catalog's counts and models (`VideoStore.stats`): while no store is open here, from the summary of a
+        Lite catalog where it still describes it (`indexer.lite_summary`), without opening the catalog."""
+        if "store" not in self.__dict__:
+            kept = read_summary(self.settings.resolved_milvus_uri, self.writers)
+            if kept is not None:
+                return kept
+        return self.store.stats()
 
     def _forget(self, video_id: str) -> None:
         """Drop what this process cached of a deleted video (its fingerprint, if one was made)."""

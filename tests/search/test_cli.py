@@ -219,6 +219,17 @@ def test_stats_and_id_look_ups_load_no_model(twins):
     assert "torch" in modules_after("search", "a ball", data_dir=twins)  # where a model is needed, it is seen
 
 
+def test_stats_of_a_lite_catalog_no_process_holds_open_no_milvus_and_say_the_same(twins):
+    from indexer.lite_summary import summary_path
+
+    for json_flag in ([], ["--json"]):
+        summary_path(str(twins / "milvus.db")).unlink(missing_ok=True)  # this stats counts in the catalog
+        counted = reelbase("stats", *json_flag, data_dir=twins).stdout  # and leaves the summary as it closes
+        assert reelbase("stats", *json_flag, data_dir=twins).stdout == counted
+    assert json.loads(counted)["videos"] == 3
+    assert "pymilvus" not in modules_after("stats", data_dir=twins)
+
+
 def test_dups_json_groups_records_and_frame_pairs(tmp_path):
     import numpy as np
 
