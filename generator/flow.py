@@ -80,6 +80,40 @@ def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask
     return (err * generated).sum() / generated.sum().clamp(min=1)
 
 
+def contrast_loss(model, latents: torch.Tensor, counter: torch.Tensor, tokens: torch.Tensor,
+                  weight: torch.Tensor | None = None, counter_weight: torch.Tensor | None = None,
+                  generator: torch.Generator | None = None, time_shift: float = 3.0,
+                  sharpness: float = 10.0) -> torch.Tensor:
+    """The prompt must explain its clip better than the clip's counterfactual (`counter`: the same
+    clip with its object moving the other way), both (B, T, C, h, w) latents.
+
+    Both are noised with the same noise to the same time (shifted toward noise, where a clip's
+    motion is decided) and denoised under the clip's prompt; with their errors e (the clip) and e'
+    (the counterfactual) and m = mean(e, e') held constant, the loss is m softplus(sharpness (e - e') / m):
+    a preference between two denoising errors as in Diffusion-DPO (Wallace et al. 2023), anchored
+    by the velocity loss instead of a reference model, in the units of the errors themselves (its
+    gradient is at most `sharpness` whatever the time). The velocity loss alone
+    leaves the model almost the same run forwards and backwards in time, so "left" and "right"
+    move objects either way: every clip moving left has a clip moving right that looks the same
+    frame by frame. `weight` and `counter_weight` weigh latent cells as in `training_loss`.
+    """
+    B = len(latents)
+    t = shift_times(sample_times(B, generator, latents.device), time_shift).repeat(2)  # (2B,)
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device).repeat(2, 1, 1, 1, 1)
+    clean = torch.cat([latents, counter])  # (2B, T, C, h, w)
+    x_t = (1 - t.view(-1, 1, 1, 1, 1)) * clean + t.view(-1, 1, 1, 1, 1) * noise
+    v = model(x_t, t, tokens.repeat(2, 1))
+    se = (v.float() - (noise - clean).float()) ** 2
+    if weight is None:
+        err = se.mean(dim=(1, 2, 3, 4))
+    else:
+        w = torch.cat([weight, counter_weight]).float().expand(2 * B, *se.shape[1:])
+        err = (se * w).mean(dim=(1, 2, 3, 4)) / w.mean(dim=(1, 2, 3, 4))
+    e, e_counter = err.chunk(2)  # (B,) each
+    m = ((e + e_counter) / 2).detach().clamp(min=1e-8)
+    return (m * F.softplus(sharpness * (e - e_counter) / m)).mean()
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float = 0.999) -> None:
     """Exponential moving average of the weights, the model to sample from (DiT)."""

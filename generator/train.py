@@ -31,7 +31,8 @@ from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
 from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR, builtin_path, load_training_state, save_training_state
 from generator.dit import DIT_CONFIGS, DiTConfig, STDiT, load_checkpoint, save_checkpoint, tokenize
-from generator.flow import sample_frame_mask, training_loss, update_ema
+from generator.flow import contrast_loss, sample_frame_mask, training_loss, update_ema
+from generator.prompt import parse_prompt
 from generator.video import square_frames
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,22 @@ class GeneratorTrainConfig:
     minutes: float = 0.0  # a time budget: train until it is spent, instead of for `steps` (0: by steps)
     save_every_minutes: float = 5.0  # a timed run checkpoints and exports this often, and at the end
     time_shift: float = 1.0  # training times shifted toward noise (flow.shift_times), kept in the model config
+    contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
 
 
 # ---------------------------------------------------------------------------------------------
 # Data
+
+
+@dataclass
+class Batch:
+    """Training clips (B, T, 3, H, W) in [-1, 1] with their captions; world batches also bring each
+    clip's counterfactual (`world.turned_round`) where its caption names the direction it turns."""
+
+    video: torch.Tensor
+    captions: list[str]
+    counter: torch.Tensor | None = None  # (K, T, 3, H, W): the clips at `turned`, moving the other way
+    turned: torch.Tensor | None = None  # (K,) indices into the batch
 
 
 def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
@@ -89,7 +102,7 @@ class FolderClips:
             raise no_captioned_videos(folder)
         log.info("training on %d captioned videos from %s", len(self.clips), folder)
 
-    def batch(self, step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
+    def batch(self, step_seed: int, batch: int, device) -> Batch:
         rng = np.random.default_rng(step_seed)
         videos, captions = [], []
         for i in rng.integers(len(self.clips), size=batch):
@@ -100,7 +113,7 @@ class FolderClips:
                 window = np.concatenate([window, np.repeat(window[-1:], self.frames - len(window), axis=0)])
             videos.append(window)
             captions.append(caption)
-        return to_video_tensor(np.stack(videos), device), captions
+        return Batch(to_video_tensor(np.stack(videos), device), captions)
 
 
 def _decode_for_training(path: Path, max_seconds: float) -> np.ndarray:
@@ -132,12 +145,25 @@ def object_weights(video: torch.Tensor, latent_size: int, weight: float, thresho
     return (1 + weight * cells).view(B, T, 1, latent_size, latent_size)
 
 
-def world_batch(step_seed: int, batch: int, device) -> tuple[torch.Tensor, list[str]]:
-    """Fresh world clips (B, T, 3, H, W) in [-1, 1] and training captions."""
+def world_batch(step_seed: int, batch: int, device) -> Batch:
+    """Fresh world clips with training captions, and the counterfactuals of those whose caption
+    names a direction."""
     rng = np.random.default_rng(step_seed)
     clips = world.sample_clips(step_seed, 0, batch, device=device)
+    captions = [training_caption(c.spec, rng) for c in clips]
+    turned = [i for i, (c, caption) in enumerate(zip(clips, captions)) if names_its_direction(c.spec, caption)]
     video = to_video_tensor(np.stack([c.frames for c in clips]), device)
-    return video, [training_caption(c.spec, rng) for c in clips]
+    if not turned:
+        return Batch(video, captions)
+    counter = world.make_clips([world.turned_round(clips[i].spec) for i in turned], device)
+    return Batch(video, captions, to_video_tensor(np.stack([c.frames for c in counter]), device),
+                 torch.tensor(turned, device=device))
+
+
+def names_its_direction(spec: world.ClipSpec, caption: str) -> bool:
+    """True for one object moving in a direction that the caption names (partial captions may not)."""
+    turned = world.turned_round(spec)
+    return turned is not None and parse_prompt(caption).direction == spec.objects[0].motion.split()[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,15 +236,15 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     while not schedule.finished(step, now - started, step_s):
         for group in optimizer.param_groups:
             group["lr"] = schedule.learning_rate(step, now - started)
-        video, captions = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
-        with torch.no_grad():
-            latents = ae.encode(video)  # (B, T, C, h, w)
-            weight = object_weights(video, latents.shape[-1], cfg.object_weight, ae.config.object_threshold) \
-                if cfg.object_weight else None
+        batch = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
+        latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
+        tokens = tokenize(batch.captions, dit_config.context_length).to(device)
         frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
         with autocast:
-            loss = training_loss(model, latents, tokenize(captions, dit_config.context_length).to(device),
-                                 frame_mask, cfg.prompt_drop, weight=weight, time_shift=dit_config.time_shift)
+            loss = training_loss(model, latents, tokens, frame_mask, cfg.prompt_drop, weight=weight,
+                                 time_shift=dit_config.time_shift)
+            if cfg.contrast and batch.counter is not None:
+                loss = loss + cfg.contrast * _contrast(model, ae, batch, latents, weight, tokens, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -246,6 +272,22 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if export:
         _export(export, ema, dit_config, result)
     return result
+
+
+def _latents(ae, video: torch.Tensor, object_weight: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The autoencoder's latents of a video batch, and their loss weights (None for a plain mean)."""
+    with torch.no_grad():
+        latents = ae.encode(video)
+        weight = object_weights(video, latents.shape[-1], object_weight, ae.config.object_threshold) \
+            if object_weight else None
+    return latents, weight
+
+
+def _contrast(model, ae, batch: Batch, latents, weight, tokens, cfg: GeneratorTrainConfig) -> torch.Tensor:
+    """The direction contrast (flow.contrast_loss) of the batch's clips that have a counterfactual."""
+    counter, counter_weight = _latents(ae, batch.counter, cfg.object_weight)
+    own_weight = None if weight is None else weight[batch.turned]
+    return contrast_loss(model, latents[batch.turned], counter, tokens[batch.turned], own_weight, counter_weight)
 
 
 def _result(cfg, step: int, seconds: float, device, losses: list[float], earlier: int, data, final: bool) -> dict:

@@ -34,6 +34,7 @@ COLOURS = {
 }
 SHAPES = ("ball", "square")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 SPEED_BANDS = {"slowly": (0.8, 1.5), "": (1.5, 3.0), "quickly": (3.0, 4.5)}  # px per frame
 # other words for the same thing, which training captions use now and then (the canonical ones first)
 SHAPE_SYNONYMS = {"ball": ("ball", "circle", "disc"), "square": ("square", "box", "block")}
@@ -132,6 +133,17 @@ def sample_spec(rng: np.random.Generator) -> ClipSpec:
     obj = ObjectSpec(obj.shape, obj.colour, r, motion_words(speed_word, direction))
     start = (rng.uniform(r, SIZE - r), rng.uniform(r, SIZE - r))
     return ClipSpec(scene, (obj,), (speed,), (start,))
+
+
+def turned_round(spec: ClipSpec) -> ClipSpec | None:
+    """The same clip with its object moving the opposite way (same start, speed and look), or None
+    unless it is one object moving in a direction: what a direction word must not mean."""
+    if len(spec.objects) != 1 or not spec.objects[0].motion.startswith("moving"):
+        return None
+    obj = spec.objects[0]
+    *words, direction = obj.motion.split()
+    turned = ObjectSpec(obj.shape, obj.colour, obj.radius, " ".join([*words, OPPOSITE[direction]]))
+    return ClipSpec(spec.scene, (turned,), spec.speeds, spec.starts)
 
 
 def _sample_object(rng: np.random.Generator, motion: str) -> ObjectSpec:

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-shift", type=float, default=None,
                    help="generator: shift training times toward noise, t -> s t / (1 + (s - 1) t) (SD3); the model "
                         "keeps it and samples the same way (default 1: none)")
+    p.add_argument("--contrast", type=float, default=None,
+                   help="generator: weight of the direction contrast on world clips: each clip's prompt must explain "
+                        "it better than the same clip moving the other way (default 0: off)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "

@@ -43,7 +43,8 @@ def cmd_train(args) -> int:
         if args.minutes is not None and args.steps is not None:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
-                                        ("minutes", args.minutes), ("time_shift", args.time_shift)) if v is not None}
+                                        ("minutes", args.minutes), ("time_shift", args.time_shift),
+                                        ("contrast", args.contrast)) if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)

@@ -46,6 +46,30 @@ def test_frame_masks_mix_the_open_sora_kinds():
     assert 0.07 < suffix.float().mean() < 0.14
 
 
+def test_contrast_prefers_the_clip_its_prompt_explains_and_trains_the_model_to():
+    latents, counter, toks = torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2)), tokens()
+    model = woken_model()
+    same = flow.contrast_loss(model, latents, latents, toks, generator=gen(3))
+    assert same.item() > 0  # equal errors: m ln 2, no preference either way
+    torch.manual_seed(0)
+    model = STDiT(CONFIG)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = flow.contrast_loss(model, latents, counter, toks, generator=gen(4))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]  # the model learnt to explain the clip, not its counterfactual
+    t = flow.shift_times(flow.sample_times(len(latents), gen(4)), 3.0).view(-1, 1, 1, 1, 1)
+    noise = torch.randn(SHAPE, generator=gen(4))
+    with torch.no_grad():
+        err = [((model((1 - t) * x + t * noise, t.flatten(), toks) - (noise - x)) ** 2).mean().item()
+               for x in (latents, counter)]
+    assert err[0] < err[1]
+
+
 def test_loss_falls_when_overfitting_one_batch():
     torch.manual_seed(0)
     model = STDiT(CONFIG)

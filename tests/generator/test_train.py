@@ -3,13 +3,14 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from generator import dit
-from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder
+from generator import dit, world
+from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder, to_video_tensor
 from generator.pipeline import Generator
-from generator.train import GeneratorTrainConfig, train_generator, training_caption
+from generator.train import GeneratorTrainConfig, names_its_direction, train_generator, training_caption, world_batch
 from generator.world import sample_spec
 
 
@@ -41,6 +42,27 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path):
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
+def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_direction():
+    batch = world_batch(5, 24, "cpu")
+    specs = [c.spec for c in world.sample_clips(5, 0, 24)]
+    turned = [i for i, (spec, caption) in enumerate(zip(specs, batch.captions)) if names_its_direction(spec, caption)]
+    assert turned and batch.turned.tolist() == turned and batch.counter.shape == (len(turned), 16, 3, 64, 64)
+    for k, i in enumerate(turned):
+        want = world.make_clips([world.turned_round(specs[i])])[0].frames
+        assert torch.equal(batch.counter[k], to_video_tensor(want[None])[0])
+    spec = next(s for s in (sample_spec(np.random.default_rng(i)) for i in range(100)) if world.turned_round(s))
+    assert names_its_direction(spec, spec.caption)
+    assert not names_its_direction(spec, spec.caption.replace(spec.objects[0].motion, ""))
+
+
+def test_a_run_with_the_direction_contrast_trains_and_records_it(tmp_path):
+    ae_path, config = small_setup(tmp_path)
+    cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, contrast=0.5, object_weight=1.5)
+    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=tmp_path / "g.safetensors",
+                             dit_config=config)
+    assert result["steps"] == 3 and result["config"]["contrast"] == 0.5 and np.isfinite(result["final_loss"])
+
+
 def test_object_weights_mark_the_latent_cells_an_object_covers():
     from generator.train import object_weights
 
@@ -63,8 +85,9 @@ def test_training_reads_a_folder_of_captioned_videos(tmp_path):
     (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right on black\n")
     data = FolderClips(tmp_path / "clips")
     assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right on black"
-    video, captions = data.batch(0, 4, "cpu")
-    assert video.shape == (4, 16, 3, 64, 64) and -1 <= video.min() and video.max() <= 1
+    batch = data.batch(0, 4, "cpu")
+    assert batch.video.shape == (4, 16, 3, 64, 64) and -1 <= batch.video.min() and batch.video.max() <= 1
+    assert len(batch.captions) == 4 and batch.counter is None  # footage has no counterfactuals
     cfg = GeneratorTrainConfig(steps=3, batch=2, checkpoint_every=3)
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips",
                              dit_config=config)

@@ -51,6 +51,18 @@ def test_constant_speed_and_reflection_off_edges():
     assert np.allclose(centres[:, 0, 1], 20.0)
 
 
+def test_turned_round_moves_the_same_object_from_the_same_start_the_other_way():
+    spec = one("moving quickly left", start=(40.0, 20.0), speed=3.5, radius=5)
+    turned = world.turned_round(spec)
+    assert turned.objects[0].motion == "moving quickly right" and turned.starts == spec.starts
+    assert (turned.objects[0].colour, turned.objects[0].shape, turned.speeds) == (spec.objects[0].colour,
+                                                                                 spec.objects[0].shape, spec.speeds)
+    xs, turned_xs = world.simulate(spec)[:5, 0, 0], world.simulate(turned)[:5, 0, 0]
+    assert np.allclose(xs - 40.0, -(turned_xs - 40.0))  # mirror paths until a wall
+    specs = [world.sample_spec(np.random.default_rng(i)) for i in range(200)]
+    assert all(world.turned_round(s) is None for s in specs if s.motion in ("falling", "colliding"))
+
+
 def test_gravity_and_bounce_keeps_80_percent():
     centres = world.simulate(one("falling", start=(30.0, 10.0), speed=0.0, radius=5), num_frames=40)
     ys = centres[:, 0, 1]
