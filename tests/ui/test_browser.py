@@ -84,7 +84,8 @@ def test_search_in_the_browser(page, ui_url, shots):
     box.fill("a red ball")
     box.press("Enter")
     page.get_by_role("button", name="More like this").first.wait_for()
-    assert page.locator("video").count() >= 3
+    # Streamlit sends the results one element at a time: wait for three clips, not only the first
+    page.wait_for_function("() => document.querySelectorAll('video').length >= 3")
     page.wait_for_timeout(1500)  # let the thumbnails of the clips load
     page.screenshot(path=str(shots / "search.png"), full_page=True)
 
