@@ -22,6 +22,7 @@ import torch
 from generator import world
 from generator.autoencoder import to_video_tensor
 from generator.dit import tokenize
+from generator.flow import denoising_errors
 from generator.pipeline import Generator
 from generator.tracker import track
 from generator.train import object_weights
@@ -34,35 +35,33 @@ def moving_clips(n: int) -> tuple[list[world.WorldClip], list[world.WorldClip]]:
     """n clips of one object moving in a direction, and their counterfactuals."""
     clips, start = [], 0
     while len(clips) < n:
-        clips += [c for c in world.sample_clips(PROBE_SEED, start, 64) if world.turned_round(c.spec)]
+        clips += [c for c in world.sample_clips(PROBE_SEED, start, 64) if world.direction_of(c.spec)]
         start += 64
     clips = clips[:n]
     return clips, world.make_clips([world.turned_round(c.spec) for c in clips])
 
 
 @torch.no_grad()
-def errors(gen: Generator, video: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, t: float) -> torch.Tensor:
-    """Per clip denoising error at time t, weighted toward the cells objects cover (as training is)."""
+def latents_and_weights(gen: Generator, clips: list[world.WorldClip]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clips' latents, and loss weights toward the cells objects cover (as training weighs them)."""
+    video = to_video_tensor(np.stack([c.frames for c in clips]))
     latents = gen.autoencoder.encode(video)
-    weight = object_weights(video, latents.shape[-1], 1.5, gen.autoencoder.config.object_threshold)
-    x_t = (1 - t) * latents + t * noise
-    v = gen.dit(x_t, torch.full((len(video),), t), tokens)
-    se = (v - (noise - latents)) ** 2 * weight
-    return se.mean(dim=(1, 2, 3, 4)) / weight.mean(dim=(1, 2, 3, 4))
+    return latents, object_weights(video, latents.shape[-1], 1.5, gen.autoencoder.config.object_threshold)
 
 
+@torch.no_grad()
 def preference(gen: Generator, n: int) -> dict:
     """Share of clips the model's caption explains better than their counterfactual, per time."""
     clips, counter = moving_clips(n)
-    video = to_video_tensor(np.stack([c.frames for c in clips]))
-    counter_video = to_video_tensor(np.stack([c.frames for c in counter]))
+    own, other = latents_and_weights(gen, clips), latents_and_weights(gen, counter)
     tokens = tokenize([c.caption for c in clips], gen.dit.config.context_length)
     g = torch.Generator().manual_seed(0)
     shares = {}
     for t in TIMES:
-        noise = torch.randn((n, *gen.autoencoder.encode(video[:1]).shape[1:]), generator=g)
-        own, other = errors(gen, video, tokens, noise, t), errors(gen, counter_video, tokens, noise, t)
-        shares[f"t={t}"] = round(float((own < other).float().mean()), 3)
+        noise, times = torch.randn(own[0].shape, generator=g), torch.full((n,), t)
+        e = denoising_errors(gen.dit, own[0], noise, times, tokens, own[1])
+        e_counter = denoising_errors(gen.dit, other[0], noise, times, tokens, other[1])
+        shares[f"t={t}"] = round(float((e < e_counter).float().mean()), 3)
     return shares
 
 

@@ -72,12 +72,26 @@ def training_loss(model, latents: torch.Tensor, tokens: torch.Tensor, frame_mask
     drop = torch.rand(B, generator=generator, device=device) < prompt_drop  # train the null prompt
     v = model(x_t, t, tokens, frame_mask=frame_mask, drop=drop)
     se = F.mse_loss(v.float(), (noise - latents).float(), reduction="none")  # (B, T, C, h, w)
-    if weight is None:
-        err = se.mean(dim=(2, 3, 4))  # (B, T)
-    else:
-        weight = weight.float().expand(B, T, 1, *se.shape[3:])
-        err = (se * weight).mean(dim=(2, 3, 4)) / weight.mean(dim=(2, 3, 4))  # (B, T), a weighted mean
+    err = weighted_mean(se, weight, dims=(2, 3, 4))  # (B, T)
     return (err * generated).sum() / generated.sum().clamp(min=1)
+
+
+def weighted_mean(se: torch.Tensor, weight: torch.Tensor | None, dims: tuple[int, ...]) -> torch.Tensor:
+    """The mean of squared errors (B, T, C, h, w) over `dims`, weighted by `weight` (broadcastable to
+    (B, T, 1, h, w): latent cells, see `train.object_weights`) where given."""
+    if weight is None:
+        return se.mean(dim=dims)
+    weight = weight.float().expand(*se.shape[:2], 1, *se.shape[3:])
+    return (se * weight).mean(dim=dims) / weight.mean(dim=dims)
+
+
+def denoising_errors(model, clean: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
+                     weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Each clip's velocity error (B,) when its latents `clean` are noised with `noise` to times t (B,)
+    and denoised under `tokens`, weighted as `weighted_mean`."""
+    x_t = (1 - t.view(-1, 1, 1, 1, 1)) * clean + t.view(-1, 1, 1, 1, 1) * noise
+    v = model(x_t, t, tokens)
+    return weighted_mean((v.float() - (noise - clean).float()) ** 2, weight, dims=(1, 2, 3, 4))
 
 
 def contrast_loss(model, latents: torch.Tensor, counter: torch.Tensor, tokens: torch.Tensor,
@@ -97,18 +111,10 @@ def contrast_loss(model, latents: torch.Tensor, counter: torch.Tensor, tokens: t
     move objects either way: every clip moving left has a clip moving right that looks the same
     frame by frame. `weight` and `counter_weight` weigh latent cells as in `training_loss`.
     """
-    B = len(latents)
-    t = shift_times(sample_times(B, generator, latents.device), time_shift).repeat(2)  # (2B,)
+    t = shift_times(sample_times(len(latents), generator, latents.device), time_shift).repeat(2)  # (2B,)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device).repeat(2, 1, 1, 1, 1)
-    clean = torch.cat([latents, counter])  # (2B, T, C, h, w)
-    x_t = (1 - t.view(-1, 1, 1, 1, 1)) * clean + t.view(-1, 1, 1, 1, 1) * noise
-    v = model(x_t, t, tokens.repeat(2, 1))
-    se = (v.float() - (noise - clean).float()) ** 2
-    if weight is None:
-        err = se.mean(dim=(1, 2, 3, 4))
-    else:
-        w = torch.cat([weight, counter_weight]).float().expand(2 * B, *se.shape[1:])
-        err = (se * w).mean(dim=(1, 2, 3, 4)) / w.mean(dim=(1, 2, 3, 4))
+    weights = None if weight is None else torch.cat([weight, counter_weight])
+    err = denoising_errors(model, torch.cat([latents, counter]), noise, t, tokens.repeat(2, 1), weights)  # (2B,)
     e, e_counter = err.chunk(2)  # (B,) each
     m = ((e + e_counter) / 2).detach().clamp(min=1e-8)
     return (m * F.softplus(sharpness * (e - e_counter) / m)).mean()

@@ -162,8 +162,8 @@ def world_batch(step_seed: int, batch: int, device) -> Batch:
 
 def names_its_direction(spec: world.ClipSpec, caption: str) -> bool:
     """True for one object moving in a direction that the caption names (partial captions may not)."""
-    turned = world.turned_round(spec)
-    return turned is not None and parse_prompt(caption).direction == spec.objects[0].motion.split()[-1]
+    direction = world.direction_of(spec)
+    return direction is not None and parse_prompt(caption).direction == direction
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ torch, so it runs on the GPU when one is given.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,15 +135,21 @@ def sample_spec(rng: np.random.Generator) -> ClipSpec:
     return ClipSpec(scene, (obj,), (speed,), (start,))
 
 
+def direction_of(spec: ClipSpec) -> str | None:
+    """The direction a clip's one object moves in ("left", ...); None for falling and colliding."""
+    motion = spec.objects[0].motion
+    return motion.split()[-1] if len(spec.objects) == 1 and motion.startswith("moving") else None
+
+
 def turned_round(spec: ClipSpec) -> ClipSpec | None:
     """The same clip with its object moving the opposite way (same start, speed and look), or None
     unless it is one object moving in a direction: what a direction word must not mean."""
-    if len(spec.objects) != 1 or not spec.objects[0].motion.startswith("moving"):
+    direction = direction_of(spec)
+    if direction is None:
         return None
-    obj = spec.objects[0]
-    *words, direction = obj.motion.split()
-    turned = ObjectSpec(obj.shape, obj.colour, obj.radius, " ".join([*words, OPPOSITE[direction]]))
-    return ClipSpec(spec.scene, (turned,), spec.speeds, spec.starts)
+    (obj,) = spec.objects
+    turned = replace(obj, motion=obj.motion.removesuffix(direction) + OPPOSITE[direction])
+    return replace(spec, objects=(turned,))
 
 
 def _sample_object(rng: np.random.Generator, motion: str) -> ObjectSpec:
