@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -43,9 +43,15 @@ class DiTConfig:
     text_layers: int = 2
     context_length: int = 32
     vocab_size: int = 49408  # CLIP's BPE vocabulary
+    vocabulary: tuple[int, ...] | None = None  # the BPE ids with a row of their own (others share one); None: all
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
     fps: int = world.FPS  # frames per second of the clips it learned from
+
+    @property
+    def table_rows(self) -> int:
+        """Rows of the token table: one per known id and one for every other id, or one per BPE id."""
+        return self.vocab_size if self.vocabulary is None else len(self.vocabulary) + 1
 
 
 DIT_CONFIGS = {
@@ -66,6 +72,12 @@ def _clip_tokenizer():
 def tokenize(texts: list[str], context_length: int = 32) -> torch.Tensor:
     """CLIP BPE ids (B, L), 0-padded, with start and end tokens."""
     return _clip_tokenizer()(texts, context_length=context_length)
+
+
+def vocabulary_of(texts: list[str]) -> tuple[int, ...]:
+    """The BPE ids (sorted) that the texts are made of, start and end tokens included."""
+    ids = torch.cat([tokenize([t], context_length=77).flatten() for t in texts]) if texts else torch.zeros(0)
+    return tuple(sorted(set(ids.tolist()) - {0}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +160,8 @@ class TextEncoder(nn.Module):
     def __init__(self, config: DiTConfig):
         super().__init__()
         L, E = config.context_length, config.text_width
-        self.token_embedding = nn.Embedding(config.vocab_size, E)
+        self.token_embedding = nn.Embedding(config.table_rows, E)
+        self.register_buffer("rows", table_rows_of(config), persistent=False)  # BPE id -> table row
         self.positions = nn.Parameter(torch.zeros(L, E))
         self.blocks = nn.ModuleList(TextBlock(E, config.heads, config.mlp_ratio) for _ in range(config.text_layers))
         self.norm = nn.LayerNorm(E)
@@ -159,7 +172,7 @@ class TextEncoder(nn.Module):
         """Features (B, L, D) and mask (B, L), True = a real token; dropped prompts become null."""
         L = tokens.shape[1]
         mask = tokens != 0  # CLIP's tokenizer pads with 0
-        x = self.token_embedding(tokens) + self.positions[:L]  # (B, L, E)
+        x = self.token_embedding(self.rows[tokens]) + self.positions[:L]  # (B, L, E)
         for block in self.blocks:
             x = block(x, mask)
         x = self.proj(self.norm(x))  # (B, L, D)
@@ -167,6 +180,15 @@ class TextEncoder(nn.Module):
             x = torch.where(drop[:, None, None], self.null_prompt[:L].to(x.dtype), x)
             mask = mask | drop[:, None]  # the null prompt uses every position
         return x, mask
+
+
+def table_rows_of(config: DiTConfig) -> torch.Tensor:
+    """(vocab_size,) the token table's row of each BPE id: its own (1..) for known ids, 0 for the rest."""
+    if config.vocabulary is None:
+        return torch.arange(config.vocab_size)
+    rows = torch.zeros(config.vocab_size, dtype=torch.long)
+    rows[list(config.vocabulary)] = torch.arange(1, len(config.vocabulary) + 1)
+    return rows
 
 
 class PatchEmbed(nn.Module):
@@ -323,10 +345,32 @@ def save_checkpoint(path: str | Path, model: STDiT, config: DiTConfig, extra: di
     save_weights(path, model, asdict(config), extra)
 
 
+def with_vocabulary(model: STDiT, vocabulary: tuple[int, ...]) -> STDiT:
+    """A copy of the model whose token table has a row for each id of `vocabulary` (sorted) and one
+    for every other id. Ids the model knew keep their rows, so prompts of known words encode exactly
+    as before; a new id starts from the model's shared row (for a full table, the mean row of the ids
+    outside `vocabulary`)."""
+    old, table = model.config, model.text_encoder.token_embedding.weight.detach()
+    if old.vocabulary is None:
+        outside = torch.ones(old.vocab_size, dtype=torch.bool)
+        outside[list(vocabulary)] = False
+        shared = table[outside].mean(0)
+    else:
+        shared = table[0]
+    rows = table_rows_of(old)[list(vocabulary)]  # (V,) each id's row in the old table, 0 where it shared one
+    new_rows = torch.where((rows > 0)[:, None], table[rows], shared)
+    config = replace(old, vocabulary=tuple(vocabulary))
+    out = STDiT(config).to(table.device, table.dtype)
+    state = model.state_dict()
+    state["text_encoder.token_embedding.weight"] = torch.cat([shared[None], new_rows])
+    out.load_state_dict(state)
+    return out.train(model.training)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[STDiT, DiTConfig, dict]:
     """Rebuild the model from its file alone; returns (model in eval mode, config, extra)."""
     state, raw, extra = read_weights(path)
-    config = DiTConfig(**raw)
+    config = DiTConfig(**raw | {"vocabulary": None if raw.get("vocabulary") is None else tuple(raw["vocabulary"])})
     model = STDiT(config)
     model.load_state_dict(state)
     return model.to(device).eval(), config, extra

@@ -31,6 +31,13 @@ FILLER = {"a", "an", "the", "and", "with", "of", "something", "object", "objects
 assert set(SHAPE_WORDS.values()) == set(SHAPES)
 
 
+def known_words() -> list[str]:
+    """Every word (and the comma) of the world's captions and of what `parse_prompt` understands: the
+    words the built-in models are taught, and so the rows of their token tables."""
+    phrases = [*COLOURS, *DIRECTIONS, *SHAPE_WORDS, *SPEED_WORDS, *ACTION_WORDS, *SCENE_PHRASES, *FILLER, ","]
+    return sorted({word for phrase in phrases for word in phrase.split()})
+
+
 @dataclass
 class ParsedPrompt:
     """What a prompt asks for, in the world's vocabulary; None where it does not say."""

@@ -12,6 +12,7 @@ the EMA is exported every few minutes as well as at the end).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -30,9 +31,18 @@ from common.captions import captioned_videos, no_captioned_videos
 from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
 from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR, builtin_path, load_training_state, save_training_state
-from generator.dit import DIT_CONFIGS, DiTConfig, STDiT, load_checkpoint, save_checkpoint, tokenize
+from generator.dit import (
+    DIT_CONFIGS,
+    DiTConfig,
+    STDiT,
+    load_checkpoint,
+    save_checkpoint,
+    tokenize,
+    vocabulary_of,
+    with_vocabulary,
+)
 from generator.flow import contrast_loss, sample_frame_mask, training_loss, update_ema
-from generator.prompt import parse_prompt
+from generator.prompt import known_words, parse_prompt
 from generator.video import square_frames
 
 log = logging.getLogger(__name__)
@@ -54,6 +64,7 @@ class GeneratorTrainConfig:
     save_every_minutes: float = 5.0  # a timed run checkpoints and exports this often, and at the end
     time_shift: float = 1.0  # training times shifted toward noise (flow.shift_times), kept in the model config
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
+    upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,11 +156,11 @@ def object_weights(video: torch.Tensor, latent_size: int, weight: float, thresho
     return (1 + weight * cells).view(B, T, 1, latent_size, latent_size)
 
 
-def world_batch(step_seed: int, batch: int, device) -> Batch:
+def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0) -> Batch:
     """Fresh world clips with training captions, and the counterfactuals of those whose caption
-    names a direction."""
+    names a direction; a share `upstream` of the clips moving in a direction start upstream."""
     rng = np.random.default_rng(step_seed)
-    clips = world.sample_clips(step_seed, 0, batch, device=device)
+    clips = world.make_clips(world_specs(step_seed, batch, upstream), device)
     captions = [training_caption(c.spec, rng) for c in clips]
     turned = [i for i, (c, caption) in enumerate(zip(clips, captions)) if names_its_direction(c.spec, caption)]
     video = to_video_tensor(np.stack([c.frames for c in clips]), device)
@@ -158,6 +169,14 @@ def world_batch(step_seed: int, batch: int, device) -> Batch:
     counter = world.make_clips([world.turned_round(clips[i].spec) for i in turned], device)
     return Batch(video, captions, to_video_tensor(np.stack([c.frames for c in counter]), device),
                  torch.tensor(turned, device=device))
+
+
+def world_specs(step_seed: int, batch: int, upstream: float) -> list[world.ClipSpec]:
+    """The world stream's next `batch` specs, a share `upstream` of those moving in a direction
+    started upstream (the rest as the world draws them)."""
+    rng = np.random.default_rng([step_seed, 1])
+    specs = [world.sample_spec(world.clip_rng(step_seed, i)) for i in range(batch)]
+    return [world.started_upstream(s, rng) if rng.random() < upstream else s for s in specs]
 
 
 def names_its_direction(spec: world.ClipSpec, caption: str) -> bool:
@@ -212,16 +231,27 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     `init` starts a new run from a model file (the shipped weights, say) instead of from scratch,
     so training can go on across machines that keep only the shipped file. `data` is a folder
     of captioned videos to train on instead of the world stream (see `FolderClips`).
-    `dit_config` trains that model config instead of the registry's `cfg.config`.
+    `dit_config` trains that model config instead of the registry's `cfg.config` (`init`'s
+    own config wins over both). The model's token table has rows for the words it trains on
+    (`training_vocabulary`): the world's, and a folder's captions'.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    dit_config = replace(dit_config or DIT_CONFIGS[cfg.config], time_shift=cfg.time_shift)
-    next_batch = FolderClips(data, dit_config.frames).batch if data else world_batch
+    resumed = (run_dir / "state.pt").exists()
+    start = load_checkpoint(run_dir / "ema.safetensors")[0] if resumed else load_checkpoint(init)[0] if init else None
+    base = start.config if start else dit_config or DIT_CONFIGS[cfg.config]
+    folder = FolderClips(data, base.frames) if data else None
+    if start is None:
+        start = STDiT(replace(base, vocabulary=training_vocabulary(folder)))
+    elif not resumed:
+        start = with_vocabulary(start, training_vocabulary(folder, start.config.vocabulary))
+    dit_config = replace(start.config, time_shift=cfg.time_shift)
+    next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
     model = STDiT(dit_config).to(device)
+    model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init)
@@ -312,16 +342,22 @@ def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earli
     save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step, "steps_total": earlier + step})
 
 
+def training_vocabulary(folder: FolderClips | None = None, known: tuple[int, ...] | None = ()) -> tuple[int, ...]:
+    """The BPE ids a model gets rows for: every word of the world (`prompt.known_words`), a folder's
+    captions', and those `known` to the model it starts from (None: it has a row for every id)."""
+    words = known_words() + ([caption for _, caption in folder.clips] if folder else [])
+    return tuple(sorted(set(vocabulary_of(words)) | set(known or ())))
+
+
 def _resume(run_dir: Path, model, ema, optimizer, init) -> tuple[int, float, int]:
-    """(step, seconds, steps trained before this run): from the run's state, or `init` weights."""
+    """(step, seconds, steps trained before this run): from the run's state, or `init` weights (already
+    in `model` and `ema`)."""
     state = load_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer})
     if state:
         log.info("resumed from %s at step %d", run_dir / "state.pt", state["step"])
         return state["step"], state["elapsed"], state.get("earlier", 0)
     if init:
-        loaded, _, extra = load_checkpoint(init)
-        model.load_state_dict(loaded.state_dict())
-        ema.load_state_dict(loaded.state_dict())
+        _, _, extra = load_checkpoint(init)
         trained = extra.get("train", extra)  # shipped weights keep the run's result; run EMAs their step
         earlier = int(trained.get("steps_total", trained.get("steps", 0)))
         log.info("starting from %s (trained %d steps before)", init, earlier)

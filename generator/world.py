@@ -152,6 +152,30 @@ def turned_round(spec: ClipSpec) -> ClipSpec | None:
     return replace(spec, objects=(turned,))
 
 
+def started_upstream(spec: ClipSpec, rng: np.random.Generator) -> ClipSpec:
+    """The same clip with its object started where it crosses the frame the way it moves without
+    reflecting off an edge (from the far edge when its path is longer than the frame); other clips
+    unchanged.
+
+    Drawn uniformly, starts make a clip's frames look alike whichever way it moves: most objects
+    turn at an edge, so where an object is in the first frames hardly tells where it is in the last.
+    Started upstream, "moving left" means "on the right first, then on the left", which a denoiser
+    learns from what each frame shows rather than only from how frames correlate.
+    """
+    direction = direction_of(spec)
+    if direction is None:
+        return spec
+    (obj,), (speed,), ((x, y),) = spec.objects, spec.speeds, spec.starts
+    (dx, dy), r = DIRECTIONS[direction], obj.radius
+    travel = min(speed * (NUM_FRAMES - 1), SIZE - 2 * r)
+    along = rng.uniform(r + travel, SIZE - r)  # distance to the edge ahead, counted from the one behind
+    if dx:
+        x = along if dx < 0 else SIZE - along
+    else:
+        y = along if dy < 0 else SIZE - along
+    return replace(spec, starts=((float(x), float(y)),))
+
+
 def _sample_object(rng: np.random.Generator, motion: str) -> ObjectSpec:
     return ObjectSpec(
         shape=str(rng.choice(SHAPES)),

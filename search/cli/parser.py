@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contrast", type=float, default=None,
                    help="generator: weight of the direction contrast on world clips: each clip's prompt must explain "
                         "it better than the same clip moving the other way (default 0: off)")
+    p.add_argument("--upstream", type=float, default=None,
+                   help="generator: share of world clips moving in a direction that start where they cross the frame "
+                        "without turning at an edge, so a direction shows in where the object is first and last "
+                        "(default 0)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "

@@ -131,3 +131,32 @@ def test_a_checkpoint_says_its_time_shift_and_older_ones_sample_unshifted(tmp_pa
     older = {k: v for k, v in asdict(CONFIG).items() if k != "time_shift"}  # written before the field
     save_weights(tmp_path / "older.safetensors", model, older)
     assert load_checkpoint(tmp_path / "older.safetensors")[1].time_shift == 1.0
+
+
+def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_path):
+    from generator.dit import vocabulary_of, with_vocabulary
+
+    torch.manual_seed(0)
+    full = woken(STDiT(CONFIG))
+    words = ["a red ball moving left", "a blue square"]
+    known, unknown = tokenize(words, CONFIG.context_length), tokenize(["a dragon", "castle"], CONFIG.context_length)
+    vocabulary = vocabulary_of(words)
+    assert len(vocabulary) == 9  # start, end and 7 words
+    small = with_vocabulary(full, vocabulary)
+    assert small.text_encoder.token_embedding.weight.shape == (10, CONFIG.text_width)  # and one shared row
+    x, t, _ = inputs()
+    with torch.no_grad():
+        assert torch.equal(small(x, t, known), full(x, t, known))
+        assert not torch.equal(small(x, t, unknown), full(x, t, unknown))
+    dragon, castle = tokenize(["dragon", "castle"], CONFIG.context_length)[:, 1]
+    assert small.text_encoder.rows[dragon] == small.text_encoder.rows[castle] == 0  # unknown words share a row
+    save_checkpoint(tmp_path / "small.safetensors", small, small.config)
+    loaded, config, _ = load_checkpoint(tmp_path / "small.safetensors")
+    assert config == small.config and config.vocabulary == vocabulary
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, unknown), small(x, t, unknown))
+    wider = with_vocabulary(loaded, tuple(sorted(vocabulary + (int(dragon),))))  # a new word: from the shared row
+    with torch.no_grad():
+        assert torch.equal(wider(x, t, unknown), small(x, t, unknown)) and torch.equal(wider(x, t, known),
+                                                                                      small(x, t, known))
+    assert wider.text_encoder.rows[dragon] > 0 and wider.text_encoder.rows[castle] == 0

@@ -42,6 +42,32 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path):
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
+def test_runs_keep_a_token_table_over_the_words_they_know_and_shrink_a_full_one_they_start_from(tmp_path):
+    from generator.train import training_vocabulary
+
+    ae_path, config = small_setup(tmp_path)
+    full = dit.STDiT(config)  # a row for every BPE id, as models before the known-words table
+    torch.nn.init.normal_(full.text_encoder.token_embedding.weight)
+    dit.save_checkpoint(tmp_path / "full.safetensors", full, config)
+    cfg = GeneratorTrainConfig(steps=0, batch=2)
+    train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, init=tmp_path / "full.safetensors",
+                    dit_config=config)
+    small, small_config, _ = dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")
+    assert config.vocabulary is None and small_config.vocabulary == training_vocabulary()
+    assert len(training_vocabulary()) < 100 and set(dit.vocabulary_of(["a red ball moving left"])) < set(
+        training_vocabulary())
+    tokens = dit.tokenize(["a red ball moving left on black", "a dragon"], config.context_length)
+    with torch.no_grad():
+        assert torch.equal(small.text_encoder(tokens[:1])[0], full.eval().text_encoder(tokens[:1])[0])
+    new = train_generator(tmp_path / "new", dataclasses.replace(cfg, steps=1), autoencoder=ae_path, export=None,
+                          dit_config=config)
+    assert new["steps"] == 1 and dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1].vocabulary == \
+        training_vocabulary()
+    resumed = train_generator(tmp_path / "new", dataclasses.replace(cfg, steps=2), autoencoder=ae_path, export=None,
+                              dit_config=config)
+    assert resumed["steps"] == 2
+
+
 def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_direction():
     batch = world_batch(5, 24, "cpu")
     specs = [c.spec for c in world.sample_clips(5, 0, 24)]
@@ -53,6 +79,19 @@ def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_
     spec = next(s for s in (sample_spec(np.random.default_rng(i)) for i in range(100)) if world.turned_round(s))
     assert names_its_direction(spec, spec.caption)
     assert not names_its_direction(spec, spec.caption.replace(spec.objects[0].motion, ""))
+
+
+def test_a_share_of_the_world_clips_moving_in_a_direction_start_upstream():
+    from generator.train import world_specs
+
+    drawn = [c.spec for c in world.sample_clips(5, 0, 64)]
+    assert world_specs(5, 64, 0.0) == drawn  # the world's own stream
+    moved = [a != b for a, b in zip(world_specs(5, 64, 1.0), drawn)]
+    assert moved == [world.direction_of(s) is not None for s in drawn]
+    assert 0 < sum(a != b for a, b in zip(world_specs(5, 64, 0.5), drawn)) < sum(moved)
+    batch = world_batch(5, 8, "cpu", upstream=1.0)
+    want = world.make_clips(world_specs(5, 8, 1.0))
+    assert torch.equal(batch.video, to_video_tensor(np.stack([c.frames for c in want])))
 
 
 def test_a_run_with_the_direction_contrast_trains_and_records_it(tmp_path):
@@ -82,9 +121,9 @@ def test_training_reads_a_folder_of_captioned_videos(tmp_path):
     ae_path, config = small_setup(tmp_path)
     write_dataset(tmp_path / "clips", 3, seed=8)  # NNNNN.mp4 with NNNNN.json {"caption": ...}
     (tmp_path / "clips" / "00002.json").unlink()
-    (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right on black\n")
+    (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right past a lighthouse\n")
     data = FolderClips(tmp_path / "clips")
-    assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right on black"
+    assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right past a lighthouse"
     batch = data.batch(0, 4, "cpu")
     assert batch.video.shape == (4, 16, 3, 64, 64) and -1 <= batch.video.min() and batch.video.max() <= 1
     assert len(batch.captions) == 4 and batch.counter is None  # footage has no counterfactuals
@@ -92,6 +131,8 @@ def test_training_reads_a_folder_of_captioned_videos(tmp_path):
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips",
                              dit_config=config)
     assert result["data"] == str(tmp_path / "clips") and result["final_loss"] > 0
+    vocabulary = dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")[1].vocabulary
+    assert set(dit.vocabulary_of(["lighthouse past"])) < set(vocabulary)  # the captions' own words get rows
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no captioned videos"):
         FolderClips(tmp_path / "empty")

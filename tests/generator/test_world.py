@@ -63,6 +63,24 @@ def test_turned_round_moves_the_same_object_from_the_same_start_the_other_way():
     assert all(world.turned_round(s) is None for s in specs if s.motion in ("falling", "colliding"))
 
 
+def test_started_upstream_crosses_the_frame_without_turning_when_its_path_fits():
+    rng = np.random.default_rng(0)
+    for direction, (dx, dy) in world.DIRECTIONS.items():
+        axis, sign = (0, dx) if dx else (1, dy)
+        for _ in range(20):
+            spec = one(f"moving {direction}", start=(32.0, 20.0), speed=float(rng.uniform(1.5, 3.0)), radius=5)
+            moved = world.started_upstream(spec, rng)
+            assert moved.objects == spec.objects and moved.speeds == spec.speeds and moved.scene == spec.scene
+            assert moved.starts[0][1 - axis] == spec.starts[0][1 - axis]  # only the start along the motion moves
+            steps = np.diff(world.simulate(moved)[:, 0, axis])
+            assert np.allclose(steps, sign * spec.speeds[0])  # never turns at an edge
+    fast = world.simulate(world.started_upstream(one("moving quickly left", start=(10.0, 20.0), speed=4.5,
+                                                     radius=5), rng))[:, 0, 0]
+    assert fast[0] == 59.0 and np.argmax(np.diff(fast) > 0) >= 11  # longer than the frame: from the far edge
+    specs = [world.sample_spec(np.random.default_rng(i)) for i in range(200)]
+    assert all(world.started_upstream(s, rng) == s for s in specs if s.motion in ("falling", "colliding"))
+
+
 def test_gravity_and_bounce_keeps_80_percent():
     centres = world.simulate(one("falling", start=(30.0, 10.0), speed=0.0, radius=5), num_frames=40)
     ys = centres[:, 0, 1]
