@@ -4,11 +4,15 @@
    under the clip's caption, on the clip and on its counterfactual (`world.turned_round`: the same
    clip moving the other way), with the same noise at the same time. The share of clips whose own
    error is lower is 0.5 when the model cannot tell "left" from "right", 1.0 when it always can.
-2. Same seed, each direction: "a white ball moving DIR on black" at seeds 0..n-1; the share of
+2. Placement: where the model's prediction of the clean clip puts the object, early in sampling
+   (t = 0.95, averaged over noises), in the first and the last frame, for "a white ball moving
+   DIR on black": a model that knows a direction puts the object upstream first and downstream
+   last; one that learned a direction as a place puts it on that side in every frame.
+3. Same seed, each direction: "a white ball moving DIR on black" at seeds 0..n-1; the share of
    clips whose tracked object moves the asked way along the axis over the first 8 frames
    (mean velocity), and those velocities.
 
-    python3 bench/conditioning.py [--model reelbase-tiny] [--clips 64] [--seeds 8]
+    python3 bench/conditioning.py [--model reelbase-tiny] [--clips 64] [--noises 32] [--seeds 8]
 """
 
 from __future__ import annotations
@@ -65,6 +69,28 @@ def preference(gen: Generator, n: int) -> dict:
     return shares
 
 
+@torch.no_grad()
+def placement(gen: Generator, noises: int, t: float = 0.95) -> dict:
+    """Per direction: the object's centre (x, y) in the first and the last frame of the model's
+    clean-clip prediction at time t, averaged over `noises` noises (pixels brighter than each
+    frame's median, on black)."""
+    config = gen.dit.config
+    shape = (noises, config.frames, config.latent_channels, config.latent_size, config.latent_size)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    centre = torch.arange(config.frame_size, dtype=torch.float32) + 0.5
+    out = {}
+    for direction in world.DIRECTIONS:
+        tokens = tokenize([f"a white ball moving {direction} on black"] * noises, config.context_length)
+        clean = noise - t * gen.dit(noise, torch.full((noises,), t), tokens)  # x_t - t v: the predicted clip
+        bright = gen.autoencoder.decode(clean).mean(2)  # (B, T, H, W)
+        mass = (bright - bright.flatten(2).median(-1).values[..., None, None]).clamp(min=0).mean(0)  # (T, H, W)
+        x = (mass.sum(1) * centre).sum(-1) / mass.sum((1, 2))
+        y = (mass.sum(2) * centre).sum(-1) / mass.sum((1, 2))
+        out[direction] = {"first": [round(float(x[0]), 1), round(float(y[0]), 1)],
+                          "last": [round(float(x[-1]), 1), round(float(y[-1]), 1)]}
+    return out
+
+
 def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:
     """Per direction: the share of seeds whose object moves the asked way, and the velocities."""
     out = {}
@@ -88,11 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="reelbase-tiny", help="a built-in name or a generator file")
     parser.add_argument("--clips", type=int, default=64, help="moving clips for the preference")
+    parser.add_argument("--noises", type=int, default=32, help="noises averaged for the placement")
     parser.add_argument("--seeds", type=int, default=8, help="seeds per direction for the same-seed test")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     gen = Generator.load(args.model, "cpu")
-    report = {"model": args.model, "preference": preference(gen, args.clips)}
+    report = {"model": args.model, "preference": preference(gen, args.clips), "placement": placement(gen, args.noises)}
     print(json.dumps(report), flush=True)
     report["same_seed"] = same_seed_directions(gen, args.seeds, args.steps)
     print(json.dumps(report))
