@@ -239,7 +239,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     resumed = (run_dir / "state.pt").exists()
-    start = load_checkpoint(run_dir / "ema.safetensors")[0] if resumed else load_checkpoint(init)[0] if init else None
+    start = _weights_to_start_from(run_dir / "ema.safetensors" if resumed else init)
     base = start.config if start else dit_config or DIT_CONFIGS[cfg.config]
     folder = FolderClips(data, base.frames) if data else None
     if start is None:
@@ -340,6 +340,12 @@ def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earli
     save_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer},
                         step=step, elapsed=elapsed, earlier=earlier)
     save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step, "steps_total": earlier + step})
+
+
+def _weights_to_start_from(path: Path | str | None) -> STDiT | None:
+    """The model in a file (a resumed run's EMA, which its state then overwrites, or `init`), if any: its
+    config is the run's."""
+    return load_checkpoint(path)[0] if path else None
 
 
 def training_vocabulary(folder: FolderClips | None = None, known: tuple[int, ...] | None = ()) -> tuple[int, ...]:
