@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from dataclasses import replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from generator.dit import DIT_CONFIGS, STDiT
 from generator.flow import sample_frame_mask, training_loss, update_ema
+from generator.train import training_vocabulary
 
 
 def matmul_peak(device: torch.device, size: int = 4096, reps: int = 5) -> float:
@@ -44,6 +46,7 @@ class TrainStep:
     """One optimisation step of the DiT on a fixed random batch."""
 
     def __init__(self, config, batch: int, device: torch.device):
+        config = replace(config, vocabulary=training_vocabulary())  # the token table a run trains
         self.model = STDiT(config).to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
