@@ -76,8 +76,8 @@ def tokenize(texts: list[str], context_length: int = 32) -> torch.Tensor:
 
 def vocabulary_of(texts: list[str]) -> tuple[int, ...]:
     """The BPE ids (sorted) that the texts are made of, start and end tokens included."""
-    ids = torch.cat([tokenize([t], context_length=77).flatten() for t in texts]) if texts else torch.zeros(0)
-    return tuple(sorted(set(ids.tolist()) - {0}))
+    ids = tokenize(texts, context_length=77).flatten().tolist() if texts else []
+    return tuple(sorted(set(ids) - {0}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -239,22 +239,22 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     resumed = (run_dir / "state.pt").exists()
-    start = _weights_to_start_from(run_dir / "ema.safetensors" if resumed else init)
+    start, start_extra = _weights_to_start_from(run_dir / "ema.safetensors" if resumed else init)
     base = start.config if start else dit_config or DIT_CONFIGS[cfg.config]
     folder = FolderClips(data, base.frames) if data else None
-    if start is None:
-        start = STDiT(replace(base, vocabulary=training_vocabulary(folder)))
-    elif not resumed:
+    if start is not None and not resumed:
         start = with_vocabulary(start, training_vocabulary(folder, start.config.vocabulary))
-    dit_config = replace(start.config, time_shift=cfg.time_shift)
+    vocabulary = start.config.vocabulary if start else training_vocabulary(folder)
+    dit_config = replace(base, vocabulary=vocabulary, time_shift=cfg.time_shift)
     next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
     model = STDiT(dit_config).to(device)
-    model.load_state_dict(start.state_dict())
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init)
+    step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init, start_extra)
     # Batches are numbered across runs (`earlier` steps came before), so a run continued from
     # shipped weights sees fresh world clips rather than the first run's again.
     rng = torch.Generator().manual_seed(cfg.seed * 7919 + earlier + step)
@@ -342,10 +342,13 @@ def _save(run_dir: Path, model, ema, optimizer, step: int, elapsed: float, earli
     save_checkpoint(run_dir / "ema.safetensors", ema, dit_config, {"step": step, "steps_total": earlier + step})
 
 
-def _weights_to_start_from(path: Path | str | None) -> STDiT | None:
-    """The model in a file (a resumed run's EMA, which its state then overwrites, or `init`), if any: its
-    config is the run's."""
-    return load_checkpoint(path)[0] if path else None
+def _weights_to_start_from(path: Path | str | None) -> tuple[STDiT | None, dict]:
+    """The model in a file (a resumed run's EMA, which its state then overwrites, or `init`) and the
+    file's notes, if there is a file: its config is the run's."""
+    if not path:
+        return None, {}
+    model, _, extra = load_checkpoint(path)
+    return model, extra
 
 
 def training_vocabulary(folder: FolderClips | None = None, known: tuple[int, ...] | None = ()) -> tuple[int, ...]:
@@ -355,16 +358,15 @@ def training_vocabulary(folder: FolderClips | None = None, known: tuple[int, ...
     return tuple(sorted(set(vocabulary_of(words)) | set(known or ())))
 
 
-def _resume(run_dir: Path, model, ema, optimizer, init) -> tuple[int, float, int]:
+def _resume(run_dir: Path, model, ema, optimizer, init, init_extra: dict) -> tuple[int, float, int]:
     """(step, seconds, steps trained before this run): from the run's state, or `init` weights (already
-    in `model` and `ema`)."""
+    in `model` and `ema`; `init_extra` is the notes of its file)."""
     state = load_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer})
     if state:
         log.info("resumed from %s at step %d", run_dir / "state.pt", state["step"])
         return state["step"], state["elapsed"], state.get("earlier", 0)
     if init:
-        _, _, extra = load_checkpoint(init)
-        trained = extra.get("train", extra)  # shipped weights keep the run's result; run EMAs their step
+        trained = init_extra.get("train", init_extra)  # shipped weights keep the run's result; run EMAs their step
         earlier = int(trained.get("steps_total", trained.get("steps", 0)))
         log.info("starting from %s (trained %d steps before)", init, earlier)
         return 0, 0.0, earlier

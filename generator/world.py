@@ -168,7 +168,7 @@ def started_upstream(spec: ClipSpec, rng: np.random.Generator) -> ClipSpec:
     (obj,), (speed,), ((x, y),) = spec.objects, spec.speeds, spec.starts
     (dx, dy), r = DIRECTIONS[direction], obj.radius
     travel = min(speed * (NUM_FRAMES - 1), SIZE - 2 * r)
-    along = rng.uniform(r + travel, SIZE - r)  # distance to the edge ahead, counted from the one behind
+    along = rng.uniform(r + travel, SIZE - r)  # the start's distance from the edge it moves toward
     if dx:
         x = along if dx < 0 else SIZE - along
     else:
