@@ -45,6 +45,7 @@ class DiTConfig:
     vocab_size: int = 49408  # CLIP's BPE vocabulary
     vocabulary: tuple[int, ...] | None = None  # the BPE ids with a row of their own (others share one); None: all
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
+    frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
     fps: int = world.FPS  # frames per second of the clips it learned from
 
@@ -191,6 +192,26 @@ def table_rows_of(config: DiTConfig) -> torch.Tensor:
     return rows
 
 
+class FramePrompt(nn.Module):
+    """The prompt's say on each frame: the pooled prompt and the frame's position -> a term of that
+    frame's adaLN conditioning. Cross-attention gives every frame the same prompt, so a prompt can set
+    where an object is but hardly how that place changes over frames; this term can differ by frame.
+    Its output layer starts at zero, so adding it to a trained model changes nothing at first."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        D = config.width
+        self.mlp = nn.Sequential(nn.Linear(2 * D, D), nn.SiLU(), nn.Linear(D, D))
+
+    def forward(self, context: torch.Tensor, context_mask: torch.Tensor, frame_pos: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) from prompt features (B, L, D), their mask (B, L) and frame positions (T, D)."""
+        keep = context_mask[..., None].to(context.dtype)
+        pooled = (context * keep).sum(1) / keep.sum(1).clamp(min=1)  # (B, D) mean of the real tokens
+        B, T = pooled.shape[0], frame_pos.shape[0]
+        both = torch.cat([pooled[:, None].expand(B, T, -1), frame_pos[None].expand(B, T, -1).to(pooled.dtype)], -1)
+        return self.mlp(both)
+
+
 class PatchEmbed(nn.Module):
     """Per-frame patchify: latents (B, T, C, h, w) -> tokens (B, T, N, D)."""
 
@@ -264,6 +285,7 @@ class STDiT(nn.Module):
         temporal = sincos(torch.arange(config.frames), config.width)[:, None]  # (T, 1, D)
         self.register_buffer("temporal_pos", temporal, persistent=False)
         self.blocks = nn.ModuleList(STBlock(config) for _ in range(config.depth))
+        self.frame_prompt = FramePrompt(config) if config.frame_prompt else None
         self.final_layer = FinalLayer(config)
         self.initialize_weights()
 
@@ -298,6 +320,11 @@ class STDiT(nn.Module):
             nn.init.zeros_(block.cross.proj.weight)
             nn.init.zeros_(block.cross.proj.bias)
 
+        # The prompt's per-frame term starts at zero, like adaLN-Zero.
+        if self.frame_prompt is not None:
+            nn.init.zeros_(self.frame_prompt.mlp[-1].weight)
+            nn.init.zeros_(self.frame_prompt.mlp[-1].bias)
+
         # Output layer zeroed: the initial velocity prediction is 0 (DiT).
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
@@ -323,6 +350,8 @@ class STDiT(nn.Module):
         if frame_mask is not None:
             t = t.masked_fill(frame_mask, 0.0)  # given frames are clean (Open-Sora 1.2)
         c = self.t_embedder(t.to(x.dtype))  # (B, T, D)
+        if self.frame_prompt is not None:
+            c = c + self.frame_prompt(context, context_mask, self.temporal_pos[:T, 0])
         h = self.patch_embed(x) + self.spatial_pos  # (B, T, N, D)
         for i, block in enumerate(self.blocks):
             h = block(h, c, context, context_mask, self.temporal_pos[:T] if i == 0 else None)
@@ -364,6 +393,17 @@ def with_vocabulary(model: STDiT, vocabulary: tuple[int, ...]) -> STDiT:
     state = model.state_dict()
     state["text_encoder.token_embedding.weight"] = torch.cat([shared[None], new_rows])
     out.load_state_dict(state)
+    return out.train(model.training)
+
+
+def with_frame_prompt(model: STDiT) -> STDiT:
+    """A copy of the model with a `FramePrompt` (zero at first, so its outputs are the model's)."""
+    if model.config.frame_prompt:
+        return model
+    weights = next(model.parameters())
+    out = STDiT(replace(model.config, frame_prompt=True)).to(weights.device, weights.dtype)
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("frame_prompt.") for name in missing)
     return out.train(model.training)
 
 

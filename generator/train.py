@@ -39,6 +39,7 @@ from generator.dit import (
     save_checkpoint,
     tokenize,
     vocabulary_of,
+    with_frame_prompt,
     with_vocabulary,
 )
 from generator.flow import contrast_loss, sample_frame_mask, training_loss, update_ema
@@ -65,6 +66,7 @@ class GeneratorTrainConfig:
     time_shift: float = 1.0  # training times shifted toward noise (flow.shift_times), kept in the model config
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
     upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
+    frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,8 +246,10 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     folder = FolderClips(data, base.frames) if data else None
     if start is not None and not resumed:
         start = with_vocabulary(start, training_vocabulary(folder, start.config.vocabulary))
+        start = with_frame_prompt(start) if cfg.frame_prompt else start
     vocabulary = start.config.vocabulary if start else training_vocabulary(folder)
-    dit_config = replace(base, vocabulary=vocabulary, time_shift=cfg.time_shift)
+    dit_config = replace(base, vocabulary=vocabulary, time_shift=cfg.time_shift,
+                         frame_prompt=base.frame_prompt or cfg.frame_prompt)
     next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: share of world clips moving in a direction that start where they cross the frame "
                         "without turning at an edge, so a direction shows in where the object is first and last "
                         "(default 0)")
+    p.add_argument("--frame-prompt", action="store_true", default=None,
+                   help="generator: let the prompt condition each frame by its place in the clip (a per-frame "
+                        "term of the adaLN conditioning, zero at first), so a prompt can set how a place changes "
+                        "over frames")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "

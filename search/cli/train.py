@@ -44,7 +44,8 @@ def cmd_train(args) -> int:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift),
-                                        ("contrast", args.contrast), ("upstream", args.upstream))
+                                        ("contrast", args.contrast), ("upstream", args.upstream),
+                                        ("frame_prompt", args.frame_prompt))
                       if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)

@@ -160,3 +160,32 @@ def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_p
         assert torch.equal(wider(x, t, unknown), small(x, t, unknown)) and torch.equal(wider(x, t, known),
                                                                                       small(x, t, known))
     assert wider.text_encoder.rows[dragon] > 0 and wider.text_encoder.rows[castle] == 0
+
+
+def test_a_frame_prompt_starts_silent_then_lets_the_prompt_set_each_frame_apart(tmp_path):
+    from generator.dit import FramePrompt, with_frame_prompt
+
+    torch.manual_seed(0)
+    plain = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    with_term = with_frame_prompt(plain)
+    assert with_term.config.frame_prompt and with_frame_prompt(with_term) is with_term
+    with torch.no_grad():
+        assert torch.equal(with_term(x, t, tokens), plain(x, t, tokens))  # zero at first: the same model
+    term = woken(FramePrompt(CONFIG))
+    context, mask = plain.encode_text(tokens)
+    frames = plain.temporal_pos[:, 0]  # (T, D)
+    with torch.no_grad():
+        out = term(context, mask, frames)  # (B, T, D)
+        assert out.shape == (2, CONFIG.frames, CONFIG.width)
+        assert not torch.allclose(out[:, 0], out[:, -1])  # frames apart
+        assert not torch.allclose(out[0], out[1])  # prompts apart
+        changed_pad = torch.where(mask[..., None], context, torch.randn_like(context))
+        assert torch.allclose(term(changed_pad, mask, frames), out, atol=1e-6)  # padding is not pooled
+    woken(with_term, seed=1)
+    save_checkpoint(tmp_path / "fp.safetensors", with_term, with_term.config)
+    loaded, config, _ = load_checkpoint(tmp_path / "fp.safetensors")
+    assert config.frame_prompt and not plain.config.frame_prompt
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, tokens), with_term(x, t, tokens))
+        assert not torch.allclose(loaded(x, t, tokens), plain(x, t, tokens))

@@ -68,6 +68,20 @@ def test_runs_keep_a_token_table_over_the_words_they_know_and_shrink_a_full_one_
     assert resumed["steps"] == 2
 
 
+def test_a_run_from_a_model_without_a_frame_prompt_adds_one_and_keeps_it_on_resume(tmp_path):
+    ae_path, config = small_setup(tmp_path)
+    dit.save_checkpoint(tmp_path / "plain.safetensors", dit.STDiT(config), config)
+    cfg = GeneratorTrainConfig(steps=1, batch=2, frame_prompt=True)
+    train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, init=tmp_path / "plain.safetensors")
+    model, trained_config, _ = dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")
+    assert trained_config.frame_prompt and model.frame_prompt is not None
+    resumed = train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2, frame_prompt=False),
+                              autoencoder=ae_path, export=None)
+    assert resumed["steps"] == 2 and dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")[1].frame_prompt
+    train_generator(tmp_path / "new", cfg, autoencoder=ae_path, export=None, dit_config=config)  # from scratch
+    assert dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1].frame_prompt
+
+
 def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_direction():
     batch = world_batch(5, 24, "cpu")
     specs = [c.spec for c in world.sample_clips(5, 0, 24)]
