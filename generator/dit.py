@@ -388,22 +388,21 @@ def with_vocabulary(model: STDiT, vocabulary: tuple[int, ...]) -> STDiT:
         shared = table[0]
     rows = table_rows_of(old)[list(vocabulary)]  # (V,) each id's row in the old table, 0 where it shared one
     new_rows = torch.where((rows > 0)[:, None], table[rows], shared)
-    config = replace(old, vocabulary=tuple(vocabulary))
-    out = STDiT(config).to(table.device, table.dtype)
-    state = model.state_dict()
-    state["text_encoder.token_embedding.weight"] = torch.cat([shared[None], new_rows])
-    out.load_state_dict(state)
-    return out.train(model.training)
+    return _rebuilt(model, replace(old, vocabulary=tuple(vocabulary)),
+                    {"text_encoder.token_embedding.weight": torch.cat([shared[None], new_rows])})
 
 
 def with_frame_prompt(model: STDiT) -> STDiT:
     """A copy of the model with a `FramePrompt` (zero at first, so its outputs are the model's)."""
-    if model.config.frame_prompt:
-        return model
+    return model if model.config.frame_prompt else _rebuilt(model, replace(model.config, frame_prompt=True))
+
+
+def _rebuilt(model: STDiT, config: DiTConfig, replaced: dict[str, torch.Tensor] | None = None) -> STDiT:
+    """A model of `config` with `model`'s weights (those in `replaced` swapped in) and, for parts
+    `model` lacks, the new model's own initial ones; on `model`'s device, dtype and mode."""
     weights = next(model.parameters())
-    out = STDiT(replace(model.config, frame_prompt=True)).to(weights.device, weights.dtype)
-    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(name.startswith("frame_prompt.") for name in missing)
+    out = STDiT(config).to(weights.device, weights.dtype)
+    out.load_state_dict(out.state_dict() | model.state_dict() | (replaced or {}))
     return out.train(model.training)
 
 

@@ -247,9 +247,9 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if start is not None and not resumed:
         start = with_vocabulary(start, training_vocabulary(folder, start.config.vocabulary))
         start = with_frame_prompt(start) if cfg.frame_prompt else start
-    vocabulary = start.config.vocabulary if start else training_vocabulary(folder)
-    dit_config = replace(base, vocabulary=vocabulary, time_shift=cfg.time_shift,
-                         frame_prompt=base.frame_prompt or cfg.frame_prompt)
+    architecture = start.config if start else replace(base, vocabulary=training_vocabulary(folder),
+                                                      frame_prompt=base.frame_prompt or cfg.frame_prompt)
+    dit_config = replace(architecture, time_shift=cfg.time_shift)
     next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
