@@ -10,7 +10,9 @@
    last; one that learned a direction as a place puts it on that side in every frame.
 3. Same seed, each direction: "a white ball moving DIR on black" at seeds 0..n-1; the share of
    clips whose tracked object moves the asked way along the axis over the first 8 frames
-   (mean velocity), and those velocities.
+   (mean velocity), and those velocities. `opposite` is, per axis, the share of seeds at which both
+   of its directions move the asked way: a model whose noise rather than its prompt picks the way
+   scores 0 there, however its single directions score.
 
     python3 bench/conditioning.py [--model reelbase-tiny] [--clips 64] [--noises 32] [--seeds 8]
 """
@@ -93,10 +95,10 @@ def placement(gen: Generator, noises: int, t: float = 0.95) -> dict:
 
 def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:
     """Per direction: the share of seeds whose object moves the asked way, and the velocities."""
-    out = {}
+    out, velocities_of = {}, {}
     for direction, (dx, dy) in world.DIRECTIONS.items():
         axis, sign = (0, dx) if dx else (1, dy)
-        velocities = []
+        velocities = velocities_of[direction] = []
         for seed in range(seeds):
             frames = gen.generate(f"a white ball moving {direction} on black", seed=seed, steps=steps).frames
             found = track(frames, "on black").tracks
@@ -107,7 +109,15 @@ def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:
         out[direction] = {"right_way": round(float(np.mean(right_way)) if right_way else 0.0, 3),
                           "velocities": " ".join(f"{v:+.2f}" for v in velocities)}
     out["mean_right_way"] = round(float(np.mean([out[d]["right_way"] for d in world.DIRECTIONS])), 3)
+    out["opposite"] = {f"{a}/{b}": both_ways(velocities_of[a], velocities_of[b], world.DIRECTIONS[a])
+                       for a, b in (("left", "right"), ("up", "down"))}
     return out
+
+
+def both_ways(first: list[float], second: list[float], direction: tuple[float, float]) -> float:
+    """The share of seeds at which `first` moves along `direction` and `second` against it (> 0.5 px/frame)."""
+    sign = sum(direction)
+    return round(float(np.mean([a * sign > 0.5 and b * sign < -0.5 for a, b in zip(first, second)])), 3)
 
 
 def main() -> None:

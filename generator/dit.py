@@ -46,6 +46,7 @@ class DiTConfig:
     vocabulary: tuple[int, ...] | None = None  # the BPE ids with a row of their own (others share one); None: all
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
+    spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
     fps: int = world.FPS  # frames per second of the clips it learned from
 
@@ -192,6 +193,12 @@ def table_rows_of(config: DiTConfig) -> torch.Tensor:
     return rows
 
 
+def pooled_prompt(context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+    """(B, D): the mean of the prompt's real tokens' features (B, L, D) under their mask (B, L)."""
+    keep = context_mask[..., None].to(context.dtype)
+    return (context * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
 class FramePrompt(nn.Module):
     """The prompt's say on each frame: the pooled prompt and the frame's position -> a term of that
     frame's adaLN conditioning. Cross-attention gives every frame the same prompt, so a prompt can set
@@ -205,11 +212,38 @@ class FramePrompt(nn.Module):
 
     def forward(self, context: torch.Tensor, context_mask: torch.Tensor, frame_pos: torch.Tensor) -> torch.Tensor:
         """(B, T, D) from prompt features (B, L, D), their mask (B, L) and frame positions (T, D)."""
-        keep = context_mask[..., None].to(context.dtype)
-        pooled = (context * keep).sum(1) / keep.sum(1).clamp(min=1)  # (B, D) mean of the real tokens
+        pooled = pooled_prompt(context, context_mask)
         B, T = pooled.shape[0], frame_pos.shape[0]
         both = torch.cat([pooled[:, None].expand(B, T, -1), frame_pos[None].expand(B, T, -1).to(pooled.dtype)], -1)
         return self.mlp(both)
+
+
+class SpacetimePrompt(nn.Module):
+    """The prompt's say on each place in each frame: an MLP over the pooled prompt, the frame's
+    position and the patch's position -> a term added to that token before the blocks.
+
+    "Moving left" means "on the right early, on the left late": a product of prompt, time and place.
+    The blocks see positions only as sums (spatial + temporal embeddings), and the world's horizontal
+    motions look the same run backwards, so nothing in training makes them learn that product; this
+    term states it directly, as a prior over where the object is in each frame that the blocks then
+    fit to the clip. The first layer is a sum of three linear maps (the MLP of their concatenation,
+    computed without building B x T x N concatenations); the output layer starts at zero.
+    """
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        D = config.width
+        self.prompt, self.frame, self.place = nn.Linear(D, D), nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
+        self.out = nn.Linear(D, D)
+
+    def forward(self, context: torch.Tensor, context_mask: torch.Tensor, frame_pos: torch.Tensor,
+                place_pos: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, D) from prompt features (B, L, D) and mask (B, L), frame positions (T, D) and
+        patch positions (N, D)."""
+        dtype = context.dtype
+        hidden = (self.prompt(pooled_prompt(context, context_mask))[:, None, None]
+                  + self.frame(frame_pos.to(dtype))[None, :, None] + self.place(place_pos.to(dtype))[None, None])
+        return self.out(F.silu(hidden))
 
 
 class PatchEmbed(nn.Module):
@@ -286,6 +320,7 @@ class STDiT(nn.Module):
         self.register_buffer("temporal_pos", temporal, persistent=False)
         self.blocks = nn.ModuleList(STBlock(config) for _ in range(config.depth))
         self.frame_prompt = FramePrompt(config) if config.frame_prompt else None
+        self.spacetime_prompt = SpacetimePrompt(config) if config.spacetime_prompt else None
         self.final_layer = FinalLayer(config)
         self.initialize_weights()
 
@@ -294,7 +329,8 @@ class STDiT(nn.Module):
         def _basic_init(module):
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
         self.apply(_basic_init)
 
@@ -320,10 +356,13 @@ class STDiT(nn.Module):
             nn.init.zeros_(block.cross.proj.weight)
             nn.init.zeros_(block.cross.proj.bias)
 
-        # The prompt's per-frame term starts at zero, like adaLN-Zero.
+        # The prompt's per-frame and per-token terms start at zero, like adaLN-Zero.
         if self.frame_prompt is not None:
             nn.init.zeros_(self.frame_prompt.mlp[-1].weight)
             nn.init.zeros_(self.frame_prompt.mlp[-1].bias)
+        if self.spacetime_prompt is not None:
+            nn.init.zeros_(self.spacetime_prompt.out.weight)
+            nn.init.zeros_(self.spacetime_prompt.out.bias)
 
         # Output layer zeroed: the initial velocity prediction is 0 (DiT).
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
@@ -353,6 +392,8 @@ class STDiT(nn.Module):
         if self.frame_prompt is not None:
             c = c + self.frame_prompt(context, context_mask, self.temporal_pos[:T, 0])
         h = self.patch_embed(x) + self.spatial_pos  # (B, T, N, D)
+        if self.spacetime_prompt is not None:
+            h = h + self.spacetime_prompt(context, context_mask, self.temporal_pos[:T, 0], self.spatial_pos)
         for i, block in enumerate(self.blocks):
             h = block(h, c, context, context_mask, self.temporal_pos[:T] if i == 0 else None)
         return self.unpatchify(self.final_layer(h, c))  # (B, T, C, h, w)
@@ -392,9 +433,13 @@ def with_vocabulary(model: STDiT, vocabulary: tuple[int, ...]) -> STDiT:
                     {"text_encoder.token_embedding.weight": torch.cat([shared[None], new_rows])})
 
 
-def with_frame_prompt(model: STDiT) -> STDiT:
-    """A copy of the model with a `FramePrompt` (zero at first, so its outputs are the model's)."""
-    return model if model.config.frame_prompt else _rebuilt(model, replace(model.config, frame_prompt=True))
+def with_prompt_terms(model: STDiT, frame: bool = False, spacetime: bool = False) -> STDiT:
+    """The model with a `FramePrompt` (`frame`) and a `SpacetimePrompt` (`spacetime`) where it lacks
+    them: a copy whose new terms are zero at first, so its outputs are the model's; the model itself
+    when it has every term asked for."""
+    config = replace(model.config, frame_prompt=model.config.frame_prompt or frame,
+                     spacetime_prompt=model.config.spacetime_prompt or spacetime)
+    return model if config == model.config else _rebuilt(model, config)
 
 
 def _rebuilt(model: STDiT, config: DiTConfig, replaced: dict[str, torch.Tensor] | None = None) -> STDiT:

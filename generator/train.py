@@ -39,7 +39,7 @@ from generator.dit import (
     save_checkpoint,
     tokenize,
     vocabulary_of,
-    with_frame_prompt,
+    with_prompt_terms,
     with_vocabulary,
 )
 from generator.flow import contrast_loss, sample_frame_mask, training_loss, update_ema
@@ -63,10 +63,12 @@ class GeneratorTrainConfig:
     checkpoint_every: int = 100
     minutes: float = 0.0  # a time budget: train until it is spent, instead of for `steps` (0: by steps)
     save_every_minutes: float = 5.0  # a timed run checkpoints and exports this often, and at the end
-    time_shift: float = 1.0  # training times shifted toward noise (flow.shift_times), kept in the model config
+    time_shift: float | None = None  # training times shifted toward noise (flow.shift_times), kept in the model
+    # config; None: the started model's (--init or a resumed run), else none (1)
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
     upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
     frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
+    spacetime_prompt: bool = False  # give the model a per-token prompt term (dit.SpacetimePrompt) if it has none
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,10 +248,11 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     folder = FolderClips(data, base.frames) if data else None
     if start is not None and not resumed:
         start = with_vocabulary(start, training_vocabulary(folder, start.config.vocabulary))
-        start = with_frame_prompt(start) if cfg.frame_prompt else start
-    architecture = start.config if start else replace(base, vocabulary=training_vocabulary(folder),
-                                                      frame_prompt=base.frame_prompt or cfg.frame_prompt)
-    dit_config = replace(architecture, time_shift=cfg.time_shift)
+        start = with_prompt_terms(start, cfg.frame_prompt, cfg.spacetime_prompt)
+    architecture = start.config if start else replace(
+        base, vocabulary=training_vocabulary(folder), frame_prompt=base.frame_prompt or cfg.frame_prompt,
+        spacetime_prompt=base.spacetime_prompt or cfg.spacetime_prompt)
+    dit_config = architecture if cfg.time_shift is None else replace(architecture, time_shift=cfg.time_shift)
     next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: extra loss weight on the latent cells objects cover (default 0)")
     p.add_argument("--time-shift", type=float, default=None,
                    help="generator: shift training times toward noise, t -> s t / (1 + (s - 1) t) (SD3); the model "
-                        "keeps it and samples the same way (default 1: none)")
+                        "keeps it and samples the same way (default: the --init or resumed model's, else 1: none)")
     p.add_argument("--contrast", type=float, default=None,
                    help="generator: weight of the direction contrast on world clips: each clip's prompt must explain "
                         "it better than the same clip moving the other way (default 0: off)")
@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: let the prompt condition each frame by its place in the clip (a per-frame "
                         "term of the adaLN conditioning, zero at first), so a prompt can set how a place changes "
                         "over frames")
+    p.add_argument("--spacetime-prompt", action="store_true", default=None,
+                   help="generator: let the prompt add to each place in each frame before the blocks (an MLP of "
+                        "prompt, frame and place, zero at first), so \"moving left\" can say \"on the right early, "
+                        "on the left late\"")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "

@@ -45,7 +45,8 @@ def cmd_train(args) -> int:
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift),
                                         ("contrast", args.contrast), ("upstream", args.upstream),
-                                        ("frame_prompt", args.frame_prompt))
+                                        ("frame_prompt", args.frame_prompt),
+                                        ("spacetime_prompt", args.spacetime_prompt))
                       if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)

@@ -163,13 +163,13 @@ def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_p
 
 
 def test_a_frame_prompt_starts_silent_then_lets_the_prompt_set_each_frame_apart(tmp_path):
-    from generator.dit import FramePrompt, with_frame_prompt
+    from generator.dit import FramePrompt, with_prompt_terms
 
     torch.manual_seed(0)
     plain = woken(STDiT(CONFIG))
     x, t, tokens = inputs()
-    with_term = with_frame_prompt(plain)
-    assert with_term.config.frame_prompt and with_frame_prompt(with_term) is with_term
+    with_term = with_prompt_terms(plain, frame=True)
+    assert with_term.config.frame_prompt and with_prompt_terms(with_term, frame=True) is with_term
     with torch.no_grad():
         assert torch.equal(with_term(x, t, tokens), plain(x, t, tokens))  # zero at first: the same model
     term = woken(FramePrompt(CONFIG))
@@ -186,6 +186,40 @@ def test_a_frame_prompt_starts_silent_then_lets_the_prompt_set_each_frame_apart(
     save_checkpoint(tmp_path / "fp.safetensors", with_term, with_term.config)
     loaded, config, _ = load_checkpoint(tmp_path / "fp.safetensors")
     assert config.frame_prompt and not plain.config.frame_prompt
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, tokens), with_term(x, t, tokens))
+        assert not torch.allclose(loaded(x, t, tokens), plain(x, t, tokens))
+
+
+def test_a_spacetime_prompt_starts_silent_then_sets_each_place_in_each_frame_by_prompt(tmp_path):
+    from generator.dit import SpacetimePrompt, with_prompt_terms
+
+    torch.manual_seed(0)
+    plain = woken(STDiT(CONFIG))
+    x, t, tokens = inputs()
+    with_term = with_prompt_terms(plain, spacetime=True)
+    assert with_term.config.spacetime_prompt and not with_term.config.frame_prompt
+    assert with_prompt_terms(with_term, spacetime=True) is with_term
+    with torch.no_grad():
+        assert torch.equal(with_term(x, t, tokens), plain(x, t, tokens))  # zero at first: the same model
+    term = woken(SpacetimePrompt(CONFIG))
+    context, mask = plain.encode_text(tokens)
+    frames, places = plain.temporal_pos[:, 0], plain.spatial_pos  # (T, D), (N, D)
+    with torch.no_grad():
+        out = term(context, mask, frames, places)  # (B, T, N, D)
+        assert out.shape == (2, CONFIG.frames, places.shape[0], CONFIG.width)
+        assert not torch.allclose(out[:, 0], out[:, -1])  # frames apart
+        assert not torch.allclose(out[:, :, 0], out[:, :, -1])  # places apart
+        assert not torch.allclose(out[0], out[1])  # prompts apart
+        # not a sum of a frame part and a place part: the prompt can make a place's term change by frame
+        additive = out[:, :1] + out[:, :, :1] - out[:, :1, :1]
+        assert not torch.allclose(out, additive, atol=1e-4)
+        changed_pad = torch.where(mask[..., None], context, torch.randn_like(context))
+        assert torch.allclose(term(changed_pad, mask, frames, places), out, atol=1e-6)  # padding is not pooled
+    woken(with_term, seed=1)
+    save_checkpoint(tmp_path / "st.safetensors", with_term, with_term.config)
+    loaded, config, _ = load_checkpoint(tmp_path / "st.safetensors")
+    assert config.spacetime_prompt and not plain.config.spacetime_prompt
     with torch.no_grad():
         assert torch.equal(loaded(x, t, tokens), with_term(x, t, tokens))
         assert not torch.allclose(loaded(x, t, tokens), plain(x, t, tokens))

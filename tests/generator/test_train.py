@@ -68,18 +68,37 @@ def test_runs_keep_a_token_table_over_the_words_they_know_and_shrink_a_full_one_
     assert resumed["steps"] == 2
 
 
-def test_a_run_from_a_model_without_a_frame_prompt_adds_one_and_keeps_it_on_resume(tmp_path):
+def test_a_run_from_a_model_without_prompt_terms_adds_them_and_keeps_them_on_resume(tmp_path):
     ae_path, config = small_setup(tmp_path)
     dit.save_checkpoint(tmp_path / "plain.safetensors", dit.STDiT(config), config)
-    cfg = GeneratorTrainConfig(steps=1, batch=2, frame_prompt=True)
+    cfg = GeneratorTrainConfig(steps=1, batch=2, frame_prompt=True, spacetime_prompt=True)
     train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, init=tmp_path / "plain.safetensors")
     model, trained_config, _ = dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")
     assert trained_config.frame_prompt and model.frame_prompt is not None
-    resumed = train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2, frame_prompt=False),
+    assert trained_config.spacetime_prompt and model.spacetime_prompt is not None
+    resumed = train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2, frame_prompt=False,
+                                                                    spacetime_prompt=False),
                               autoencoder=ae_path, export=None)
-    assert resumed["steps"] == 2 and dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")[1].frame_prompt
+    resumed_model, resumed_config, _ = dit.load_checkpoint(tmp_path / "run" / "ema.safetensors")
+    assert resumed["steps"] == 2 and resumed_config.frame_prompt and resumed_config.spacetime_prompt
+    assert resumed_model.spacetime_prompt.out.weight.any()  # trained: no longer the silent start
     train_generator(tmp_path / "new", cfg, autoencoder=ae_path, export=None, dit_config=config)  # from scratch
-    assert dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1].frame_prompt
+    new_config = dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1]
+    assert new_config.frame_prompt and new_config.spacetime_prompt
+
+
+def test_a_run_keeps_its_started_models_time_shift_unless_given_one(tmp_path):
+    ae_path, config = small_setup(tmp_path)
+    shifted = dataclasses.replace(config, time_shift=3.0)
+    dit.save_checkpoint(tmp_path / "shifted.safetensors", dit.STDiT(shifted), shifted)
+    cfg = GeneratorTrainConfig(steps=1, batch=2)
+    train_generator(tmp_path / "kept", cfg, autoencoder=ae_path, export=None, init=tmp_path / "shifted.safetensors")
+    assert dit.load_checkpoint(tmp_path / "kept" / "ema.safetensors")[1].time_shift == 3.0
+    given = dataclasses.replace(cfg, time_shift=2.0)
+    train_generator(tmp_path / "given", given, autoencoder=ae_path, export=None, init=tmp_path / "shifted.safetensors")
+    assert dit.load_checkpoint(tmp_path / "given" / "ema.safetensors")[1].time_shift == 2.0
+    train_generator(tmp_path / "new", cfg, autoencoder=ae_path, export=None, dit_config=config)  # from scratch
+    assert dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1].time_shift == 1.0
 
 
 def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_direction():
