@@ -69,6 +69,7 @@ class GeneratorTrainConfig:
     upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
     frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
     spacetime_prompt: bool = False  # give the model a per-token prompt term (dit.SpacetimePrompt) if it has none
+    prompt_terms_lr: float = 0.0  # learning rate of the prompt terms (new parts of a started model); 0: lr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if start is not None:
         model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init, start_extra)
     # Batches are numbered across runs (`earlier` steps came before), so a run continued from
     # shipped weights sees fresh world clips rather than the first run's again.
@@ -272,7 +273,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     bar = tqdm(initial=step, total=None if cfg.minutes else cfg.steps, desc="train generator")
     while not schedule.finished(step, now - started, step_s):
         for group in optimizer.param_groups:
-            group["lr"] = schedule.learning_rate(step, now - started)
+            group["lr"] = schedule.learning_rate(step, now - started) * group["lr_scale"]
         batch = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
         latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
         tokens = tokenize(batch.captions, dit_config.context_length).to(device)
@@ -309,6 +310,20 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if export:
         _export(export, ema, dit_config, result)
     return result
+
+
+def parameter_groups(model: STDiT, cfg: GeneratorTrainConfig) -> list[dict]:
+    """The optimizer's parameter groups, each with the share `lr_scale` of the scheduled rate it takes:
+    one for the whole model; with `cfg.prompt_terms_lr`, the prompt terms (`FramePrompt`,
+    `SpacetimePrompt`) in a second group at that rate. Added to a trained model they start at zero
+    and have everything to learn, while the rest is only refined at a rate that keeps what it knows.
+    """
+    terms = [p for part in (model.frame_prompt, model.spacetime_prompt) if part is not None for p in part.parameters()]
+    if not cfg.prompt_terms_lr or not terms:
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    ids = {id(p) for p in terms}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": terms, "lr_scale": cfg.prompt_terms_lr / cfg.lr}]
 
 
 def _latents(ae, video: torch.Tensor, object_weight: float) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -368,7 +383,11 @@ def training_vocabulary(folder: FolderClips | None = None, known: tuple[int, ...
 def _resume(run_dir: Path, model, ema, optimizer, init, init_extra: dict) -> tuple[int, float, int]:
     """(step, seconds, steps trained before this run): from the run's state, or `init` weights (already
     in `model` and `ema`; `init_extra` is the notes of its file)."""
-    state = load_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer})
+    try:
+        state = load_training_state(run_dir / "state.pt", {"model": model, "ema": ema, "optimizer": optimizer})
+    except ValueError as exc:  # the optimizer's groups differ: a run started with(out) prompt_terms_lr
+        raise ValueError(f"{run_dir} was trained with other parameter groups ({exc}); resume it with the "
+                         "prompt terms' learning rate it started with") from exc
     if state:
         log.info("resumed from %s at step %d", run_dir / "state.pt", state["step"])
         return state["step"], state["elapsed"], state.get("earlier", 0)

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: let the prompt add to each place in each frame before the blocks (an MLP of "
                         "prompt, frame and place, zero at first), so \"moving left\" can say \"on the right early, "
                         "on the left late\"")
+    p.add_argument("--prompt-terms-lr", type=float, default=None,
+                   help="generator: learning rate of the prompt terms (--frame-prompt, --spacetime-prompt), which "
+                        "start at zero in a model from --init and have everything to learn (default: --lr)")
     p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "

@@ -46,7 +46,8 @@ def cmd_train(args) -> int:
                                         ("minutes", args.minutes), ("time_shift", args.time_shift),
                                         ("contrast", args.contrast), ("upstream", args.upstream),
                                         ("frame_prompt", args.frame_prompt),
-                                        ("spacetime_prompt", args.spacetime_prompt))
+                                        ("spacetime_prompt", args.spacetime_prompt),
+                                        ("prompt_terms_lr", args.prompt_terms_lr))
                       if v is not None}
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)

@@ -10,7 +10,14 @@ import torch
 from generator import dit, world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder, to_video_tensor
 from generator.pipeline import Generator
-from generator.train import GeneratorTrainConfig, names_its_direction, train_generator, training_caption, world_batch
+from generator.train import (
+    GeneratorTrainConfig,
+    names_its_direction,
+    parameter_groups,
+    train_generator,
+    training_caption,
+    world_batch,
+)
 from generator.world import sample_spec
 
 
@@ -85,6 +92,29 @@ def test_a_run_from_a_model_without_prompt_terms_adds_them_and_keeps_them_on_res
     train_generator(tmp_path / "new", cfg, autoencoder=ae_path, export=None, dit_config=config)  # from scratch
     new_config = dit.load_checkpoint(tmp_path / "new" / "ema.safetensors")[1]
     assert new_config.frame_prompt and new_config.spacetime_prompt
+
+
+def test_prompt_terms_learn_at_their_own_rate_and_a_run_resumes_only_with_the_groups_it_began_with(tmp_path):
+    ae_path, config = small_setup(tmp_path)
+    model = dit.with_prompt_terms(dit.STDiT(config), frame=True, spacetime=True)
+    (whole,) = parameter_groups(model, GeneratorTrainConfig(lr=1e-4))
+    assert len(whole["params"]) == len(list(model.parameters())) and whole["lr_scale"] == 1.0
+    rest, terms = parameter_groups(model, GeneratorTrainConfig(lr=1e-4, prompt_terms_lr=1e-3))
+    term_ids = {id(p) for part in (model.frame_prompt, model.spacetime_prompt) for p in part.parameters()}
+    assert {id(p) for p in terms["params"]} == term_ids and not term_ids & {id(p) for p in rest["params"]}
+    assert len(rest["params"]) + len(terms["params"]) == len(list(model.parameters()))
+    assert terms["lr_scale"] == pytest.approx(10.0) and rest["lr_scale"] == 1.0
+    assert len(parameter_groups(dit.STDiT(config), GeneratorTrainConfig(prompt_terms_lr=1e-3))) == 1  # no terms
+
+    cfg = GeneratorTrainConfig(steps=1, batch=2, lr=1e-4, warmup=1, prompt_terms_lr=1e-3, spacetime_prompt=True)
+    train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, dit_config=config)
+    groups = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+    with pytest.raises(ValueError, match="resume it with the prompt terms' learning rate"):
+        train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2, prompt_terms_lr=0.0),
+                        autoencoder=ae_path, export=None, dit_config=config)
+    assert train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2), autoencoder=ae_path, export=None,
+                           dit_config=config)["steps"] == 2
 
 
 def test_a_run_keeps_its_started_models_time_shift_unless_given_one(tmp_path):
