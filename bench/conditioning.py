@@ -13,6 +13,10 @@
    (mean velocity), and those velocities. `opposite` is, per axis, the share of seeds at which both
    of its directions move the asked way: a model whose noise rather than its prompt picks the way
    scores 0 there, however its single directions score.
+4. When the way is decided: for "left" and "right" at the same seeds, the Euler sampler's
+   prediction of the clean clip at a few steps; the share of clips whose object's x-shift over
+   the first 8 frames in that prediction already has the sign it has at the end. Where the share
+   is near 1 early, the first steps (at times near 1, where the prompt must set the way) decide it.
 
     python3 bench/conditioning.py [--model reelbase-tiny] [--clips 64] [--noises 32] [--seeds 8]
 """
@@ -28,7 +32,7 @@ import torch
 from generator import world
 from generator.autoencoder import to_video_tensor
 from generator.dit import tokenize
-from generator.flow import denoising_errors
+from generator.flow import denoising_errors, guided_velocity, initial_noise, prompt_context, sampling_times
 from generator.pipeline import Generator
 from generator.tracker import track
 from generator.train import object_weights
@@ -120,6 +124,40 @@ def both_ways(first: list[float], second: list[float], direction: tuple[float, f
     return round(float(np.mean([a * sign > 0.5 and b * sign < -0.5 for a, b in zip(first, second)])), 3)
 
 
+@torch.no_grad()
+def decided(gen: Generator, seeds: int, steps: int, guidance: float = 4.0, at: tuple[int, ...] = (1, 3, 6, 10)) -> dict:
+    """Per step in `at`: the share of "left"/"right" clips at seeds 0..n-1 whose predicted clean clip
+    shifts its object along x (frames 0 to 7) the way the finished clip does; and that step's time."""
+    config, dit = gen.dit.config, gen.dit
+    times = sampling_times(steps, 1.0, config.time_shift)
+    shape = (1, config.frames, config.latent_channels, config.latent_size, config.latent_size)
+    agree = {i: [] for i in at}
+    for direction in ("left", "right"):
+        tokens = tokenize([f"a white ball moving {direction} on black"], config.context_length)
+        context, mask = prompt_context(dit, tokens, None, guidance)
+        for seed in range(seeds):
+            x = initial_noise(shape, torch.Generator().manual_seed(seed), "cpu")  # as Generator.generate draws it
+            shifts = {}
+            for i in range(steps):
+                v = guided_velocity(dit, x, times[i].expand(1), context, mask, guidance)
+                if i in agree:
+                    shifts[i] = x_shift(gen, x - times[i] * v)
+                x = x + (times[i + 1] - times[i]) * v
+            final = x_shift(gen, x)
+            for i, shift in shifts.items():
+                agree[i].append(np.sign(shift) == np.sign(final))
+    return {f"step {i} (t={float(times[i]):.3f})": round(float(np.mean(a)), 3) for i, a in agree.items()}
+
+
+def x_shift(gen: Generator, latents: torch.Tensor) -> float:
+    """How far the brightest mass of decoded latents (1, T, C, h, w) moves along x from frame 0 to 7."""
+    bright = gen.autoencoder.decode(latents).mean(2)[0]  # (T, H, W)
+    mass = (bright - bright.flatten(1).median(-1).values[:, None, None]).clamp(min=0).sum(1)  # (T, W)
+    centre = torch.arange(mass.shape[-1], dtype=torch.float32) + 0.5
+    x = (mass * centre).sum(-1) / mass.sum(-1).clamp(min=1e-6)
+    return float(x[7] - x[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="reelbase-tiny", help="a built-in name or a generator file")
@@ -132,6 +170,7 @@ def main() -> None:
     report = {"model": args.model, "preference": preference(gen, args.clips), "placement": placement(gen, args.noises)}
     print(json.dumps(report), flush=True)
     report["same_seed"] = same_seed_directions(gen, args.seeds, args.steps)
+    report["decided"] = decided(gen, args.seeds, args.steps)
     print(json.dumps(report))
 
 
