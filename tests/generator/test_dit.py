@@ -182,13 +182,8 @@ def test_a_frame_prompt_starts_silent_then_lets_the_prompt_set_each_frame_apart(
         assert not torch.allclose(out[0], out[1])  # prompts apart
         changed_pad = torch.where(mask[..., None], context, torch.randn_like(context))
         assert torch.allclose(term(changed_pad, mask, frames), out, atol=1e-6)  # padding is not pooled
-    woken(with_term, seed=1)
-    save_checkpoint(tmp_path / "fp.safetensors", with_term, with_term.config)
-    loaded, config, _ = load_checkpoint(tmp_path / "fp.safetensors")
-    assert config.frame_prompt and not plain.config.frame_prompt
-    with torch.no_grad():
-        assert torch.equal(loaded(x, t, tokens), with_term(x, t, tokens))
-        assert not torch.allclose(loaded(x, t, tokens), plain(x, t, tokens))
+    loaded = trained_and_reloaded(with_term, plain, tmp_path / "fp.safetensors")
+    assert loaded.config.frame_prompt and not plain.config.frame_prompt
 
 
 def test_a_spacetime_prompt_starts_silent_then_sets_each_place_in_each_frame_by_prompt(tmp_path):
@@ -216,10 +211,18 @@ def test_a_spacetime_prompt_starts_silent_then_sets_each_place_in_each_frame_by_
         assert not torch.allclose(out, additive, atol=1e-4)
         changed_pad = torch.where(mask[..., None], context, torch.randn_like(context))
         assert torch.allclose(term(changed_pad, mask, frames, places), out, atol=1e-6)  # padding is not pooled
+    loaded = trained_and_reloaded(with_term, plain, tmp_path / "st.safetensors")
+    assert loaded.config.spacetime_prompt and not plain.config.spacetime_prompt
+
+
+def trained_and_reloaded(with_term: STDiT, plain: STDiT, path) -> STDiT:
+    """`with_term` with its silent term woken, saved to `path` and loaded back: the loaded model must
+    predict as the saved one, and apart from `plain`, the model the term was added to."""
     woken(with_term, seed=1)
-    save_checkpoint(tmp_path / "st.safetensors", with_term, with_term.config)
-    loaded, config, _ = load_checkpoint(tmp_path / "st.safetensors")
-    assert config.spacetime_prompt and not plain.config.spacetime_prompt
+    save_checkpoint(path, with_term, with_term.config)
+    loaded, _, _ = load_checkpoint(path)
+    x, t, tokens = inputs()
     with torch.no_grad():
         assert torch.equal(loaded(x, t, tokens), with_term(x, t, tokens))
         assert not torch.allclose(loaded(x, t, tokens), plain(x, t, tokens))
+    return loaded
