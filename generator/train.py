@@ -261,8 +261,11 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if start is not None:
         model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = parameter_groups(model, cfg)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init, start_extra)
+    for group, ours in zip(optimizer.param_groups, groups):  # a resumed state's groups: this run's rates
+        group["lr_scale"] = ours["lr_scale"]
     # Batches are numbered across runs (`earlier` steps came before), so a run continued from
     # shipped weights sees fresh world clips rather than the first run's again.
     rng = torch.Generator().manual_seed(cfg.seed * 7919 + earlier + step)

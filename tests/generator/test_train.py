@@ -115,6 +115,14 @@ def test_prompt_terms_learn_at_their_own_rate_and_a_run_resumes_only_with_the_gr
                         autoencoder=ae_path, export=None, dit_config=config)
     assert train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=2), autoencoder=ae_path, export=None,
                            dit_config=config)["steps"] == 2
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    for group in state["optimizer"]["param_groups"]:  # as runs saved before there were rates per group
+        del group["lr_scale"]
+    torch.save(state, tmp_path / "run" / "state.pt")
+    assert train_generator(tmp_path / "run", dataclasses.replace(cfg, steps=3), autoencoder=ae_path, export=None,
+                           dit_config=config)["steps"] == 3
+    groups = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == pytest.approx([1.0, 10.0])
 
 
 def test_a_run_keeps_its_started_models_time_shift_unless_given_one(tmp_path):
