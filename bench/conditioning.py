@@ -32,7 +32,7 @@ import torch
 from generator import world
 from generator.autoencoder import to_video_tensor
 from generator.dit import tokenize
-from generator.flow import denoising_errors, guided_velocity, initial_noise, prompt_context, sampling_times
+from generator.flow import denoising_errors, initial_noise, sample, sampling_times
 from generator.pipeline import Generator
 from generator.tracker import track
 from generator.train import object_weights
@@ -83,18 +83,27 @@ def placement(gen: Generator, noises: int, t: float = 0.95) -> dict:
     config = gen.dit.config
     shape = (noises, config.frames, config.latent_channels, config.latent_size, config.latent_size)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    centre = torch.arange(config.frame_size, dtype=torch.float32) + 0.5
     out = {}
     for direction in world.DIRECTIONS:
         tokens = tokenize([f"a white ball moving {direction} on black"] * noises, config.context_length)
         clean = noise - t * gen.dit(noise, torch.full((noises,), t), tokens)  # x_t - t v: the predicted clip
-        bright = gen.autoencoder.decode(clean).mean(2)  # (B, T, H, W)
-        mass = (bright - bright.flatten(2).median(-1).values[..., None, None]).clamp(min=0).mean(0)  # (T, H, W)
-        x = (mass.sum(1) * centre).sum(-1) / mass.sum((1, 2))
-        y = (mass.sum(2) * centre).sum(-1) / mass.sum((1, 2))
-        out[direction] = {"first": [round(float(x[0]), 1), round(float(y[0]), 1)],
-                          "last": [round(float(x[-1]), 1), round(float(y[-1]), 1)]}
+        centres = mass_centres(bright_mass(gen, clean).mean(0))  # (T, 2)
+        out[direction] = {"first": [round(float(c), 1) for c in centres[0]],
+                          "last": [round(float(c), 1) for c in centres[-1]]}
     return out
+
+
+def bright_mass(gen: Generator, latents: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W): how much brighter than its frame's median each pixel of the decoded latents is."""
+    bright = gen.autoencoder.decode(latents).mean(2)  # (B, T, H, W)
+    return (bright - bright.flatten(2).median(-1).values[..., None, None]).clamp(min=0)
+
+
+def mass_centres(mass: torch.Tensor) -> torch.Tensor:
+    """(T, 2): the centre (x, y) of each frame's mass (T, H, W), in pixels."""
+    centre = torch.arange(mass.shape[-1], dtype=torch.float32) + 0.5
+    total = mass.sum((1, 2))
+    return torch.stack([(mass.sum(1) * centre).sum(-1) / total, (mass.sum(2) * centre).sum(-1) / total], -1)
 
 
 def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:
@@ -127,35 +136,38 @@ def both_ways(first: list[float], second: list[float], direction: tuple[float, f
 @torch.no_grad()
 def decided(gen: Generator, seeds: int, steps: int, guidance: float = 4.0, at: tuple[int, ...] = (1, 3, 6, 10)) -> dict:
     """Per step in `at`: the share of "left"/"right" clips at seeds 0..n-1 whose predicted clean clip
-    shifts its object along x (frames 0 to 7) the way the finished clip does; and that step's time."""
-    config, dit = gen.dit.config, gen.dit
+    shifts its object along x (frames 0 to 7) the way the finished clip does; and that step's time.
+
+    The clips are `flow.sample`'s own, from the noise `Generator.generate` draws for a seed; an Euler
+    step's prediction is x - t v, with v = (x' - x) / (t' - t) from the latents on each side of it."""
+    config = gen.dit.config
     times = sampling_times(steps, 1.0, config.time_shift)
-    shape = (1, config.frames, config.latent_channels, config.latent_size, config.latent_size)
     agree = {i: [] for i in at}
     for direction in ("left", "right"):
         tokens = tokenize([f"a white ball moving {direction} on black"], config.context_length)
-        context, mask = prompt_context(dit, tokens, None, guidance)
         for seed in range(seeds):
-            x = initial_noise(shape, torch.Generator().manual_seed(seed), "cpu")  # as Generator.generate draws it
-            shifts = {}
-            for i in range(steps):
-                v = guided_velocity(dit, x, times[i].expand(1), context, mask, guidance)
-                if i in agree:
-                    shifts[i] = x_shift(gen, x - times[i] * v)
-                x = x + (times[i + 1] - times[i]) * v
-            final = x_shift(gen, x)
-            for i, shift in shifts.items():
-                agree[i].append(np.sign(shift) == np.sign(final))
+            path = sampled_path(gen, tokens, seed, steps, guidance)
+            final = x_shift(gen, path[-1])
+            for i in at:
+                v = (path[i + 1] - path[i]) / (times[i + 1] - times[i])
+                agree[i].append(np.sign(x_shift(gen, path[i] - times[i] * v)) == np.sign(final))
     return {f"step {i} (t={float(times[i]):.3f})": round(float(np.mean(a)), 3) for i, a in agree.items()}
 
 
+def sampled_path(gen: Generator, tokens: torch.Tensor, seed: int, steps: int, guidance: float) -> list[torch.Tensor]:
+    """The latents (1, T, C, h, w) before each of `flow.sample`'s steps and after the last, from a seed's noise."""
+    config = gen.dit.config
+    shape = (1, config.frames, config.latent_channels, config.latent_size, config.latent_size)
+    path = [initial_noise(shape, torch.Generator().manual_seed(seed), "cpu")]
+    sample(gen.dit, shape, tokens, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(seed),
+           time_shift=config.time_shift, callback=lambda _step, _steps, x: path.append(x.clone()))
+    return path
+
+
 def x_shift(gen: Generator, latents: torch.Tensor) -> float:
-    """How far the brightest mass of decoded latents (1, T, C, h, w) moves along x from frame 0 to 7."""
-    bright = gen.autoencoder.decode(latents).mean(2)[0]  # (T, H, W)
-    mass = (bright - bright.flatten(1).median(-1).values[:, None, None]).clamp(min=0).sum(1)  # (T, W)
-    centre = torch.arange(mass.shape[-1], dtype=torch.float32) + 0.5
-    x = (mass * centre).sum(-1) / mass.sum(-1).clamp(min=1e-6)
-    return float(x[7] - x[0])
+    """How far the bright mass of decoded latents (1, T, C, h, w) moves along x from frame 0 to 7."""
+    centres = mass_centres(bright_mass(gen, latents)[0])
+    return float(centres[7, 0] - centres[0, 0])
 
 
 def main() -> None:
