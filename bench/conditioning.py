@@ -3,7 +3,8 @@
 1. Preference: for world clips of one object moving in a direction, the model's denoising error
    under the clip's caption, on the clip and on its counterfactual (`world.turned_round`: the same
    clip moving the other way), with the same noise at the same time. The share of clips whose own
-   error is lower is 0.5 when the model cannot tell "left" from "right", 1.0 when it always can.
+   error is lower is 0.5 when the model cannot tell "left" from "right", 1.0 when it always can;
+   over all the clips and over those moving along each axis.
 2. Placement: where the model's prediction of the clean clip puts the object, early in sampling
    (t = 0.95, averaged over noises), in the first and the last frame, for "a white ball moving
    DIR on black": a model that knows a direction puts the object upstream first and downstream
@@ -61,17 +62,21 @@ def latents_and_weights(gen: Generator, clips: list[world.WorldClip]) -> tuple[t
 
 @torch.no_grad()
 def preference(gen: Generator, n: int) -> dict:
-    """Share of clips the model's caption explains better than their counterfactual, per time."""
+    """Share of clips the model's caption explains better than their counterfactual, per time:
+    over all the clips, and over those moving along each axis."""
     clips, counter = moving_clips(n)
     own, other = latents_and_weights(gen, clips), latents_and_weights(gen, counter)
     tokens = tokenize([c.caption for c in clips], gen.dit.config.context_length)
+    horizontal = torch.tensor([world.DIRECTIONS[world.direction_of(c.spec)][0] != 0 for c in clips])
     g = torch.Generator().manual_seed(0)
     shares = {}
     for t in TIMES:
         noise, times = torch.randn(own[0].shape, generator=g), torch.full((n,), t)
         e = denoising_errors(gen.dit, own[0], noise, times, tokens, own[1])
         e_counter = denoising_errors(gen.dit, other[0], noise, times, tokens, other[1])
-        shares[f"t={t}"] = round(float((e < e_counter).float().mean()), 3)
+        wins = (e < e_counter).float()
+        shares[f"t={t}"] = {"all": round(float(wins.mean()), 3), "left/right": round(float(wins[horizontal].mean()), 3),
+                            "up/down": round(float(wins[~horizontal].mean()), 3)}
     return shares
 
 
