@@ -6,7 +6,8 @@ metrics for the simulator's own clips (the ceiling) and an untrained model (the 
 printed in the same run. `extend` is scored separately: each true clip's first frames are given
 and the rest generated, giving the velocity error against the simulator and whether the velocity
 across the seam stays within 1 px/frame of the velocity before it. The direction share is also
-printed by kind of motion (left/right, up/down, falling, colliding), since the kinds differ widely.
+printed by kind of motion (left/right, up/down, falling, colliding), since the kinds differ widely,
+with why the movers that fail do (`evaluation.direction_fault`: wrong way, stalled, path, no object).
 
     python3 bench/generation.py [--prompts 100] [--steps 20] [--model reelbase-tiny] [--model-only]
 """
@@ -16,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 
 import numpy as np
 import torch
 
 from generator import world
 from generator.dit import STDiT
-from generator.evaluation import evaluate_clip, seam_velocity_ok, summarize
+from generator.evaluation import direction_fault, evaluate_clip, seam_velocity_ok, summarize
 from generator.pipeline import Generator
 
 EVAL_SEED = 4_242_424  # training streams use seeds seed*1000003+step; this one is never reached
@@ -35,13 +37,14 @@ def truth_clips(n: int) -> list[world.WorldClip]:
 
 def score_text_to_video(gen: Generator | None, clips, steps: int, guidance: float) -> tuple[dict, dict]:
     """Per-metric shares for clips generated from the captions (or the truth itself when gen is None),
-    and the direction share by kind of motion (`direction_by_motion`)."""
-    results = []
+    and the direction by kind of motion (`direction_by_motion`)."""
+    results, faults = [], []
     for i, clip in enumerate(clips):
         frames = clip.frames if gen is None else gen.generate(clip.caption, seed=i, steps=steps,
                                                               guidance=guidance).frames
         results.append(evaluate_clip(frames, clip.spec))
-    return summarize(results), direction_by_motion(clips, results)
+        faults.append(None if results[-1]["direction"] else direction_fault(frames, clip.spec))
+    return summarize(results), direction_by_motion(clips, results, faults)
 
 
 def motion_kind(spec: world.ClipSpec) -> str:
@@ -52,14 +55,16 @@ def motion_kind(spec: world.ClipSpec) -> str:
     return "left/right" if world.DIRECTIONS[direction][0] else "up/down"
 
 
-def direction_by_motion(clips, results: list[dict]) -> dict[str, tuple[int, int]]:
-    """(clips moving as asked, clips) for each kind of motion: which motions the direction share misses."""
-    counts: dict[str, list[int]] = {}
-    for clip, result in zip(clips, results):
-        kept = counts.setdefault(motion_kind(clip.spec), [0, 0])
-        kept[0] += bool(result["direction"])
-        kept[1] += 1
-    return {kind: (ok, n) for kind, (ok, n) in sorted(counts.items())}
+def direction_by_motion(clips, results: list[dict], faults: list[str | None]) -> dict[str, str]:
+    """For each kind of motion, the clips moving as asked out of all, and why the others fail where
+    `direction_fault` tells (wrong way, stalled, path, no object)."""
+    kinds: dict[str, list] = {}
+    for clip, result, fault in zip(clips, results, faults):
+        ok, failed = kinds.setdefault(motion_kind(clip.spec), [[], Counter()])
+        ok.append(bool(result["direction"]))
+        failed.update([fault] if fault else [])
+    return {kind: f"{sum(ok)}/{len(ok)}" + "".join(f", {why} {n}" for why, n in failed.most_common())
+            for kind, (ok, failed) in sorted(kinds.items())}
 
 
 def score_extend(gen: Generator, clips, steps: int, guidance: float) -> dict:
@@ -105,7 +110,7 @@ def main() -> None:
     for name, (row, _) in scored.items():
         print(f"{name:22s}" + "".join(f"{row[m]:12.3f}" if row[m] is not None else f"{'-':>12s}" for m in metrics))
     for name, (_, by_motion) in scored.items():
-        print(f"direction by motion, {name}: " + ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in by_motion.items()))
+        print(f"direction by motion, {name}: " + "; ".join(f"{kind} {text}" for kind, text in by_motion.items()))
     extend = score_extend(gen, clips[: args.extend], args.steps, args.guidance)
     print(f"extend ({args.extend} clips, {SEAM} true frames given):", json.dumps(extend))
     print(f"({time.time() - started:.0f} s)")

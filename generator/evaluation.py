@@ -21,6 +21,7 @@ FIT_TIE = 0.1  # px of rms within which both directions fit equally (an object s
 BAND_TOLERANCE, GRAVITY_TOLERANCE = 0.2, 0.2  # px/frame around a speed band, px/frame^2 around world.GRAVITY
 BOTTOM_MARGIN = 6.0  # px above the bottom edge where a fall turns (the frame nearest the bounce may be either side)
 APPROACH = 2.0  # px colliding objects must close in, and then part
+EARLY_FRAMES, STALL_PX = 8, 2.0  # a mover that shifts less than STALL_PX along its axis over EARLY_FRAMES stalls
 
 
 def _persistent(tracks: Tracks) -> list[Track]:
@@ -169,6 +170,26 @@ def evaluate_clip(frames: np.ndarray, truth_spec: ClipSpec, truth_centres: np.nd
     }
     error = _velocity_error(matched, truth_centres) if truth_centres is not None else None
     return {k: None if v is None else bool(v) for k, v in checks.items()} | {"velocity_error": error}
+
+
+def direction_fault(frames: np.ndarray, spec: ClipSpec) -> str | None:
+    """Why a clip of one object moving in a direction fails the direction check: "no object" (none is
+    followed), "stalled" (it shifts less than STALL_PX along its axis over the first EARLY_FRAMES frames),
+    "wrong way", or "path" (the asked way, but not a steady path reflecting off the edges). None when the
+    clip passes, or its caption names no direction (falling, colliding)."""
+    direction = world.direction_of(spec)
+    if direction is None:
+        return None
+    (tr,) = _match(track(frames, spec.scene), spec, None)
+    if tr is None:
+        return "no object"
+    if _moving_ok(tr, spec.motion):
+        return None
+    dx, dy = world.DIRECTIONS[direction]
+    along = tr.centres[:EARLY_FRAMES, 0 if dx else 1]
+    along = along[~np.isnan(along)]
+    shift = (along[-1] - along[0]) * (dx or dy) if len(along) > 1 else 0.0
+    return "stalled" if abs(shift) < STALL_PX else "path" if shift > 0 else "wrong way"
 
 
 def summarize(results: list[dict]) -> dict:

@@ -83,6 +83,20 @@ def test_passing_through_instead_of_bouncing_fails_direction():
     assert not evaluation.evaluate_clip(world.render([spec], [through]).numpy()[0], spec)["direction"]
 
 
+def test_direction_fault_says_why_a_mover_fails(clips):
+    spec = ClipSpec("on black", (ObjectSpec("ball", "white", 5, "moving right"),), (3.0,), ((12.0, 30.0),))
+    (clip,) = world.make_clips([spec])
+    (turned,) = world.make_clips([world.turned_round(dataclasses.replace(spec, starts=((52.0, 30.0),)))])
+    halted = np.concatenate([clip.frames[:8], np.repeat(clip.frames[7:8], world.NUM_FRAMES - 8, axis=0)])
+    assert evaluation.direction_fault(clip.frames, spec) is None
+    assert evaluation.direction_fault(turned.frames, spec) == "wrong way"
+    assert evaluation.direction_fault(np.repeat(clip.frames[:1], world.NUM_FRAMES, axis=0), spec) == "stalled"
+    assert evaluation.direction_fault(halted, spec) == "path"  # the asked way for 8 frames, then it stops
+    background = world.backgrounds(["on black"])[0].numpy().round().astype(np.uint8)
+    assert evaluation.direction_fault(np.repeat(background[None], world.NUM_FRAMES, axis=0), spec) == "no object"
+    assert all(evaluation.direction_fault(c.frames, c.spec) is None for c in clips[:40])  # falls, collisions too
+
+
 def test_ceiling_on_simulator_clips(clips):
     summary = summary_of(clips, [c.frames for c in clips])
     log.info("ceiling on %d simulator clips: %s", N, summary)
