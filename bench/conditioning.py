@@ -33,6 +33,7 @@ import torch
 from generator import world
 from generator.autoencoder import to_video_tensor
 from generator.dit import tokenize
+from generator.evaluation import motion_kind
 from generator.flow import denoising_errors, initial_noise, sample, sampling_times
 from generator.pipeline import Generator
 from generator.tracker import track
@@ -67,7 +68,7 @@ def preference(gen: Generator, n: int) -> dict:
     clips, counter = moving_clips(n)
     own, other = latents_and_weights(gen, clips), latents_and_weights(gen, counter)
     tokens = tokenize([c.caption for c in clips], gen.dit.config.context_length)
-    horizontal = torch.tensor([world.DIRECTIONS[world.direction_of(c.spec)][0] != 0 for c in clips])
+    horizontal = torch.tensor([motion_kind(c.spec) == "left/right" for c in clips])
     g = torch.Generator().manual_seed(0)
     shares = {}
     for t in TIMES:

@@ -24,7 +24,7 @@ import torch
 
 from generator import world
 from generator.dit import STDiT
-from generator.evaluation import direction_fault, evaluate_clip, seam_velocity_ok, summarize
+from generator.evaluation import direction_fault, evaluate_clip, motion_kind, seam_velocity_ok, summarize
 from generator.pipeline import Generator
 
 EVAL_SEED = 4_242_424  # training streams use seeds seed*1000003+step; this one is never reached
@@ -45,14 +45,6 @@ def score_text_to_video(gen: Generator | None, clips, steps: int, guidance: floa
         results.append(evaluate_clip(frames, clip.spec))
         faults.append(None if results[-1]["direction"] else direction_fault(frames, clip.spec))
     return summarize(results), direction_by_motion(clips, results, faults)
-
-
-def motion_kind(spec: world.ClipSpec) -> str:
-    """"left/right", "up/down", "falling" or "colliding": the kinds of motion direction is scored on."""
-    direction = world.direction_of(spec)
-    if direction is None:
-        return spec.motion
-    return "left/right" if world.DIRECTIONS[direction][0] else "up/down"
 
 
 def direction_by_motion(clips, results: list[dict], faults: list[str | None]) -> dict[str, str]:

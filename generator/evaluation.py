@@ -56,10 +56,21 @@ def _fold_fit(t: np.ndarray, x: np.ndarray, low: float, high: float, sign: int) 
     return float(rms[i, j]), float(v[0, j, 0])
 
 
+def _axis_and_sign(direction: str) -> tuple[int, int]:
+    """The axis a direction word moves along (0: x, 1: y) and which way along it (+1 or -1)."""
+    dx, dy = world.DIRECTIONS[direction]
+    return (0, int(dx)) if dx else (1, int(dy))
+
+
+def motion_kind(spec: ClipSpec) -> str:
+    """"left/right", "up/down", "falling" or "colliding": the kinds of motion direction is scored on."""
+    direction = world.direction_of(spec)
+    return spec.motion if direction is None else ("left/right", "up/down")[_axis_and_sign(direction)[0]]
+
+
 def _moving_ok(tr: Track, motion: str) -> bool:
     """Moves along the caption's direction (reflecting off the edges) and barely across it."""
-    dx, dy = world.DIRECTIONS[motion.split()[-1]]
-    axis, sign = (0, int(dx)) if dx else (1, int(dy))
+    axis, sign = _axis_and_sign(motion.split()[-1])
     c = tr.centres  # (T, 2)
     t = np.flatnonzero(~np.isnan(c[:, 0]))
     if len(t) < 3:
@@ -77,7 +88,7 @@ def _speed_band_ok(tr: Track | None, motion: str) -> bool | None:
     low, high = world.SPEED_BANDS[words[1] if len(words) == 3 else ""]
     if tr is None:
         return False
-    d = np.diff(tr.centres[:, 0 if world.DIRECTIONS[words[-1]][0] else 1])  # (T-1,)
+    d = np.diff(tr.centres[:, _axis_and_sign(words[-1])[0]])  # (T-1,)
     s = np.sign(d)
     prev, nxt = np.r_[np.nan, s[:-1]], np.r_[s[1:], np.nan]
     keep = ~np.isnan(d) & (np.isnan(prev) | (prev == s)) & (np.isnan(nxt) | (nxt == s))
@@ -185,10 +196,10 @@ def direction_fault(frames: np.ndarray, spec: ClipSpec) -> str | None:
         return "no object"
     if _moving_ok(tr, spec.motion):
         return None
-    dx, dy = world.DIRECTIONS[direction]
-    along = tr.centres[:EARLY_FRAMES, 0 if dx else 1]
+    axis, sign = _axis_and_sign(direction)
+    along = tr.centres[:EARLY_FRAMES, axis]
     along = along[~np.isnan(along)]
-    shift = (along[-1] - along[0]) * (dx or dy) if len(along) > 1 else 0.0
+    shift = (along[-1] - along[0]) * sign if len(along) > 1 else 0.0
     return "stalled" if abs(shift) < STALL_PX else "path" if shift > 0 else "wrong way"
 
 
