@@ -12,7 +12,6 @@ the EMA is exported every few minutes as well as at the end).
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import math
@@ -67,6 +66,7 @@ class GeneratorTrainConfig:
     # config; None: the started model's (--init or a resumed run), else none (1)
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
     upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
+    upstream_continued: float | None = None  # that share among clips with given frames (continued); None: `upstream`
     frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
     spacetime_prompt: bool = False  # give the model a per-token prompt term (dit.SpacetimePrompt) if it has none
     prompt_terms_lr: float = 0.0  # learning rate of the prompt terms (new parts of a started model); 0: lr
@@ -161,11 +161,12 @@ def object_weights(video: torch.Tensor, latent_size: int, weight: float, thresho
     return (1 + weight * cells).view(B, T, 1, latent_size, latent_size)
 
 
-def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0) -> Batch:
+def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0, upstream_continued: float | None = None,
+                continued: list[bool] | None = None) -> Batch:
     """Fresh world clips with training captions, and the counterfactuals of those whose caption
-    names a direction; a share `upstream` of the clips moving in a direction start upstream."""
+    names a direction; a share of the clips moving in a direction start upstream (`world_specs`)."""
     rng = np.random.default_rng(step_seed)
-    clips = world.make_clips(world_specs(step_seed, batch, upstream), device)
+    clips = world.make_clips(world_specs(step_seed, batch, upstream, upstream_continued, continued), device)
     captions = [training_caption(c.spec, rng) for c in clips]
     turned = [i for i, (c, caption) in enumerate(zip(clips, captions)) if names_its_direction(c.spec, caption)]
     video = to_video_tensor(np.stack([c.frames for c in clips]), device)
@@ -176,12 +177,21 @@ def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0) -> Ba
                  torch.tensor(turned, device=device))
 
 
-def world_specs(step_seed: int, batch: int, upstream: float) -> list[world.ClipSpec]:
-    """The world stream's next `batch` specs, a share `upstream` of those moving in a direction
-    started upstream (the rest as the world draws them)."""
+def world_specs(step_seed: int, batch: int, upstream: float, upstream_continued: float | None = None,
+                continued: list[bool] | None = None) -> list[world.ClipSpec]:
+    """The world stream's next `batch` specs, a share of those moving in a direction started upstream
+    (the rest as the world draws them): `upstream` of the clips made from the prompt alone, and
+    `upstream_continued` (None: `upstream`) of those marked `continued` (they have given frames).
+
+    The two kinds of clip teach different things. From a prompt alone, a clip that crosses the frame
+    as asked shows its direction in every frame; continuing given frames, the model must carry on
+    whatever they show, reflections off the edges included, and those are rare in upstream starts.
+    """
     rng = np.random.default_rng([step_seed, 1])
     specs = [world.sample_spec(world.clip_rng(step_seed, i)) for i in range(batch)]
-    return [world.started_upstream(s, rng) if rng.random() < upstream else s for s in specs]
+    continued = continued or [False] * batch
+    shares = [upstream if not c or upstream_continued is None else upstream_continued for c in continued]
+    return [world.started_upstream(s, rng) if rng.random() < share else s for s, share in zip(specs, shares)]
 
 
 def names_its_direction(spec: world.ClipSpec, caption: str) -> bool:
@@ -254,7 +264,12 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         base, vocabulary=training_vocabulary(folder), frame_prompt=base.frame_prompt or cfg.frame_prompt,
         spacetime_prompt=base.spacetime_prompt or cfg.spacetime_prompt)
     dit_config = architecture if cfg.time_shift is None else replace(architecture, time_shift=cfg.time_shift)
-    next_batch = folder.batch if folder else functools.partial(world_batch, upstream=cfg.upstream)
+
+    def next_batch(step_seed: int, continued: list[bool]) -> Batch:
+        if folder:
+            return folder.batch(step_seed, cfg.batch, device)
+        return world_batch(step_seed, cfg.batch, device, cfg.upstream, cfg.upstream_continued, continued)
+
     ae, _ = load_autoencoder(autoencoder, device)
     ae.requires_grad_(False)
     model = STDiT(dit_config).to(device)
@@ -277,10 +292,10 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     while not schedule.finished(step, now - started, step_s):
         for group in optimizer.param_groups:
             group["lr"] = schedule.learning_rate(step, now - started) * group["lr_scale"]
-        batch = next_batch(cfg.seed * 1_000_003 + earlier + step, cfg.batch, device)
+        frame_mask = sample_frame_mask(cfg.batch, dit_config.frames, rng, device)  # (B, T) given frames
+        batch = next_batch(cfg.seed * 1_000_003 + earlier + step, frame_mask.any(dim=1).tolist())
         latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
         tokens = tokenize(batch.captions, dit_config.context_length).to(device)
-        frame_mask = sample_frame_mask(cfg.batch, latents.shape[1], rng, device)
         with autocast:
             loss = training_loss(model, latents, tokens, frame_mask, cfg.prompt_drop, weight=weight,
                                  time_shift=dit_config.time_shift)

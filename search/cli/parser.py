@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator: share of world clips moving in a direction that start where they cross the frame "
                         "without turning at an edge, so a direction shows in where the object is first and last "
                         "(default 0)")
+    p.add_argument("--upstream-continued", type=float, default=None,
+                   help="generator: that share among the clips with given frames (continued, animated), which "
+                        "must carry on what those frames show, reflections off the edges included (default: "
+                        "--upstream's)")
     p.add_argument("--frame-prompt", action="store_true", default=None,
                    help="generator: let the prompt condition each frame by its place in the clip (a per-frame "
                         "term of the adaLN conditioning, zero at first), so a prompt can set how a place changes "

@@ -44,7 +44,8 @@ def cmd_train(args) -> int:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift),
-                                        ("contrast", args.contrast), ("upstream", args.upstream),
+                                        ("contrast", args.contrast),
+                                        ("upstream", args.upstream), ("upstream_continued", args.upstream_continued),
                                         ("frame_prompt", args.frame_prompt),
                                         ("spacetime_prompt", args.spacetime_prompt),
                                         ("prompt_terms_lr", args.prompt_terms_lr))

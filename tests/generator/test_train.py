@@ -165,6 +165,20 @@ def test_a_share_of_the_world_clips_moving_in_a_direction_start_upstream():
     assert torch.equal(batch.video, to_video_tensor(np.stack([c.frames for c in want])))
 
 
+def test_clips_with_given_frames_take_their_own_upstream_share():
+    from generator.train import world_specs
+
+    drawn = [c.spec for c in world.sample_clips(5, 0, 64)]
+    continued = [i % 2 == 1 for i in range(64)]  # odd clips have given frames
+    split = world_specs(5, 64, 1.0, 0.0, continued)
+    movers = [world.direction_of(s) is not None for s in drawn]
+    assert [a != b for a, b in zip(split, drawn)] == [m and not c for m, c in zip(movers, continued)]
+    assert world_specs(5, 64, 1.0, None, continued) == world_specs(5, 64, 1.0)  # None: one share for all
+    batch = world_batch(5, 8, "cpu", upstream=1.0, upstream_continued=0.0, continued=continued[:8])
+    want = world.make_clips(world_specs(5, 8, 1.0, 0.0, continued[:8]))
+    assert torch.equal(batch.video, to_video_tensor(np.stack([c.frames for c in want])))
+
+
 def test_a_run_with_the_direction_contrast_trains_and_records_it(tmp_path):
     ae_path, config = small_setup(tmp_path)
     cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, contrast=0.5, object_weight=1.5)
@@ -183,6 +197,20 @@ def test_object_weights_mark_the_latent_cells_an_object_covers():
     expected = torch.ones(1, 2, 1, 8, 8)
     expected[0, 0, 0, 1, 2] = 5.0
     assert torch.equal(weights, expected)
+
+
+def test_a_run_tells_the_world_stream_which_clips_have_given_frames(tmp_path, monkeypatch):
+    import generator.train as train
+
+    masks, told = [], []
+    sample_frame_mask, world_batch_ = train.sample_frame_mask, train.world_batch
+    monkeypatch.setattr(train, "sample_frame_mask", lambda *a, **k: masks.append(sample_frame_mask(*a, **k)) or masks[-1])
+    monkeypatch.setattr(train, "world_batch", lambda *a, **k: told.append(a[5]) or world_batch_(*a, **k))
+    ae_path, config = small_setup(tmp_path)
+    cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, upstream=1.0, upstream_continued=0.0)
+    result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, dit_config=config)
+    assert result["config"]["upstream_continued"] == 0.0 and len(told) == 3
+    assert told == [m.any(dim=1).tolist() for m in masks]
 
 
 def test_training_reads_a_folder_of_captioned_videos(tmp_path):

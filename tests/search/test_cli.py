@@ -328,12 +328,14 @@ def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
 def test_train_generator_takes_the_learning_rate_object_weight_contrast_upstream_share_and_prompt_terms(tmp_path):
     run = tmp_path / "run"
     trained = reelbase("train", "generator", "--steps", "2", "--batch", "4", "--lr", "1e-4", "--object-weight", "4",
-                       "--contrast", "0.5", "--upstream", "0.75", "--frame-prompt", "--spacetime-prompt",
+                       "--contrast", "0.5", "--upstream", "0.75", "--upstream-continued", "0.25",
+                       "--frame-prompt", "--spacetime-prompt",
                        "--prompt-terms-lr", "1e-3", "--device", "cpu", "--no-export", "--run-dir", str(run),
                        data_dir=tmp_path)
     result = json.loads(trained.stdout)
     assert result["config"]["lr"] == 1e-4 and result["config"]["object_weight"] == 4 and result["steps"] == 2
     assert result["config"]["contrast"] == 0.5 and result["config"]["upstream"] == 0.75
+    assert result["config"]["upstream_continued"] == 0.25
     assert result["config"]["frame_prompt"] is True and result["config"]["spacetime_prompt"] is True
     assert result["config"]["prompt_terms_lr"] == 1e-3
     assert json.loads((run / "result.json").read_text())["config"]["lr"] == 1e-4
