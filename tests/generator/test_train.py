@@ -203,9 +203,18 @@ def test_a_run_tells_the_world_stream_which_clips_have_given_frames(tmp_path, mo
     import generator.train as train
 
     masks, told = [], []
-    sample_frame_mask, world_batch_ = train.sample_frame_mask, train.world_batch
-    monkeypatch.setattr(train, "sample_frame_mask", lambda *a, **k: masks.append(sample_frame_mask(*a, **k)) or masks[-1])
-    monkeypatch.setattr(train, "world_batch", lambda *a, **k: told.append(a[5]) or world_batch_(*a, **k))
+    sample_frame_mask, world_batch = train.sample_frame_mask, train.world_batch
+
+    def recorded_mask(*args, **kwargs):
+        masks.append(sample_frame_mask(*args, **kwargs))
+        return masks[-1]
+
+    def recorded_batch(*args, **kwargs):
+        told.append(args[5])  # `continued`
+        return world_batch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sample_frame_mask", recorded_mask)
+    monkeypatch.setattr(train, "world_batch", recorded_batch)
     ae_path, config = small_setup(tmp_path)
     cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, upstream=1.0, upstream_continued=0.0)
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, dit_config=config)
