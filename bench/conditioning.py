@@ -166,7 +166,7 @@ def sampled_path(gen: Generator, tokens: torch.Tensor, seed: int, steps: int, gu
     shape = (1, config.frames, config.latent_channels, config.latent_size, config.latent_size)
     path = [initial_noise(shape, torch.Generator().manual_seed(seed), "cpu")]
     sample(gen.dit, shape, tokens, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(seed),
-           time_shift=config.time_shift, callback=lambda _step, _steps, x: path.append(x.clone()))
+           **config.sampling, callback=lambda _step, _steps, x: path.append(x.clone()))
     return path
 
 

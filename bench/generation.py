@@ -96,7 +96,8 @@ def main() -> None:
     rows = {f"{args.model}": gen} if args.model_only else {
         "simulator (ceiling)": None, f"{args.model}": gen, "untrained (floor)": untrained(gen)}
     scored = {name: score_text_to_video(g, clips, args.steps, args.guidance) for name, g in rows.items()}
-    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {args.guidance}")
+    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {args.guidance}; "
+          f"the model samples with {gen.dit.config.sampling}")
     metrics = [k for k in next(iter(scored.values()))[0] if k != "velocity_error"]
     print(f"{'':22s}" + "".join(f"{m:>12s}" for m in metrics))
     for name, (row, _) in scored.items():

@@ -45,10 +45,19 @@ class DiTConfig:
     vocab_size: int = 49408  # CLIP's BPE vocabulary
     vocabulary: tuple[int, ...] | None = None  # the BPE ids with a row of their own (others share one); None: all
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
+    guidance_start: float = 1.0  # full guidance at and below this time when sampling (flow.guidance_at); 1: always
+    early_guidance: float = 1.0  # the share of the guidance's strength above guidance_start; 1: full
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
     fps: int = world.FPS  # frames per second of the clips it learned from
+
+    @property
+    def sampling(self) -> dict:
+        """How the model samples (keywords of `flow.sample`): times spaced as it trained, and the guidance
+        interval it samples best with."""
+        return {"time_shift": self.time_shift, "guidance_start": self.guidance_start,
+                "early_guidance": self.early_guidance}
 
     @property
     def table_rows(self) -> int:

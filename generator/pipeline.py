@@ -247,7 +247,7 @@ class Generator:
         shape = (1, self.window, config.latent_channels, config.latent_size, config.latent_size)
         latents = sample(self.dit, shape, tokens, neg, steps=params.steps, guidance=params.guidance,
                          generator=generator, known=known, known_mask=known_mask, start_latents=start_latents,
-                         strength=params.strength, time_shift=config.time_shift,
+                         strength=params.strength, **config.sampling,
                          callback=progress.of_window(window.index))
         frames = to_uint8(self.autoencoder.decode(latents))[0]  # (T, H, W, 3)
         if window.given is not None:

@@ -122,15 +122,16 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(loaded(x, t, tokens), model(x, t, tokens))
 
 
-def test_a_checkpoint_says_its_time_shift_and_older_ones_sample_unshifted(tmp_path):
+def test_a_checkpoint_says_how_it_samples_and_older_ones_sample_unshifted_with_full_guidance(tmp_path):
     from generator.checkpoint import save_weights
 
-    model = STDiT(replace(CONFIG, time_shift=3.0))
+    recipe = {"time_shift": 3.0, "guidance_start": 0.75, "early_guidance": 0.5}
+    model = STDiT(replace(CONFIG, **recipe))
     save_checkpoint(tmp_path / "shifted.safetensors", model, model.config)
-    assert load_checkpoint(tmp_path / "shifted.safetensors")[1].time_shift == 3.0
-    older = {k: v for k, v in asdict(CONFIG).items() if k != "time_shift"}  # written before the field
+    assert load_checkpoint(tmp_path / "shifted.safetensors")[1].sampling == recipe
+    older = {k: v for k, v in asdict(CONFIG).items() if k not in recipe}  # written before the fields
     save_weights(tmp_path / "older.safetensors", model, older)
-    assert load_checkpoint(tmp_path / "older.safetensors")[1].time_shift == 1.0
+    assert load_checkpoint(tmp_path / "older.safetensors")[1].sampling == dict.fromkeys(recipe, 1.0)
 
 
 def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_path):

@@ -145,6 +145,27 @@ def test_batched_guidance_equals_separate_passes():
     assert torch.allclose(batched, uncond + 4.0 * (cond - uncond), atol=1e-5)
 
 
+def test_guidance_weakens_above_its_start_by_the_early_share():
+    assert flow.guidance_at(0.9, 4.0) == 4.0  # no interval: full guidance throughout
+    assert flow.guidance_at(0.9, 4.0, start=0.75, early=1 / 3) == pytest.approx(2.0)
+    assert flow.guidance_at(0.75, 4.0, start=0.75, early=1 / 3) == 4.0 and flow.guidance_at(0.5, 7.0, 0.75, 0.0) == 7.0
+    assert flow.guidance_at(0.9, 1.0, start=0.75, early=0.0) == 1.0  # unguided stays unguided
+
+
+def test_the_sampler_guides_only_within_its_interval():
+    model = woken_model()
+    full = flow.sample(model, SHAPE, tokens(), steps=4, guidance=4.0, generator=gen(5))
+    unguided = flow.sample(model, SHAPE, tokens(), steps=4, guidance=1.0, generator=gen(5))
+    never = flow.sample(model, SHAPE, tokens(), steps=4, guidance=4.0, generator=gen(5), guidance_start=0.0,
+                        early_guidance=0.0)  # every step lies above t = 0: none is guided
+    part = flow.sample(model, SHAPE, tokens(), steps=4, guidance=4.0, generator=gen(5), guidance_start=0.5,
+                       early_guidance=0.0)
+    assert torch.allclose(never, unguided, atol=1e-5)
+    assert not torch.allclose(part, full, atol=1e-3) and not torch.allclose(part, unguided, atol=1e-3)
+    assert torch.equal(flow.sample(model, SHAPE, tokens(), steps=4, guidance=4.0, generator=gen(5),
+                                   guidance_start=1.0, early_guidance=0.0), full)
+
+
 def test_negative_prompt_replaces_the_null_prompt():
     model = woken_model()
     plain = flow.sample(model, SHAPE, tokens(), steps=3, generator=gen(5))

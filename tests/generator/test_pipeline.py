@@ -104,9 +104,10 @@ def test_mp4_reads_back_with_decord(gen, tmp_path):
     assert len(reader) == 16 and reader[0].shape == (64, 64, 3)
 
 
-def test_the_generator_samples_with_its_checkpoints_time_shift(gen):
+@pytest.mark.parametrize("recipe", [{"time_shift": 3.0}, {"guidance_start": 0.5, "early_guidance": 0.0}])
+def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
     torch.manual_seed(0)
-    plain, shifted = (STDiT(dataclasses.replace(gen.dit.config, time_shift=s)) for s in (1.0, 3.0))
+    plain, shifted = STDiT(gen.dit.config), STDiT(dataclasses.replace(gen.dit.config, **recipe))
     with torch.no_grad():  # wake the zero-initialised layers, so the velocity (and the schedule) matters
         for p in plain.parameters():
             if not p.any():
