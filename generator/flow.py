@@ -212,6 +212,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)
     times = sampling_times(steps, t_start, time_shift, device)
     n = len(times) - 1
+    scales = [guidance_at(t, guidance, guidance_start, early_guidance) for t in times[:-1].tolist()]  # one read
     context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
     frame_mask = None
     if known is not None:
@@ -221,8 +222,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     for i in range(n):
         if known is not None:
             x = replace_known(x, known, known_mask, frame_mask, noise, times[i])
-        scale = guidance_at(float(times[i]), guidance, guidance_start, early_guidance)
-        v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scale, frame_mask)
+        v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scales[i], frame_mask)
         x = x + (times[i + 1] - times[i]) * v
         if callback is not None and callback(i + 1, n, x) is False:
             raise Cancelled(f"cancelled at step {i + 1} of {n}")
