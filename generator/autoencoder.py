@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -191,13 +191,27 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, device: str = "cpu",
                       lr: float = 2e-3, config: AutoencoderConfig = AE_CONFIGS["tiny"], seed: int = 0,
-                      frames_per_clip: int = 4, warmup: int = 50, checkpoint_every: int = 100) -> dict:
-    """Train (or resume) in `run_dir`, write `autoencoder.safetensors` there and return metrics."""
+                      frames_per_clip: int = 4, warmup: int = 50, checkpoint_every: int = 100,
+                      init: str | Path | None = None, decoder_only: bool = False,
+                      object_weight: float | None = None) -> dict:
+    """Train (or resume) in `run_dir`, write `autoencoder.safetensors` there and return metrics.
+
+    `init` starts from a trained file (its config, not `config`). `decoder_only` trains the decoder
+    alone: the encoder and its latent calibration stay as they were, so a generator trained on its
+    latents keeps working and draws what the better decoder makes of them. `object_weight` replaces
+    the config's extra loss weight on object pixels.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = FrameAutoencoder(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model = load_autoencoder(init, device)[0] if init else FrameAutoencoder(config).to(device)
+    if object_weight is not None:
+        model.config = replace(model.config, object_weight=object_weight)
+    if decoder_only and not init:
+        raise ValueError("decoder_only trains the decoder of a trained autoencoder: give init")
+    model.encoder.requires_grad_(not decoder_only)
+    trained = model.decoder if decoder_only else model
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=0.0)
     state = load_training_state(run_dir / "checkpoint.pt", {"model": model, "optimizer": optimizer})
     step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
     clips = max(1, batch // frames_per_clip)
@@ -210,7 +224,7 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
         loss, _ = model.loss(world_frames(seed, step * clips, clips, frames_per_clip, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -218,9 +232,11 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
             save_training_state(run_dir / "checkpoint.pt", {"model": model, "optimizer": optimizer},
                                 step=step + 1, elapsed=time.time() - started)
     model.eval()
-    model.calibrate(world_frames(EVAL_SEED + 1, 0, 32, 4, device))
+    if not decoder_only:  # a new encoder: calibrate its latents; else they stay the generator's
+        model.calibrate(world_frames(EVAL_SEED + 1, 0, 32, 4, device))
     metrics = {"steps": steps, "seconds": round(time.time() - started, 1),
-               "loss": float(np.mean(losses[-20:])) if losses else None, **evaluate(model, device)}
+               "loss": float(np.mean(losses[-20:])) if losses else None, **evaluate(model, device),
+               **({"init": str(init), "decoder_only": decoder_only} if init else {})}
     save_autoencoder(run_dir / "autoencoder.safetensors", model, metrics)
     log.info("autoencoder: %s", metrics)
     return metrics

@@ -97,7 +97,7 @@ def denoising_errors(model, clean: torch.Tensor, noise: torch.Tensor, t: torch.T
 def contrast_loss(model, latents: torch.Tensor, counter: torch.Tensor, tokens: torch.Tensor,
                   weight: torch.Tensor | None = None, counter_weight: torch.Tensor | None = None,
                   generator: torch.Generator | None = None, time_shift: float = 3.0,
-                  sharpness: float = 10.0) -> torch.Tensor:
+                  sharpness: float = 10.0, t_from: float = 0.0) -> torch.Tensor:
     """The prompt must explain its clip better than the clip's counterfactual (`counter`: the same
     clip with its object moving the other way), both (B, T, C, h, w) latents.
 
@@ -109,9 +109,12 @@ def contrast_loss(model, latents: torch.Tensor, counter: torch.Tensor, tokens: t
     gradient is at most `sharpness` whatever the time). The velocity loss alone
     leaves the model almost the same run forwards and backwards in time, so "left" and "right"
     move objects either way: every clip moving left has a clip moving right that looks the same
-    frame by frame. `weight` and `counter_weight` weigh latent cells as in `training_loss`.
+    frame by frame. `weight` and `counter_weight` weigh latent cells as in `training_loss`. `t_from`
+    draws the times from [t_from, 1] only (the same distribution, squeezed): near noise, where only
+    the prompt can say where the object is in each frame, and a sampler sets the way a clip moves.
     """
-    t = shift_times(sample_times(len(latents), generator, latents.device), time_shift).repeat(2)  # (2B,)
+    t = shift_times(sample_times(len(latents), generator, latents.device), time_shift)
+    t = (t_from + (1 - t_from) * t).repeat(2)  # (2B,)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device).repeat(2, 1, 1, 1, 1)
     weights = None if weight is None else torch.cat([weight, counter_weight])
     err = denoising_errors(model, torch.cat([latents, counter]), noise, t, tokens.repeat(2, 1), weights)  # (2B,)

@@ -65,6 +65,7 @@ class GeneratorTrainConfig:
     time_shift: float | None = None  # training times shifted toward noise (flow.shift_times), kept in the model
     # config; None: the started model's (--init or a resumed run), else none (1)
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
+    contrast_from: float = 0.0  # the contrast's times are drawn from [contrast_from, 1] (near noise); 0: all
     upstream: float = 0.0  # share of world clips moving in a direction started upstream (world.started_upstream)
     upstream_continued: float | None = None  # that share among clips with given frames (continued); None: `upstream`
     frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
@@ -357,7 +358,8 @@ def _contrast(model, ae, batch: Batch, latents, weight, tokens, cfg: GeneratorTr
     """The direction contrast (flow.contrast_loss) of the batch's clips that have a counterfactual."""
     counter, counter_weight = _latents(ae, batch.counter, cfg.object_weight)
     own_weight = None if weight is None else weight[batch.turned]
-    return contrast_loss(model, latents[batch.turned], counter, tokens[batch.turned], own_weight, counter_weight)
+    return contrast_loss(model, latents[batch.turned], counter, tokens[batch.turned], own_weight, counter_weight,
+                         t_from=cfg.contrast_from)
 
 
 def _result(cfg, step: int, seconds: float, device, losses: list[float], earlier: int, data, final: bool) -> dict:

@@ -112,15 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")
     p.add_argument("--lr", type=float, default=None,
-                   help="generator: peak learning rate (default 6e-4; lower it to go on from trained weights)")
+                   help="generator, autoencoder: peak learning rate (default 6e-4 and 2e-3; lower it to go on from "
+                        "trained weights)")
     p.add_argument("--object-weight", type=float, default=None,
-                   help="generator: extra loss weight on the latent cells objects cover (default 0)")
+                   help="generator: extra loss weight on the latent cells objects cover (default 0); autoencoder: on "
+                        "object pixels (default 10)")
     p.add_argument("--time-shift", type=float, default=None,
                    help="generator: shift training times toward noise, t -> s t / (1 + (s - 1) t) (SD3); the model "
                         "keeps it and samples the same way (default: the --init or resumed model's, else 1: none)")
     p.add_argument("--contrast", type=float, default=None,
                    help="generator: weight of the direction contrast on world clips: each clip's prompt must explain "
                         "it better than the same clip moving the other way (default 0: off)")
+    p.add_argument("--contrast-from", type=float, default=None,
+                   help="generator: draw the direction contrast's times from [T, 1] only, near noise, where a "
+                        "sampler sets the way a clip moves (default 0: all times)")
     p.add_argument("--upstream", type=float, default=None,
                    help="generator: share of world clips moving in a direction that start where they cross the frame "
                         "without turning at an edge, so a direction shows in where the object is first and last "
@@ -140,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-terms-lr", type=float, default=None,
                    help="generator: learning rate of the prompt terms (--frame-prompt, --spacetime-prompt), which "
                         "start at zero in a model from --init and have everything to learn (default: --lr)")
-    p.add_argument("--init", default=None, help="generator: start a new run from these weights (e.g. the shipped ones)")
+    p.add_argument("--init", default=None,
+                   help="generator, autoencoder: start a new run from these weights (e.g. the shipped ones)")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="autoencoder: train the decoder of the --init autoencoder alone; its encoder and latents stay "
+                        "as they were, so the generator trained on them keeps working")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "
                         "world; for clip, trains the temporal model over the configured CLIP model "

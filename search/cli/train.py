@@ -33,7 +33,9 @@ def cmd_train(args) -> int:
         from generator.autoencoder import train_autoencoder
         from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
 
-        result = train_autoencoder(run_dir, device=device, **overrides)
+        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight), ("init", args.init))
+                      if v is not None}
+        result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, **overrides)
         if not args.no_export:
             shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / AUTOENCODER)
     else:
@@ -44,7 +46,7 @@ def cmd_train(args) -> int:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
         overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
                                         ("minutes", args.minutes), ("time_shift", args.time_shift),
-                                        ("contrast", args.contrast),
+                                        ("contrast", args.contrast), ("contrast_from", args.contrast_from),
                                         ("upstream", args.upstream), ("upstream_continued", args.upstream_continued),
                                         ("frame_prompt", args.frame_prompt),
                                         ("spacetime_prompt", args.spacetime_prompt),

@@ -1,5 +1,6 @@
 """The frame autoencoder: shapes, calibrated latents, object weighting, training and resuming."""
 
+import pytest
 import torch
 
 from generator import world
@@ -77,3 +78,23 @@ def test_train_writes_weights_and_resumes(tmp_path):
     model, extra = load_autoencoder(tmp_path / "autoencoder.safetensors")
     assert model.config == config and extra["steps"] == 3
     assert not torch.equal(model.latent_scale, torch.ones(4))  # calibrated after training
+
+
+def test_decoder_only_keeps_the_encoder_and_its_latents_and_trains_the_decoder(tmp_path):
+    config = AE_CONFIGS["test"]
+    train_autoencoder(tmp_path / "first", steps=2, batch=8, config=config)
+    before, _ = load_autoencoder(tmp_path / "first" / "autoencoder.safetensors")
+    metrics = train_autoencoder(tmp_path / "decoder", steps=3, batch=8, lr=1e-2, init=tmp_path / "first" /
+                                "autoencoder.safetensors", decoder_only=True, object_weight=30.0)
+    after, extra = load_autoencoder(tmp_path / "decoder" / "autoencoder.safetensors")
+    assert extra["decoder_only"] is True and metrics["steps"] == 3 and after.config.object_weight == 30.0
+    old, new = before.state_dict(), after.state_dict()
+    decoder = [name for name in old if name.startswith("decoder.")]
+    kept = [name for name in old if name not in decoder]  # the encoder and the latent shift and scale
+    assert kept and all(torch.equal(old[name], new[name]) for name in kept)  # the generator's latents stay
+    assert any(not torch.equal(old[name], new[name]) for name in decoder)
+
+
+def test_decoder_only_needs_a_trained_autoencoder(tmp_path):
+    with pytest.raises(ValueError, match="give init"):
+        train_autoencoder(tmp_path, steps=1, batch=8, config=AE_CONFIGS["test"], decoder_only=True)

@@ -70,6 +70,18 @@ def test_contrast_prefers_the_clip_its_prompt_explains_and_trains_the_model_to()
     assert err[0] < err[1]
 
 
+def test_contrast_from_draws_its_times_near_noise_only():
+    latents, counter, toks = torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2)), tokens()
+    model, seen = woken_model(), []
+    forward = model.forward
+    model.forward = lambda x, t, *a, **k: seen.append(t.clone()) or forward(x, t, *a, **k)
+    flow.contrast_loss(model, latents, counter, toks, generator=gen(3))
+    flow.contrast_loss(model, latents, counter, toks, generator=gen(3), t_from=0.8)
+    anywhere, near_noise = seen
+    assert anywhere.min() < 0.8 and near_noise.min() >= 0.8 and near_noise.max() <= 1.0
+    assert torch.allclose(near_noise, 0.8 + 0.2 * anywhere)  # the same draw, squeezed into [0.8, 1]
+
+
 def test_loss_falls_when_overfitting_one_batch():
     torch.manual_seed(0)
     model = STDiT(CONFIG)

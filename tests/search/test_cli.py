@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from indexer.models import model_identity
 from tests import fixtures
@@ -328,13 +329,14 @@ def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
 def test_train_generator_takes_the_learning_rate_object_weight_contrast_upstream_share_and_prompt_terms(tmp_path):
     run = tmp_path / "run"
     trained = reelbase("train", "generator", "--steps", "2", "--batch", "4", "--lr", "1e-4", "--object-weight", "4",
-                       "--contrast", "0.5", "--upstream", "0.75", "--upstream-continued", "0.25",
-                       "--frame-prompt", "--spacetime-prompt",
+                       "--contrast", "0.5", "--contrast-from", "0.75", "--upstream", "0.75",
+                       "--upstream-continued", "0.25", "--frame-prompt", "--spacetime-prompt",
                        "--prompt-terms-lr", "1e-3", "--device", "cpu", "--no-export", "--run-dir", str(run),
                        data_dir=tmp_path)
     result = json.loads(trained.stdout)
     assert result["config"]["lr"] == 1e-4 and result["config"]["object_weight"] == 4 and result["steps"] == 2
-    assert result["config"]["contrast"] == 0.5 and result["config"]["upstream"] == 0.75
+    assert result["config"]["contrast"] == 0.5 and result["config"]["contrast_from"] == 0.75
+    assert result["config"]["upstream"] == 0.75
     assert result["config"]["upstream_continued"] == 0.25
     assert result["config"]["frame_prompt"] is True and result["config"]["spacetime_prompt"] is True
     assert result["config"]["prompt_terms_lr"] == 1e-3
@@ -354,3 +356,17 @@ def test_train_generator_takes_minutes_or_steps_and_a_time_shift(tmp_path):
     both = reelbase("train", "generator", "--minutes", "1", "--steps", "5", "--no-export", "--run-dir", str(run),
                     data_dir=tmp_path, check=False)
     assert both.returncode != 0 and "give --steps or --minutes, not both" in both.stderr
+
+
+def test_train_autoencoder_fine_tunes_the_decoder_of_a_trained_one(tmp_path):
+    from generator.autoencoder import AE_CONFIGS, load_autoencoder, train_autoencoder
+
+    train_autoencoder(tmp_path / "first", steps=1, batch=4, config=AE_CONFIGS["test"])
+    first = tmp_path / "first" / "autoencoder.safetensors"
+    trained = reelbase("train", "autoencoder", "--steps", "2", "--batch", "4", "--init", str(first), "--decoder-only",
+                       "--lr", "1e-3", "--object-weight", "30", "--device", "cpu", "--no-export",
+                       "--run-dir", str(tmp_path / "run"), data_dir=tmp_path)
+    assert json.loads(trained.stdout)["decoder_only"] is True
+    before, after = load_autoencoder(first)[0], load_autoencoder(tmp_path / "run" / "autoencoder.safetensors")[0]
+    assert torch.equal(before.encoder[0].weight, after.encoder[0].weight) and after.config.object_weight == 30
+    assert not torch.equal(before.decoder[0].weight, after.decoder[0].weight)
