@@ -204,7 +204,8 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = load_autoencoder(init, device)[0] if init else FrameAutoencoder(config).to(device)
+    model, before = load_autoencoder(init, device) if init else (FrameAutoencoder(config).to(device), {})
+    earlier = int(before.get("steps_total", before.get("steps", 0)))  # a run from `init` sees fresh frames
     if object_weight is not None:
         model.config = replace(model.config, object_weight=object_weight)
     if decoder_only and not init:
@@ -221,7 +222,7 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
         model.train()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
-        loss, _ = model.loss(world_frames(seed, step * clips, clips, frames_per_clip, device))
+        loss, _ = model.loss(world_frames(seed, (earlier + step) * clips, clips, frames_per_clip, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
@@ -236,7 +237,7 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
         model.calibrate(world_frames(EVAL_SEED + 1, 0, 32, 4, device))
     metrics = {"steps": steps, "seconds": round(time.time() - started, 1),
                "loss": float(np.mean(losses[-20:])) if losses else None, **evaluate(model, device),
-               **({"init": str(init), "decoder_only": decoder_only} if init else {})}
+               "steps_total": earlier + steps, **({"init": str(init), "decoder_only": decoder_only} if init else {})}
     save_autoencoder(run_dir / "autoencoder.safetensors", model, metrics)
     log.info("autoencoder: %s", metrics)
     return metrics

@@ -88,6 +88,7 @@ def test_decoder_only_keeps_the_encoder_and_its_latents_and_trains_the_decoder(t
                                 "autoencoder.safetensors", decoder_only=True, object_weight=30.0)
     after, extra = load_autoencoder(tmp_path / "decoder" / "autoencoder.safetensors")
     assert extra["decoder_only"] is True and metrics["steps"] == 3 and after.config.object_weight == 30.0
+    assert extra["steps_total"] == 2 + 3  # numbered after the first run's frames: it sees fresh ones
     old, new = before.state_dict(), after.state_dict()
     decoder = [name for name in old if name.startswith("decoder.")]
     kept = [name for name in old if name not in decoder]  # the encoder and the latent shift and scale
