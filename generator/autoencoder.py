@@ -38,6 +38,7 @@ class AutoencoderConfig:
     latent_l2: float = 1e-3  # weight of the L2 penalty on latents
     object_weight: float = 10.0  # extra loss weight on pixels that differ from their row's median
     object_threshold: float = 0.1  # in [-1, 1] units, about 13 of 255 levels
+    refine_blocks: int = 0  # decoder ResBlocks at full resolution, before the output (sharper edges and corners)
 
     @property
     def downscale(self) -> int:
@@ -76,7 +77,8 @@ def make_encoder(cfg: AutoencoderConfig) -> nn.Sequential:
 
 
 def make_decoder(cfg: AutoencoderConfig) -> nn.Sequential:
-    """Raw latents (N, C, 8, 8) -> frames (N, 3, 64, 64): the encoder mirrored, nearest upsampling."""
+    """Raw latents (N, C, 8, 8) -> frames (N, 3, 64, 64): the encoder mirrored, nearest upsampling,
+    then `refine_blocks` ResBlocks at full resolution."""
     widths = cfg.widths[::-1]
     layers, prev = [nn.Conv2d(cfg.latent_channels, widths[0], 3, padding=1)], widths[0]
     for i, width in enumerate(widths):
@@ -84,8 +86,34 @@ def make_decoder(cfg: AutoencoderConfig) -> nn.Sequential:
         layers += [ResBlock(width, cfg.groups), nn.Upsample(scale_factor=2.0, mode="nearest"),
                    nn.Conv2d(prev, out, 3, padding=1)]
         prev = out
+    layers += [ResBlock(prev, cfg.groups) for _ in range(cfg.refine_blocks)]
     layers += [nn.GroupNorm(cfg.groups, prev), nn.SiLU(), nn.Conv2d(prev, 3, 3, padding=1)]
     return nn.Sequential(*layers)
+
+
+def grow_decoder(model: FrameAutoencoder, refine_blocks: int) -> FrameAutoencoder:
+    """The same autoencoder with `refine_blocks` full-resolution ResBlocks in its decoder: the new
+    blocks' last convolutions start at zero, so it decodes exactly as before until trained."""
+    config = replace(model.config, refine_blocks=refine_blocks)
+    grown = FrameAutoencoder(config).to(model.latent_scale.device)
+    body = 1 + 3 * len(config.widths)  # decoder layers before the refinement: kept at their index
+    added = refine_blocks - model.config.refine_blocks
+    if added < 0:
+        raise ValueError(f"the decoder has {model.config.refine_blocks} refinement blocks; it can only grow")
+    state = {}
+    for name, value in model.state_dict().items():
+        parts = name.split(".")
+        if parts[0] == "decoder" and int(parts[1]) >= body + model.config.refine_blocks:
+            parts[1] = str(int(parts[1]) + added)  # the output layers move behind the new blocks
+        state[".".join(parts)] = value
+    for i in range(body + model.config.refine_blocks, body + refine_blocks):
+        block = grown.decoder[i].net[-1]
+        state[f"decoder.{i}.net.{len(grown.decoder[i].net) - 1}.weight"] = torch.zeros_like(block.weight)
+        state[f"decoder.{i}.net.{len(grown.decoder[i].net) - 1}.bias"] = torch.zeros_like(block.bias)
+        for key, value in grown.decoder[i].state_dict().items():
+            state.setdefault(f"decoder.{i}.{key}", value)
+    grown.load_state_dict(state)
+    return grown.eval()
 
 
 class FrameAutoencoder(nn.Module):
@@ -193,19 +221,24 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
                       lr: float = 2e-3, config: AutoencoderConfig = AE_CONFIGS["tiny"], seed: int = 0,
                       frames_per_clip: int = 4, warmup: int = 50, checkpoint_every: int = 100,
                       init: str | Path | None = None, decoder_only: bool = False,
-                      object_weight: float | None = None) -> dict:
+                      object_weight: float | None = None, refine_blocks: int | None = None) -> dict:
     """Train (or resume) in `run_dir`, write `autoencoder.safetensors` there and return metrics.
 
     `init` starts from a trained file (its config, not `config`). `decoder_only` trains the decoder
     alone: the encoder and its latent calibration stay as they were, so a generator trained on its
     latents keeps working and draws what the better decoder makes of them. `object_weight` replaces
-    the config's extra loss weight on object pixels.
+    the config's extra loss weight on object pixels, and `refine_blocks` grows the decoder of `init`
+    (`grow_decoder`) or sets a new one's.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    if refine_blocks is not None and not init:
+        config = replace(config, refine_blocks=refine_blocks)
     model, before = load_autoencoder(init, device) if init else (FrameAutoencoder(config).to(device), {})
     earlier = int(before.get("steps_total", before.get("steps", 0)))  # a run from `init` sees fresh frames
+    if refine_blocks is not None and refine_blocks != model.config.refine_blocks:
+        model = grow_decoder(model, refine_blocks)
     if object_weight is not None:
         model.config = replace(model.config, object_weight=object_weight)
     if decoder_only and not init:

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder-only", action="store_true",
                    help="autoencoder: train the decoder of the --init autoencoder alone; its encoder and latents stay "
                         "as they were, so the generator trained on them keeps working")
+    p.add_argument("--refine-blocks", type=int, default=None,
+                   help="autoencoder: residual blocks at full resolution at the end of the decoder, for sharper "
+                        "edges; with --init they are added to its decoder, starting as no change (default 0)")
     p.add_argument("--data", default=None,
                    help="generator, clip: a folder of videos with captions (clip.json or clip.txt) instead of the "
                         "world; for clip, trains the temporal model over the configured CLIP model "

@@ -33,7 +33,8 @@ def cmd_train(args) -> int:
         from generator.autoencoder import train_autoencoder
         from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
 
-        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight), ("init", args.init))
+        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight), ("init", args.init),
+                                        ("refine_blocks", args.refine_blocks))
                       if v is not None}
         result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, **overrides)
         if not args.no_export:

@@ -7,6 +7,7 @@ from generator import world
 from generator.autoencoder import (
     AE_CONFIGS,
     FrameAutoencoder,
+    grow_decoder,
     load_autoencoder,
     object_mask,
     to_uint8,
@@ -99,3 +100,26 @@ def test_decoder_only_keeps_the_encoder_and_its_latents_and_trains_the_decoder(t
 def test_decoder_only_needs_a_trained_autoencoder(tmp_path):
     with pytest.raises(ValueError, match="give init"):
         train_autoencoder(tmp_path, steps=1, batch=8, config=AE_CONFIGS["test"], decoder_only=True)
+
+
+def test_a_grown_decoder_decodes_as_before_until_trained_and_only_grows():
+    torch.manual_seed(0)
+    model = FrameAutoencoder(AE_CONFIGS["test"]).eval()
+    latents = torch.randn(1, 2, 4, 8, 8)
+    grown = grow_decoder(model, 2)
+    assert grown.config.refine_blocks == 2 and len(grown.decoder) == len(model.decoder) + 2
+    assert torch.equal(grown.decode(latents), model.decode(latents))
+    assert torch.equal(grow_decoder(grown, 3).decode(latents), model.decode(latents))
+    with pytest.raises(ValueError, match="only grow"):
+        grow_decoder(grown, 1)
+
+
+def test_decoder_only_grows_the_decoder_and_the_file_keeps_it(tmp_path):
+    config = AE_CONFIGS["test"]
+    train_autoencoder(tmp_path / "first", steps=1, batch=8, config=config)
+    first = tmp_path / "first" / "autoencoder.safetensors"
+    metrics = train_autoencoder(tmp_path / "grown", steps=2, batch=8, init=first, decoder_only=True, refine_blocks=1)
+    model, _ = load_autoencoder(tmp_path / "grown" / "autoencoder.safetensors")
+    assert model.config.refine_blocks == 1 and metrics["psnr"] > 0
+    first, _ = load_autoencoder(first)
+    assert first.config.refine_blocks == 0 and torch.equal(first.encoder[0].weight, model.encoder[0].weight)

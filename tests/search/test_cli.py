@@ -364,9 +364,10 @@ def test_train_autoencoder_fine_tunes_the_decoder_of_a_trained_one(tmp_path):
     train_autoencoder(tmp_path / "first", steps=1, batch=4, config=AE_CONFIGS["test"])
     first = tmp_path / "first" / "autoencoder.safetensors"
     trained = reelbase("train", "autoencoder", "--steps", "2", "--batch", "4", "--init", str(first), "--decoder-only",
-                       "--lr", "1e-3", "--object-weight", "30", "--device", "cpu", "--no-export",
-                       "--run-dir", str(tmp_path / "run"), data_dir=tmp_path)
+                       "--lr", "1e-3", "--object-weight", "30", "--refine-blocks", "1", "--device", "cpu",
+                       "--no-export", "--run-dir", str(tmp_path / "run"), data_dir=tmp_path)
     assert json.loads(trained.stdout)["decoder_only"] is True
     before, after = load_autoencoder(first)[0], load_autoencoder(tmp_path / "run" / "autoencoder.safetensors")[0]
     assert torch.equal(before.encoder[0].weight, after.encoder[0].weight) and after.config.object_weight == 30
+    assert after.config.refine_blocks == 1
     assert not torch.equal(before.decoder[0].weight, after.decoder[0].weight)
