@@ -94,25 +94,21 @@ def make_decoder(cfg: AutoencoderConfig) -> nn.Sequential:
 def grow_decoder(model: FrameAutoencoder, refine_blocks: int) -> FrameAutoencoder:
     """The same autoencoder with `refine_blocks` full-resolution ResBlocks in its decoder: the new
     blocks' last convolutions start at zero, so it decodes exactly as before until trained."""
-    config = replace(model.config, refine_blocks=refine_blocks)
-    grown = FrameAutoencoder(config).to(model.latent_scale.device)
-    body = 1 + 3 * len(config.widths)  # decoder layers before the refinement: kept at their index
-    added = refine_blocks - model.config.refine_blocks
-    if added < 0:
-        raise ValueError(f"the decoder has {model.config.refine_blocks} refinement blocks; it can only grow")
-    state = {}
+    have = model.config.refine_blocks
+    if refine_blocks < have:
+        raise ValueError(f"the decoder has {have} refinement blocks; it can only grow")
+    grown = FrameAutoencoder(replace(model.config, refine_blocks=refine_blocks)).to(model.latent_scale.device)
+    first_new, added = 1 + 3 * len(model.config.widths) + have, refine_blocks - have  # the output layers move
+    state = grown.state_dict()
     for name, value in model.state_dict().items():
-        parts = name.split(".")
-        if parts[0] == "decoder" and int(parts[1]) >= body + model.config.refine_blocks:
-            parts[1] = str(int(parts[1]) + added)  # the output layers move behind the new blocks
-        state[".".join(parts)] = value
-    for i in range(body + model.config.refine_blocks, body + refine_blocks):
-        block = grown.decoder[i].net[-1]
-        state[f"decoder.{i}.net.{len(grown.decoder[i].net) - 1}.weight"] = torch.zeros_like(block.weight)
-        state[f"decoder.{i}.net.{len(grown.decoder[i].net) - 1}.bias"] = torch.zeros_like(block.bias)
-        for key, value in grown.decoder[i].state_dict().items():
-            state.setdefault(f"decoder.{i}.{key}", value)
+        part, index, rest = (name.split(".", 2) + ["", ""])[:3]
+        if part == "decoder" and int(index) >= first_new:
+            name = f"decoder.{int(index) + added}.{rest}"
+        state[name] = value
     grown.load_state_dict(state)
+    for block in grown.decoder[first_new:first_new + added]:
+        nn.init.zeros_(block.net[-1].weight)
+        nn.init.zeros_(block.net[-1].bias)
     return grown.eval()
 
 
@@ -230,19 +226,12 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
     the config's extra loss weight on object pixels, and `refine_blocks` grows the decoder of `init`
     (`grow_decoder`) or sets a new one's.
     """
+    if decoder_only and not init:
+        raise ValueError("decoder_only trains the decoder of a trained autoencoder: give init")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    if refine_blocks is not None and not init:
-        config = replace(config, refine_blocks=refine_blocks)
-    model, before = load_autoencoder(init, device) if init else (FrameAutoencoder(config).to(device), {})
-    earlier = int(before.get("steps_total", before.get("steps", 0)))  # a run from `init` sees fresh frames
-    if refine_blocks is not None and refine_blocks != model.config.refine_blocks:
-        model = grow_decoder(model, refine_blocks)
-    if object_weight is not None:
-        model.config = replace(model.config, object_weight=object_weight)
-    if decoder_only and not init:
-        raise ValueError("decoder_only trains the decoder of a trained autoencoder: give init")
+    model, earlier = _starting_model(init, config, refine_blocks, object_weight, device)
     model.encoder.requires_grad_(not decoder_only)
     trained = model.decoder if decoder_only else model
     optimizer = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=0.0)
@@ -274,6 +263,23 @@ def train_autoencoder(run_dir: str | Path, steps: int = 1500, batch: int = 32, d
     save_autoencoder(run_dir / "autoencoder.safetensors", model, metrics)
     log.info("autoencoder: %s", metrics)
     return metrics
+
+
+def _starting_model(init, config: AutoencoderConfig, refine_blocks: int | None, object_weight: float | None,
+                    device) -> tuple[FrameAutoencoder, int]:
+    """A new autoencoder, or the one in `init` (grown to `refine_blocks`), with the steps that made it:
+    a run numbers its frames after them, so a run from `init` sees fresh ones."""
+    if init:
+        model, extra = load_autoencoder(init, device)
+        if refine_blocks is not None:
+            model = grow_decoder(model, refine_blocks)
+        earlier = int(extra.get("steps_total", extra.get("steps", 0)))
+    else:
+        model = FrameAutoencoder(replace(config, refine_blocks=refine_blocks or config.refine_blocks)).to(device)
+        earlier = 0
+    if object_weight is not None:
+        model.config = replace(model.config, object_weight=object_weight)
+    return model, earlier
 
 
 def save_autoencoder(path: str | Path, model: FrameAutoencoder, extra: dict | None = None) -> None:
