@@ -98,7 +98,8 @@ def grow_decoder(model: FrameAutoencoder, refine_blocks: int) -> FrameAutoencode
     if refine_blocks < have:
         raise ValueError(f"the decoder has {have} refinement blocks; it can only grow")
     grown = FrameAutoencoder(replace(model.config, refine_blocks=refine_blocks)).to(model.latent_scale.device)
-    first_new, added = 1 + 3 * len(model.config.widths) + have, refine_blocks - have  # the output layers move
+    first_new = len(model.decoder) - 3  # make_decoder's output layers (GroupNorm, SiLU, conv) move behind the new
+    added = refine_blocks - have
     state = grown.state_dict()
     for name, value in model.state_dict().items():
         part, index, rest = (name.split(".", 2) + ["", ""])[:3]
@@ -275,7 +276,8 @@ def _starting_model(init, config: AutoencoderConfig, refine_blocks: int | None, 
             model = grow_decoder(model, refine_blocks)
         earlier = int(extra.get("steps_total", extra.get("steps", 0)))
     else:
-        model = FrameAutoencoder(replace(config, refine_blocks=refine_blocks or config.refine_blocks)).to(device)
+        blocks = config.refine_blocks if refine_blocks is None else refine_blocks
+        model = FrameAutoencoder(replace(config, refine_blocks=blocks)).to(device)
         earlier = 0
     if object_weight is not None:
         model.config = replace(model.config, object_weight=object_weight)

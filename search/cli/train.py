@@ -21,7 +21,7 @@ def cmd_train(args) -> int:
     device = resolve_device(args.device)
     temporal = args.what == "clip" and (args.temporal or args.data)
     run_dir = args.run_dir or f"runs/{'temporal' if temporal else args.what}"
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None}
+    overrides = given(args, "steps", "batch")
     if temporal:
         result = train_temporal(args, run_dir, device, overrides)
     elif args.what == "clip":
@@ -33,9 +33,7 @@ def cmd_train(args) -> int:
         from generator.autoencoder import train_autoencoder
         from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
 
-        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight), ("init", args.init),
-                                        ("refine_blocks", args.refine_blocks))
-                      if v is not None}
+        overrides |= given(args, "lr", "object_weight", "init", "refine_blocks")
         result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, **overrides)
         if not args.no_export:
             shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / AUTOENCODER)
@@ -45,19 +43,18 @@ def cmd_train(args) -> int:
 
         if args.minutes is not None and args.steps is not None:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
-        overrides |= {k: v for k, v in (("lr", args.lr), ("object_weight", args.object_weight),
-                                        ("minutes", args.minutes), ("time_shift", args.time_shift),
-                                        ("contrast", args.contrast), ("contrast_from", args.contrast_from),
-                                        ("upstream", args.upstream), ("upstream_continued", args.upstream_continued),
-                                        ("frame_prompt", args.frame_prompt),
-                                        ("spacetime_prompt", args.spacetime_prompt),
-                                        ("prompt_terms_lr", args.prompt_terms_lr))
-                      if v is not None}
+        overrides |= given(args, "lr", "object_weight", "minutes", "time_shift", "contrast", "contrast_from",
+                           "upstream", "upstream_continued", "frame_prompt", "spacetime_prompt", "prompt_terms_lr")
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def given(args, *names: str) -> dict:
+    """The options among `names` that the command line gave (not None), by name: a run's overrides."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def train_temporal(args, run_dir: str, device: str, overrides: dict) -> dict:

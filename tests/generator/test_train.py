@@ -184,7 +184,8 @@ def test_a_run_with_the_direction_contrast_trains_and_records_it(tmp_path):
     cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, contrast=0.5, contrast_from=0.75, object_weight=1.5)
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=tmp_path / "g.safetensors",
                              dit_config=config)
-    assert result["steps"] == 3 and result["config"]["contrast_from"] == 0.75 and np.isfinite(result["final_loss"])
+    assert result["steps"] == 3 and result["config"]["contrast"] == 0.5 and np.isfinite(result["final_loss"])
+    assert result["config"]["contrast_from"] == 0.75
 
 
 def test_object_weights_mark_the_latent_cells_an_object_covers():
