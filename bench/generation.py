@@ -10,7 +10,7 @@ printed by kind of motion (left/right, up/down, falling, colliding), since the k
 with why the movers that fail do (`evaluation.direction_fault`: wrong way, stalled, path, no object).
 
     python3 bench/generation.py [--prompts 100] [--steps 20] [--model reelbase-tiny] [--model-only]
-        [--guidance-start T --early-guidance S]
+        [--guidance G] [--guidance-start T --early-guidance S]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def truth_clips(n: int) -> list[world.WorldClip]:
     return world.sample_clips(EVAL_SEED, 0, n)
 
 
-def score_text_to_video(gen: Generator | None, clips, steps: int, guidance: float) -> tuple[dict, dict]:
+def score_text_to_video(gen: Generator | None, clips, steps: int, guidance: float | None) -> tuple[dict, dict]:
     """Per-metric shares for clips generated from the captions (or the truth itself when gen is None),
     and the direction by kind of motion (`direction_by_motion`)."""
     results, faults = [], []
@@ -61,7 +61,7 @@ def direction_by_motion(clips, results: list[dict], faults: list[str | None]) ->
             for kind, (ok, failed) in sorted(kinds.items())}
 
 
-def score_extend(gen: Generator, clips, steps: int, guidance: float) -> dict:
+def score_extend(gen: Generator, clips, steps: int, guidance: float | None) -> dict:
     """Velocity error against the simulator and the seam check, for clips continued from SEAM true frames."""
     results, seams = [], []
     for i, clip in enumerate(clips):
@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--extend", type=int, default=50, help="clips for the extend evaluation")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="guidance scale for every mode (default: the model's own for each: `guidance_for`)")
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--guidance-start", type=float, default=None,
@@ -105,7 +106,9 @@ def main() -> None:
     rows = {f"{args.model}": gen} if args.model_only else {
         "simulator (ceiling)": None, f"{args.model}": gen, "untrained (floor)": untrained(gen)}
     scored = {name: score_text_to_video(g, clips, args.steps, args.guidance) for name, g in rows.items()}
-    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {args.guidance}; "
+    guidance = args.guidance if args.guidance is not None else \
+        f"the model's own ({gen.dit.config.guidance_for('text')}, continue {gen.dit.config.guidance_for('continue')})"
+    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {guidance}; "
           f"the model samples with {gen.dit.config.sampling}")
     metrics = [k for k in next(iter(scored.values()))[0] if k != "velocity_error"]
     print(f"{'':22s}" + "".join(f"{m:>12s}" for m in metrics))

@@ -47,6 +47,8 @@ class DiTConfig:
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
     guidance_start: float = 1.0  # full guidance at and below this time when sampling (flow.guidance_at); 1: always
     early_guidance: float = 1.0  # the share of the guidance's strength above guidance_start; 1: full
+    guidance: float = 4.0  # the guidance scale a request that names none samples with (`guidance_for`)
+    continue_guidance: float = 4.0  # the same for continuing a clip, where the given frames already say much
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
@@ -58,6 +60,11 @@ class DiTConfig:
         interval it samples best with."""
         return {"time_shift": self.time_shift, "guidance_start": self.guidance_start,
                 "early_guidance": self.early_guidance}
+
+    def guidance_for(self, mode: str) -> float:
+        """The guidance scale the model samples a mode with when a request names none: `continue_guidance` to
+        continue a clip, `guidance` otherwise."""
+        return self.continue_guidance if mode == "continue" else self.guidance
 
     @property
     def table_rows(self) -> int:

@@ -245,7 +245,7 @@ class Generator:
         if window.start is not None:
             start_latents = self.autoencoder.encode(to_video_tensor(window.start[None], self.device))
         shape = (1, self.window, config.latent_channels, config.latent_size, config.latent_size)
-        latents = sample(self.dit, shape, tokens, neg, steps=params.steps, guidance=params.guidance,
+        latents = sample(self.dit, shape, tokens, neg, steps=params.steps, guidance=self.guidance(params),
                          generator=generator, known=known, known_mask=known_mask, start_latents=start_latents,
                          strength=params.strength, **config.sampling,
                          callback=progress.of_window(window.index))
@@ -277,10 +277,14 @@ class Generator:
         if warning:
             log.warning(warning)
         record = {"mode": params.mode, "prompt": params.prompt, "negative_prompt": params.negative_prompt,
-                  "seed": params.seed, "steps": params.steps, "guidance": params.guidance, "frames": len(frames),
+                  "seed": params.seed, "steps": params.steps, "guidance": self.guidance(params), "frames": len(frames),
                   "fps": self.fps, "model": self.name, "parsed_prompt": parsed.to_dict(),
                   "warnings": [warning] if warning else [], "created_at": time.time(), **details}
         return Clip(np.ascontiguousarray(frames), self.fps, record)
+
+    def guidance(self, params: GenerationParams) -> float:
+        """The guidance scale a generation samples with: the one it asks for, or the model's own for its mode."""
+        return params.guidance if params.guidance is not None else self.dit.config.guidance_for(params.mode)
 
     # --- what is given ---------------------------------------------------------------------
 

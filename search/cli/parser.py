@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", default="", help="negative prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's own for the mode)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--model", default="reelbase-tiny", help="built-in name or a .safetensors checkpoint")
     p.add_argument("--device", default="auto")

@@ -134,6 +134,19 @@ def test_a_checkpoint_says_how_it_samples_and_older_ones_sample_unshifted_with_f
     assert load_checkpoint(tmp_path / "older.safetensors")[1].sampling == dict.fromkeys(recipe, 1.0)
 
 
+def test_a_checkpoint_says_its_guidance_for_each_mode_and_older_ones_guide_every_mode_at_4(tmp_path):
+    from generator.checkpoint import save_weights
+
+    model = STDiT(replace(CONFIG, guidance=5.0, continue_guidance=2.0))
+    save_checkpoint(tmp_path / "own.safetensors", model, model.config)
+    config = load_checkpoint(tmp_path / "own.safetensors")[1]
+    assert [config.guidance_for(m) for m in ("text", "continue", "animate", "inpaint")] == [5.0, 2.0, 5.0, 5.0]
+    older = {k: v for k, v in asdict(CONFIG).items() if k not in ("guidance", "continue_guidance")}
+    save_weights(tmp_path / "older.safetensors", model, older)
+    config = load_checkpoint(tmp_path / "older.safetensors")[1]
+    assert config.guidance_for("text") == config.guidance_for("continue") == 4.0
+
+
 def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_path):
     from generator.dit import vocabulary_of, with_vocabulary
 

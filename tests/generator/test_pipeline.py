@@ -119,6 +119,26 @@ def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
     assert not np.array_equal(a, b)
 
 
+def test_a_generation_naming_no_guidance_samples_with_the_models_own_for_its_mode(gen, clip):
+    torch.manual_seed(0)
+    model = STDiT(dataclasses.replace(gen.dit.config, guidance=3.0, continue_guidance=1.5))
+    with torch.no_grad():  # wake the zero-initialised layers, so the guidance changes the frames
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.2)
+    own = Generator(model, gen.autoencoder, "test", "cpu")
+    prompt = "a red ball moving right on black"
+    text = own.generate(prompt, seed=1, steps=2)
+    assert text.record["guidance"] == 3.0
+    assert np.array_equal(text.frames, own.generate(prompt, seed=1, steps=2, guidance=3.0).frames)
+    continued = own.extend(clip[:8], prompt, seed=1, steps=2, new_frames=8)
+    assert continued.record["guidance"] == 1.5
+    assert np.array_equal(continued.frames, own.extend(clip[:8], prompt, seed=1, steps=2, new_frames=8,
+                                                       guidance=1.5).frames)
+    asked = own.extend(clip[:8], prompt, seed=1, steps=2, new_frames=8, guidance=3.0)
+    assert asked.record["guidance"] == 3.0 and not np.array_equal(asked.frames, continued.frames)
+
+
 def test_make_runs_each_mode_from_its_params_as_the_mode_methods_do(gen, clip):
     region = Region(x=0.25, y=0.125, width=0.5, height=0.375)
     box = region.mask(64, 64)

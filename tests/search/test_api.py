@@ -333,6 +333,13 @@ def test_stats_count_by_source_and_storage(api):
 # --- generation jobs -----------------------------------------------------------------------------
 
 
+def shipped_config():
+    from generator.checkpoint import generator_files
+    from generator.dit import load_checkpoint
+
+    return load_checkpoint(generator_files("reelbase-tiny")[0])[1]
+
+
 def test_text_job_saves_an_indexed_clip_and_streams_events(api):
     client, _, _ = api
     r = client.post("/jobs", json={"prompt": "a red ball moving right on black", "steps": 3, "seed": 5})
@@ -343,6 +350,8 @@ def test_text_job_saves_an_indexed_clip_and_streams_events(api):
     final = json.loads(lines[-1][6:])
     assert final["status"] == "succeeded" and final["video"]["source"] == "generated"
     assert final["video"]["meta"]["job"]["seed"] == 5 and final["step"] == final["total_steps"] == 3
+    assert final["video"]["meta"]["job"]["guidance"] is None  # none asked: the model's own, which the clip records
+    assert final["video"]["meta"]["guidance"] == shipped_config().guidance_for("text")
     hits = client.post("/search/prompts", json={"text": "a red ball moving right", "top_k": 3}).json()
     assert final["video_id"] in [h["video"]["video_id"] for h in hits]
 
@@ -358,6 +367,7 @@ def test_reseed_from_a_hit_records_the_parent(api):
         job = _wait(client, r.json()["job_id"])
         assert job["status"] == "succeeded", job
         assert job["video"]["parent_id"] == parent and job["params"]["mode"] == mode
+        assert job["video"]["meta"]["guidance"] == shipped_config().guidance_for(mode)
     children = client.get(f"/videos/{parent}").json()["children"]
     assert len(children) >= 5
     for mode in ("continue", "animate", "variation", "inpaint"):  # the clips are 2 s long

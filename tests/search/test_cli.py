@@ -321,6 +321,10 @@ def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
     assert "wrote" in result.stdout and decord.VideoReader(str(out)).__len__() == 16
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["seed"] == 1 and record["steps"] == 3 and record["parsed_prompt"]["scene"] == "on black"
+    assert record["guidance"] == 4.0  # the built-in model's own for text, as none was asked for
+    guided = reelbase("generate", "a red ball", "--steps", "1", "--guidance", "2.5", "--out", str(tmp_path / "g.mp4"),
+                      data_dir=tmp_path / "d")
+    assert guided.returncode == 0 and json.loads((tmp_path / "g.json").read_text())["guidance"] == 2.5
     warned = reelbase("generate", "a dragon over a castle", "--steps", "1", "--out", str(tmp_path / "d.mp4"),
                       data_dir=tmp_path / "d")
     assert "warning: the model does not know the word(s) 'dragon'" in warned.stderr

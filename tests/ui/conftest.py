@@ -32,9 +32,9 @@ def environment(**values: str):
 
 
 @pytest.fixture(scope="session")
-def api_url(tmp_path_factory):
-    """The API's address (its key in REELBASE_API_KEY); the library holds 6 world clips, a brightened copy of the
-    first, and a generated clip."""
+def api_server(tmp_path_factory):
+    """A served API with a key; the library holds 6 world clips, a brightened copy of the first, and a generated
+    clip."""
     root = tmp_path_factory.mktemp("ui-api")
     app = create_app(Settings(data_dir=root / "data", device="cpu", api_key=API_KEY))
     with fixtures.serving(app) as url:
@@ -45,5 +45,12 @@ def api_url(tmp_path_factory):
         paths.append(write_mp4(root / "copy-of-clip0.mp4", copy, FPS))
         service.library.ingest(paths)
         service.generation.generate(GenerationParams(prompt="a red ball moving right on black", steps=2))
-        with environment(REELBASE_API_URL=url, REELBASE_API_KEY=API_KEY):
-            yield url
+        yield url
+
+
+@pytest.fixture
+def api_url(api_server):
+    """The API's address, with it and its key in the environment the UI reads for this test only (so an API that
+    a later test makes does not take the key)."""
+    with environment(REELBASE_API_URL=api_server, REELBASE_API_KEY=API_KEY):
+        yield api_server

@@ -15,15 +15,16 @@ import httpx
 import pytest
 
 from tests.fixtures import free_port
+from tests.ui.conftest import API_KEY
 
 CHROMIUM = "/usr/bin/chromium"
 APP = Path(__file__).parents[2] / "ui" / "app.py"
 
 
 @pytest.fixture(scope="module")
-def ui_url(api_url):
+def ui_url(api_server):
     port = free_port()
-    env = {**os.environ, "REELBASE_API_URL": api_url}
+    env = {**os.environ, "REELBASE_API_URL": api_server, "REELBASE_API_KEY": API_KEY}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
                              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

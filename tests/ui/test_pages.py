@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.fixtures import free_port
+from ui.client import Api
 
 APP = str(Path(__file__).parents[2] / "ui" / "app.py")
 
@@ -82,6 +83,9 @@ def test_generate_shows_progress_and_the_clip(api_url):
     assert at.get("video")
     history = at.dataframe[0].value
     assert "succeeded" in set(history["status"])
+    assert labelled(at.select_slider, "Guidance").value == "model's own"
+    job = Api().job(at.session_state.watch_job)  # asked for none: sampled with the model's own for text
+    assert job["params"]["guidance"] is None and job["video"]["meta"]["guidance"] == 4.0
 
 
 def test_duplicates_page_finds_the_copy(api_url):

@@ -6,6 +6,8 @@ import streamlit as st
 
 from ui.common import api, call, name_of, play
 
+MODELS_OWN = "model's own"
+
 st.title("Generate")
 
 with st.form("generate"):
@@ -14,7 +16,8 @@ with st.form("generate"):
     c1, c2, c3, c4 = st.columns(4)
     seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
     steps = c2.slider("Steps", 1, 100, 30)
-    guidance = c3.slider("Guidance", 0.0, 20.0, 4.0, step=0.5)
+    guidance = c3.select_slider("Guidance", [MODELS_OWN, *(x / 2 for x in range(41))], MODELS_OWN,
+                                help="classifier-free guidance scale; the model's own by default")
     frames = c4.slider("Frames", 2, 128, 16)
     submitted = st.form_submit_button("Generate")
 
@@ -23,7 +26,8 @@ if submitted:
         st.error("Write a prompt first.")
     else:
         job = call(api().create_job, {"prompt": prompt, "negative_prompt": negative, "seed": int(seed),
-                                      "steps": int(steps), "guidance": float(guidance), "frames": int(frames)})
+                                      "steps": int(steps), "frames": int(frames),
+                                      "guidance": None if guidance == MODELS_OWN else float(guidance)})
         st.session_state.watch_job = job["job_id"]
 
 
