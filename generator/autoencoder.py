@@ -45,9 +45,18 @@ class AutoencoderConfig:
         """Pixels a side of the square one latent cell stands for: a stride-2 step per width."""
         return 2 ** len(self.widths)
 
+    def check_latents(self, channels: int, size: int, frame_size: int) -> None:
+        """A clear error unless a model of `channels` x `size` x `size` latents of `frame_size` px frames (a
+        DiT's config) models this autoencoder's latents."""
+        if channels != self.latent_channels or size * self.downscale != frame_size:
+            raise ValueError(f"the DiT models {channels} x {size} x {size} latents of {frame_size} px frames, but "
+                             f"its autoencoder makes {self.latent_channels} x {frame_size // self.downscale} x "
+                             f"{frame_size // self.downscale} latents of them")
+
 
 AE_CONFIGS = {
     "tiny": AutoencoderConfig(),
+    "fine": AutoencoderConfig(latent_channels=4, widths=(32, 64)),  # 16 x 16 x 4 latents: 4 px cells keep corners
     "test": AutoencoderConfig(latent_channels=4, widths=(8, 16, 16), groups=4),
 }
 

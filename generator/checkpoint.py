@@ -19,7 +19,14 @@ from common.files import atomic_path, remove_stale_temp_files
 from common.weights import Builtins, resolve, weights_file
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the built-in models: shipped, or exported by training
-AUTOENCODER = "autoencoder-tiny.safetensors"  # the frame autoencoder, beside every generator checkpoint
+
+
+def autoencoder_file(name: str) -> str:
+    """The file of the autoencoder `name` (an `AE_CONFIGS` name), beside every generator trained on its latents."""
+    return f"autoencoder-{name}.safetensors"
+
+
+AUTOENCODER = autoencoder_file("tiny")  # the built-in generator's frame autoencoder
 BUILTIN = Builtins("generator", WEIGHTS_DIR, files="generator-{}.safetensors", names="reelbase-{}",
                    declared=("reelbase-tiny",), make="`reelbase train generator --config NAME` exports reelbase-NAME")
 
@@ -30,10 +37,11 @@ def builtin_path(config: str) -> Path:
 
 
 def generator_files(spec: str, autoencoder: str | Path | None = None) -> tuple[Path, Path]:
-    """The DiT checkpoint a spec names (a path or a built-in name) and its autoencoder: the one given,
-    else AUTOENCODER beside the checkpoint."""
+    """The DiT checkpoint a spec names (a path or a built-in name) and its autoencoder: the one given, else
+    the one its config names (`DiTConfig.autoencoder`; "tiny" for older files) beside the checkpoint."""
     dit = resolve(spec, BUILTIN)
-    return dit, weights_file(autoencoder or dit.with_name(AUTOENCODER), "autoencoder")
+    beside = dit.with_name(autoencoder_file(read_config(dit).get("autoencoder", "tiny")))
+    return dit, weights_file(autoencoder or beside, "autoencoder")
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: dict | None = None) -> None:
@@ -45,13 +53,21 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: 
         save_file(state, str(tmp), metadata=metadata)
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
-    """The state dict, config and extra of a file written by `save_weights`."""
+def read_config(path: str | Path) -> dict:
+    """The config of a file written by `save_weights`, without reading its weights."""
     with safe_open(str(path), "pt") as f:
         metadata = f.metadata() or {}
     if "config" not in metadata:
         raise ValueError(f"{path} has no reelbase config in its metadata; it is not a reelbase model file")
-    return load_file(str(path)), json.loads(metadata["config"]), json.loads(metadata.get("extra", "{}"))
+    return json.loads(metadata["config"])
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """The state dict, config and extra of a file written by `save_weights`."""
+    config = read_config(path)
+    with safe_open(str(path), "pt") as f:
+        extra = (f.metadata() or {}).get("extra", "{}")
+    return load_file(str(path)), config, json.loads(extra)
 
 
 def save_training_state(path: str | Path, parts: dict, **values) -> None:

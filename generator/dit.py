@@ -53,6 +53,7 @@ class DiTConfig:
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
     fps: int = world.FPS  # frames per second of the clips it learned from
+    autoencoder: str = "tiny"  # the autoencoder whose latents it models (AE_CONFIGS): its file is beside this one
 
     @property
     def sampling(self) -> dict:
@@ -75,6 +76,10 @@ class DiTConfig:
 DIT_CONFIGS = {
     "tiny": DiTConfig(width=192, depth=4, heads=4, text_width=128, text_layers=2),
     "base": DiTConfig(width=512, depth=12, heads=8, text_width=512, text_layers=4),  # accelerator
+    # tiny's transformer on the "fine" autoencoder's 16 x 16 x 4 latents, 4 x 4 patches: the same 16 tokens a
+    # frame, each over 4 px cells, which keep a square's corners (the tiny autoencoder's 8 px cells round them)
+    "fine": DiTConfig(latent_channels=4, latent_size=16, patch=4, width=192, depth=4, heads=4, text_width=128,
+                      text_layers=2, autoencoder="fine"),
     "test": DiTConfig(latent_channels=4, latent_size=4, frames=4, width=32, depth=2, heads=2,
                       text_width=32, text_layers=1, context_length=8),  # unit tests
 }

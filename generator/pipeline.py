@@ -95,10 +95,7 @@ class Generator:
 
     def __init__(self, dit: STDiT, autoencoder: FrameAutoencoder, name: str, device: str = "cpu"):
         config = dit.config
-        if config.latent_size * autoencoder.config.downscale != config.frame_size:
-            raise ValueError(f"the DiT makes {config.frame_size} px frames, but its autoencoder decodes its "
-                             f"{config.latent_size} x {config.latent_size} latents to "
-                             f"{config.latent_size * autoencoder.config.downscale} px")
+        autoencoder.config.check_latents(config.latent_channels, config.latent_size, config.frame_size)
         self.dit = dit.to(device).eval()
         self.autoencoder = autoencoder.to(device).eval()
         self.name = name

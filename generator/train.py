@@ -29,7 +29,7 @@ from tqdm import tqdm
 from common.captions import captioned_videos, no_captioned_videos
 from generator import world
 from generator.autoencoder import load_autoencoder, lr_at, object_mask, to_video_tensor
-from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR, builtin_path, load_training_state, save_training_state
+from generator.checkpoint import WEIGHTS_DIR, autoencoder_file, builtin_path, load_training_state, save_training_state
 from generator.dit import (
     DIT_CONFIGS,
     DiTConfig,
@@ -237,7 +237,7 @@ class Schedule:
 
 
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
-                    autoencoder: str | Path = WEIGHTS_DIR / AUTOENCODER,
+                    autoencoder: str | Path | None = None,
                     export: str | Path | None = builtin_path("tiny"),
                     init: str | Path | None = None, data: str | Path | None = None,
                     dit_config: DiTConfig | None = None, clock: Callable[[], float] = time.monotonic) -> dict:
@@ -249,7 +249,9 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     of captioned videos to train on instead of the world stream (see `FolderClips`).
     `dit_config` trains that model config instead of the registry's `cfg.config` (`init`'s
     own config wins over both). The model's token table has rows for the words it trains on
-    (`training_vocabulary`): the world's, and a folder's captions'.
+    (`training_vocabulary`): the world's, and a folder's captions'. It trains on the latents of
+    `autoencoder`, by default the built-in one its config names (`DiTConfig.autoencoder`), where the export
+    finds it beside the exported file.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,8 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
             return folder.batch(step_seed, cfg.batch, device)
         return world_batch(step_seed, cfg.batch, device, cfg.upstream, cfg.upstream_continued, continued)
 
-    ae, _ = load_autoencoder(autoencoder, device)
+    ae, _ = load_autoencoder(autoencoder or WEIGHTS_DIR / autoencoder_file(dit_config.autoencoder), device)
+    ae.config.check_latents(dit_config.latent_channels, dit_config.latent_size, dit_config.frame_size)
     ae.requires_grad_(False)
     model = STDiT(dit_config).to(device)
     if start is not None:

@@ -30,16 +30,20 @@ def cmd_train(args) -> int:
         overrides.pop("batch", None)
         result = train(run_dir, dataclasses.replace(TrainConfig(), **overrides), device, export=not args.no_export)
     elif args.what == "autoencoder":
-        from generator.autoencoder import train_autoencoder
-        from generator.checkpoint import AUTOENCODER, WEIGHTS_DIR
+        from generator.autoencoder import AE_CONFIGS, train_autoencoder
+        from generator.checkpoint import WEIGHTS_DIR, autoencoder_file
 
         overrides |= given(args, "lr", "object_weight", "init", "refine_blocks")
-        result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, **overrides)
+        config = AE_CONFIGS[known_config(args.config, AE_CONFIGS, "autoencoder")]
+        result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, config=config, **overrides)
         if not args.no_export:
-            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / AUTOENCODER)
+            shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / autoencoder_file(args.config))
     else:
         from generator.checkpoint import builtin_path
+        from generator.dit import DIT_CONFIGS
         from generator.train import GeneratorTrainConfig, train_generator
+
+        known_config(args.config, DIT_CONFIGS, "generator")
 
         if args.minutes is not None and args.steps is not None:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
@@ -50,6 +54,13 @@ def cmd_train(args) -> int:
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def known_config(name: str, configs: dict, what: str) -> str:
+    """`name` when `configs` has it, else a usage error naming the ones it has."""
+    if name not in configs:
+        raise SystemExit(f"reelbase train {what}: no config '{name}'; give one of {', '.join(configs)}")
+    return name
 
 
 def given(args, *names: str) -> dict:

@@ -34,3 +34,31 @@ def test_an_unknown_generator_names_the_choices(tmp_path):
         Generator.load(str(tmp_path / "gone.safetensors"), "cpu")
     with pytest.raises(UnknownModel, match="autoencoder weights file not found"):
         Generator.load("reelbase-tiny", "cpu", autoencoder=tmp_path / "gone.safetensors")
+
+
+def test_a_generator_finds_the_autoencoder_its_config_names_beside_it_and_older_ones_the_tiny_one(tmp_path):
+    fine = dataclasses.replace(AE_CONFIGS["test"], widths=(8, 16))  # 16 x 16 latents
+    save_autoencoder(tmp_path / checkpoint.autoencoder_file("fine"), FrameAutoencoder(fine))
+    save_autoencoder(tmp_path / checkpoint.AUTOENCODER, FrameAutoencoder(AE_CONFIGS["test"]))
+    config = dataclasses.replace(DIT_CONFIGS["test"], latent_channels=4, latent_size=16, patch=4, autoencoder="fine")
+    save_checkpoint(tmp_path / "fine.safetensors", STDiT(config), config)
+    dit_file, ae_file = checkpoint.generator_files(str(tmp_path / "fine.safetensors"))
+    assert ae_file == tmp_path / "autoencoder-fine.safetensors"
+    assert Generator.load(str(dit_file), "cpu").generate("a red ball", steps=1, frames=4).frames.shape == (4, 64, 64, 3)
+    older = dataclasses.replace(DIT_CONFIGS["test"], latent_size=8)
+    checkpoint.save_weights(tmp_path / "older.safetensors", STDiT(older),
+                            {k: v for k, v in dataclasses.asdict(older).items() if k != "autoencoder"})
+    assert checkpoint.generator_files(str(tmp_path / "older.safetensors"))[1] == tmp_path / checkpoint.AUTOENCODER
+    with pytest.raises(ValueError, match="the DiT models 4 x 8 x 8 latents of 64 px frames, but its autoencoder "
+                                         "makes 4 x 16 x 16"):
+        Generator.load(str(tmp_path / "older.safetensors"), "cpu", autoencoder=ae_file)
+
+
+def test_the_shipped_fine_autoencoder_is_the_fine_config_and_fits_the_fine_generator():
+    from generator.autoencoder import load_autoencoder
+
+    ae = load_autoencoder(checkpoint.WEIGHTS_DIR / checkpoint.autoencoder_file("fine"))[0]
+    fine = DIT_CONFIGS["fine"]
+    assert ae.config == AE_CONFIGS["fine"]
+    ae.config.check_latents(fine.latent_channels, fine.latent_size, fine.frame_size)
+    assert fine.autoencoder == "fine" and (fine.latent_size // fine.patch) ** 2 == 16  # tiny's tokens a frame

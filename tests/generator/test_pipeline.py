@@ -204,5 +204,5 @@ def test_the_checkpoint_says_the_frame_size_and_rate_older_ones_the_worlds(gen, 
     save_autoencoder(tmp_path / AUTOENCODER, gen.autoencoder)
     loaded = Generator.load(str(tmp_path / "older.safetensors"), "cpu")
     assert (loaded.frame_size, loaded.fps) == (world.SIZE, world.FPS)
-    with pytest.raises(ValueError, match="autoencoder decodes"):
+    with pytest.raises(ValueError, match="latents of 128 px frames, but its autoencoder makes 4 x 16 x 16"):
         Generator(STDiT(dataclasses.replace(gen.dit.config, frame_size=128)), gen.autoencoder, "test", "cpu")

@@ -49,6 +49,23 @@ def test_training_lowers_the_loss_checkpoints_and_resumes(tmp_path):
     assert again["steps_before"] == 40 and again["steps_total"] == 42
 
 
+def test_a_generator_trains_on_the_latents_of_the_autoencoder_its_config_names_and_exports_beside_it(tmp_path,
+                                                                                                  monkeypatch):
+    from generator import checkpoint, train
+
+    fine = FrameAutoencoder(dataclasses.replace(AE_CONFIGS["test"], widths=(8, 16)))  # 16 x 16 x 4 latents
+    save_autoencoder(tmp_path / checkpoint.autoencoder_file("fine"), fine)
+    monkeypatch.setattr(train, "WEIGHTS_DIR", tmp_path)  # where the built-in autoencoders are
+    config = dataclasses.replace(dit.DIT_CONFIGS["test"], latent_channels=4, latent_size=16, patch=4, frames=16,
+                                 autoencoder="fine")
+    cfg = GeneratorTrainConfig(steps=2, batch=2)
+    train_generator(tmp_path / "run", cfg, export=tmp_path / "generator-fine.safetensors", dit_config=config)
+    gen = Generator.load(str(tmp_path / "generator-fine.safetensors"), "cpu")  # its autoencoder found beside it
+    assert gen.autoencoder.config == fine.config and gen.generate("a red ball", steps=1).frames.shape == (16, 64, 64, 3)
+    with pytest.raises(ValueError, match="the DiT models 4 x 8 x 8 latents"):  # the tiny layout on the fine latents
+        train_generator(tmp_path / "run2", cfg, export=None, dit_config=dataclasses.replace(config, latent_size=8))
+
+
 def test_runs_keep_a_token_table_over_the_words_they_know_and_shrink_a_full_one_they_start_from(tmp_path):
     from generator.train import training_vocabulary
 

@@ -362,6 +362,21 @@ def test_train_generator_takes_minutes_or_steps_and_a_time_shift(tmp_path):
     assert both.returncode != 0 and "give --steps or --minutes, not both" in both.stderr
 
 
+def test_train_takes_a_config_by_name_for_the_autoencoder_and_names_the_choices_for_an_unknown_one(tmp_path):
+    from generator.autoencoder import load_autoencoder
+
+    trained = reelbase("train", "autoencoder", "--config", "fine", "--steps", "1", "--batch", "2", "--device", "cpu",
+                       "--no-export", "--run-dir", str(tmp_path / "run"), data_dir=tmp_path)
+    assert json.loads(trained.stdout)["steps"] == 1
+    ae = load_autoencoder(tmp_path / "run" / "autoencoder.safetensors")[0]
+    assert ae.config.widths == (32, 64) and ae.config.latent_channels == 4  # 16 x 16 x 4 latents
+    for what in ("autoencoder", "generator"):
+        unknown = reelbase("train", what, "--config", "huge", "--steps", "1", "--no-export",
+                           "--run-dir", str(tmp_path / what), data_dir=tmp_path, check=False)
+        assert unknown.returncode != 0 and "fine" in unknown.stderr
+        assert f"reelbase train {what}: no config 'huge'; give one of tiny" in unknown.stderr
+
+
 def test_train_autoencoder_fine_tunes_the_decoder_of_a_trained_one(tmp_path):
     from generator.autoencoder import AE_CONFIGS, load_autoencoder, train_autoencoder
 
