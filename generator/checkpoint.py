@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from common.files import atomic_path, remove_stale_temp_files
@@ -40,8 +40,9 @@ def generator_files(spec: str, autoencoder: str | Path | None = None) -> tuple[P
     """The DiT checkpoint a spec names (a path or a built-in name) and its autoencoder: the one given, else
     the one its config names (`DiTConfig.autoencoder`; "tiny" for older files) beside the checkpoint."""
     dit = resolve(spec, BUILTIN)
-    beside = dit.with_name(autoencoder_file(read_config(dit).get("autoencoder", "tiny")))
-    return dit, weights_file(autoencoder or beside, "autoencoder")
+    if autoencoder is None:
+        autoencoder = dit.with_name(autoencoder_file(read_config(dit).get("autoencoder", "tiny")))
+    return dit, weights_file(autoencoder, "autoencoder")
 
 
 def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: dict | None = None) -> None:
@@ -54,9 +55,12 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: 
 
 
 def read_config(path: str | Path) -> dict:
-    """The config of a file written by `save_weights`, without reading its weights."""
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata() or {}
+    """The config of a file written by `save_weights`, without reading its weights; ValueError for any other file."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path} is not a safetensors model file ({exc})") from None
     if "config" not in metadata:
         raise ValueError(f"{path} has no reelbase config in its metadata; it is not a reelbase model file")
     return json.loads(metadata["config"])
@@ -66,7 +70,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]
     """The state dict, config and extra of a file written by `save_weights`."""
     config = read_config(path)
     with safe_open(str(path), "pt") as f:
-        extra = (f.metadata() or {}).get("extra", "{}")
+        extra = (f.metadata() or {}).get("extra", "{}")  # read_config has checked the file
     return load_file(str(path)), config, json.loads(extra)
 
 

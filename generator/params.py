@@ -23,7 +23,7 @@ NegativePrompt = Annotated[str, Field(default="", max_length=MAX_PROMPT)]
 Seed = Annotated[int, Field(default=0, ge=0, le=2**31 - 1)]
 Steps = Annotated[int, Field(default=30, ge=1, le=200)]
 Guidance = Annotated[float | None, Field(default=None, ge=0, le=20, description=(
-    "classifier-free guidance scale; none: the model's own for the mode (reelbase-tiny: 4, continue 2)"))]
+    "classifier-free guidance scale; none: the model's own for the mode, as its config says"))]
 Frames = Annotated[int, Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")]
 SourceTime = Annotated[float, Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")]
 Strength = Annotated[float, Field(default=0.6, ge=0, le=1, description="variation: how far from the source")]

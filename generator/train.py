@@ -250,8 +250,8 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     `dit_config` trains that model config instead of the registry's `cfg.config` (`init`'s
     own config wins over both). The model's token table has rows for the words it trains on
     (`training_vocabulary`): the world's, and a folder's captions'. It trains on the latents of
-    `autoencoder`, by default the built-in one its config names (`DiTConfig.autoencoder`), where the export
-    finds it beside the exported file.
+    `autoencoder`, by default the built-in one its config names (`DiTConfig.autoencoder`): an export to the
+    built-in folder finds it beside itself; an export elsewhere loads with that autoencoder given.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "latents); autoencoder: tiny (8 x 8 x 8 latents) or fine (16 x 16 x 4); exported as NAME's "
                         "files")
     p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--run-dir", default=None, help="checkpoints, default runs/WHAT; training resumes from here")
+    p.add_argument("--run-dir", default=None,
+                   help="checkpoints, default runs/WHAT (runs/WHAT-CONFIG for a config other than tiny); training "
+                        "resumes from here")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--no-export", action="store_true", help="do not overwrite the shipped weights")

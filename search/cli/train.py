@@ -20,7 +20,7 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     temporal = args.what == "clip" and (args.temporal or args.data)
-    run_dir = args.run_dir or f"runs/{'temporal' if temporal else args.what}"
+    run_dir = args.run_dir or default_run_dir(args.what, args.config, temporal)
     overrides = given(args, "steps", "batch")
     if temporal:
         result = train_temporal(args, run_dir, device, overrides)
@@ -35,6 +35,8 @@ def cmd_train(args) -> int:
 
         overrides |= given(args, "lr", "object_weight", "init", "refine_blocks")
         config = AE_CONFIGS[known_config(args.config, AE_CONFIGS, "autoencoder")]
+        if args.init and not args.no_export:
+            same_latents(args.init, config, args.config)
         result = train_autoencoder(run_dir, device=device, decoder_only=args.decoder_only, config=config, **overrides)
         if not args.no_export:
             shutil.copyfile(f"{run_dir}/autoencoder.safetensors", WEIGHTS_DIR / autoencoder_file(args.config))
@@ -56,11 +58,34 @@ def cmd_train(args) -> int:
     return 0
 
 
+def default_run_dir(what: str, config: str, temporal: bool) -> str:
+    """runs/WHAT (runs/temporal for the temporal model), and runs/WHAT-CONFIG for a config other than tiny, so
+    a run of one config never resumes another's."""
+    if temporal:
+        return "runs/temporal"
+    return f"runs/{what}" if what == "clip" or config == "tiny" else f"runs/{what}-{config}"
+
+
 def known_config(name: str, configs: dict, what: str) -> str:
-    """`name` when `configs` has it, else a usage error naming the ones it has."""
+    """`name` when `configs` has it, else a usage error naming the ones it has (but the unit tests' own)."""
     if name not in configs:
-        raise SystemExit(f"reelbase train {what}: no config '{name}'; give one of {', '.join(configs)}")
+        choices = ", ".join(c for c in configs if c != "test")
+        raise SystemExit(f"reelbase train {what}: no config '{name}'; give one of {choices}")
     return name
+
+
+def same_latents(init: str, config, name: str) -> None:
+    """A usage error unless the --init autoencoder makes the latents of the config it will be exported as
+    (autoencoder-NAME.safetensors), so an export never puts one layout where generators expect another."""
+    from generator.autoencoder import AutoencoderConfig
+    from generator.checkpoint import read_config
+
+    raw = read_config(init)
+    theirs = AutoencoderConfig(latent_channels=raw["latent_channels"], widths=tuple(raw["widths"]))
+    if (theirs.latent_channels, theirs.downscale) != (config.latent_channels, config.downscale):
+        raise SystemExit(f"reelbase train autoencoder: --init {init} makes {theirs.latent_channels}-channel latents "
+                         f"of {theirs.downscale} px cells, not those of the config '{name}' it would be exported as; "
+                         f"give its --config")
 
 
 def given(args, *names: str) -> dict:

@@ -62,3 +62,9 @@ def test_the_shipped_fine_autoencoder_is_the_fine_config_and_fits_the_fine_gener
     assert ae.config == AE_CONFIGS["fine"]
     ae.config.check_latents(fine.latent_channels, fine.latent_size, fine.frame_size)
     assert fine.autoencoder == "fine" and (fine.latent_size // fine.patch) ** 2 == 16  # tiny's tokens a frame
+
+
+def test_a_file_that_is_not_safetensors_is_a_clear_error(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not safetensors at all")
+    with pytest.raises(ValueError, match="is not a safetensors model file"):
+        Generator.load(str(tmp_path / "model.pt"), "cpu")

@@ -377,6 +377,20 @@ def test_train_takes_a_config_by_name_for_the_autoencoder_and_names_the_choices_
         assert f"reelbase train {what}: no config 'huge'; give one of tiny" in unknown.stderr
 
 
+def test_a_run_of_another_config_has_its_own_folder_and_an_init_exports_only_as_the_config_it_fits(tmp_path):
+    from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder
+    from search.cli.train import default_run_dir, same_latents
+
+    assert default_run_dir("autoencoder", "tiny", False) == "runs/autoencoder"
+    assert default_run_dir("generator", "fine", False) == "runs/generator-fine"
+    assert default_run_dir("clip", "tiny", True) == "runs/temporal"
+    assert default_run_dir("clip", "fine", False) == "runs/clip"
+    save_autoencoder(tmp_path / "fine.safetensors", FrameAutoencoder(AE_CONFIGS["fine"]))
+    same_latents(str(tmp_path / "fine.safetensors"), AE_CONFIGS["fine"], "fine")
+    with pytest.raises(SystemExit, match="makes 4-channel latents of 4 px cells, not those of the config 'tiny'"):
+        same_latents(str(tmp_path / "fine.safetensors"), AE_CONFIGS["tiny"], "tiny")
+
+
 def test_train_autoencoder_fine_tunes_the_decoder_of_a_trained_one(tmp_path):
     from generator.autoencoder import AE_CONFIGS, load_autoencoder, train_autoencoder
 
