@@ -298,9 +298,14 @@ def save_autoencoder(path: str | Path, model: FrameAutoencoder, extra: dict | No
     save_weights(path, model, asdict(model.config), extra)
 
 
+def config_from(raw: dict) -> AutoencoderConfig:
+    """An autoencoder file's config (`checkpoint.read_config`) as the dataclass."""
+    return AutoencoderConfig(**{**raw, "widths": tuple(raw["widths"])})
+
+
 def load_autoencoder(path: str | Path, device: str = "cpu") -> tuple[FrameAutoencoder, dict]:
     """Rebuild the autoencoder from its safetensors file alone; returns (model, extra)."""
     state, raw, extra = read_weights(path)
-    model = FrameAutoencoder(AutoencoderConfig(**{**raw, "widths": tuple(raw["widths"])}))
+    model = FrameAutoencoder(config_from(raw))
     model.load_state_dict(state)
     return model.to(device).eval(), extra

@@ -54,8 +54,8 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: dict, extra: 
         save_file(state, str(tmp), metadata=metadata)
 
 
-def read_config(path: str | Path) -> dict:
-    """The config of a file written by `save_weights`, without reading its weights; ValueError for any other file."""
+def _metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a file written by `save_weights`, read once; ValueError for any other file."""
     try:
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
@@ -63,15 +63,18 @@ def read_config(path: str | Path) -> dict:
         raise ValueError(f"{path} is not a safetensors model file ({exc})") from None
     if "config" not in metadata:
         raise ValueError(f"{path} has no reelbase config in its metadata; it is not a reelbase model file")
-    return json.loads(metadata["config"])
+    return metadata
+
+
+def read_config(path: str | Path) -> dict:
+    """The config of a file written by `save_weights`, without reading its weights."""
+    return json.loads(_metadata(path)["config"])
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """The state dict, config and extra of a file written by `save_weights`."""
-    config = read_config(path)
-    with safe_open(str(path), "pt") as f:
-        extra = (f.metadata() or {}).get("extra", "{}")  # read_config has checked the file
-    return load_file(str(path)), config, json.loads(extra)
+    metadata = _metadata(path)
+    return load_file(str(path)), json.loads(metadata["config"]), json.loads(metadata.get("extra", "{}"))
 
 
 def save_training_state(path: str | Path, parts: dict, **values) -> None:

@@ -77,11 +77,10 @@ def known_config(name: str, configs: dict, what: str) -> str:
 def same_latents(init: str, config, name: str) -> None:
     """A usage error unless the --init autoencoder makes the latents of the config it will be exported as
     (autoencoder-NAME.safetensors), so an export never puts one layout where generators expect another."""
-    from generator.autoencoder import AutoencoderConfig
+    from generator.autoencoder import config_from
     from generator.checkpoint import read_config
 
-    raw = read_config(init)
-    theirs = AutoencoderConfig(latent_channels=raw["latent_channels"], widths=tuple(raw["widths"]))
+    theirs = config_from(read_config(init))
     if (theirs.latent_channels, theirs.downscale) != (config.latent_channels, config.downscale):
         raise SystemExit(f"reelbase train autoencoder: --init {init} makes {theirs.latent_channels}-channel latents "
                          f"of {theirs.downscale} px cells, not those of the config '{name}' it would be exported as; "
