@@ -37,13 +37,13 @@ def truth_clips(n: int) -> list[world.WorldClip]:
     return world.sample_clips(EVAL_SEED, 0, n)
 
 
-def score_text_to_video(gen: Generator | None, clips, steps: int, guidance: float | None) -> tuple[dict, dict]:
+def score_text_to_video(gen: Generator | None, clips, steps: int, **settings) -> tuple[dict, dict]:
     """Per-metric shares for clips generated from the captions (or the truth itself when gen is None),
-    and the direction by kind of motion (`direction_by_motion`)."""
+    and the direction by kind of motion (`direction_by_motion`). `settings`: `GenerationParams` fields
+    (guidance, candidates; None: the model's own)."""
     results, faults = [], []
     for i, clip in enumerate(clips):
-        frames = clip.frames if gen is None else gen.generate(clip.caption, seed=i, steps=steps,
-                                                              guidance=guidance).frames
+        frames = clip.frames if gen is None else gen.generate(clip.caption, seed=i, steps=steps, **settings).frames
         results.append(evaluate_clip(frames, clip.spec))
         faults.append(None if results[-1]["direction"] else direction_fault(frames, clip.spec))
     return summarize(results), direction_by_motion(clips, results, faults)
@@ -61,11 +61,11 @@ def direction_by_motion(clips, results: list[dict], faults: list[str | None]) ->
             for kind, (ok, failed) in sorted(kinds.items())}
 
 
-def score_extend(gen: Generator, clips, steps: int, guidance: float | None) -> dict:
+def score_extend(gen: Generator, clips, steps: int, **settings) -> dict:
     """Velocity error against the simulator and the seam check, for clips continued from SEAM true frames."""
     results, seams = [], []
     for i, clip in enumerate(clips):
-        out = gen.extend(clip.frames[:SEAM], clip.caption, seed=i, steps=steps, guidance=guidance,
+        out = gen.extend(clip.frames[:SEAM], clip.caption, seed=i, steps=steps, **settings,
                          new_frames=len(clip.frames) - SEAM, context=SEAM).frames
         results.append(evaluate_clip(out, clip.spec, clip.centres))
         truth_ok = seam_velocity_ok(clip.frames, SEAM, scene=clip.spec.scene)
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=None,
                         help="guidance scale for every mode (default: the model's own for each: `guidance_for`)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="starting noises searched for the asked motion (default: the model's own); 1: no search")
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--guidance-start", type=float, default=None,
@@ -105,18 +107,20 @@ def main() -> None:
     started = time.time()
     rows = {f"{args.model}": gen} if args.model_only else {
         "simulator (ceiling)": None, f"{args.model}": gen, "untrained (floor)": untrained(gen)}
-    scored = {name: score_text_to_video(g, clips, args.steps, args.guidance) for name, g in rows.items()}
+    settings = {"guidance": args.guidance, "candidates": args.candidates}
+    scored = {name: score_text_to_video(g, clips, args.steps, **settings) for name, g in rows.items()}
     guidance = args.guidance if args.guidance is not None else \
         f"the model's own ({gen.dit.config.guidance_for('text')}, continue {gen.dit.config.guidance_for('continue')})"
-    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {guidance}; "
-          f"the model samples with {gen.dit.config.sampling}")
+    candidates = args.candidates if args.candidates is not None else f"the model's own ({gen.dit.config.candidates})"
+    print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {guidance}, "
+          f"candidates {candidates}; the model samples with {gen.dit.config.sampling}")
     metrics = [k for k in next(iter(scored.values()))[0] if k != "velocity_error"]
     print(f"{'':22s}" + "".join(f"{m:>12s}" for m in metrics))
     for name, (row, _) in scored.items():
         print(f"{name:22s}" + "".join(f"{row[m]:12.3f}" if row[m] is not None else f"{'-':>12s}" for m in metrics))
     for name, (_, by_motion) in scored.items():
         print(f"direction by motion, {name}: " + "; ".join(f"{kind} {text}" for kind, text in by_motion.items()))
-    extend = score_extend(gen, clips[: args.extend], args.steps, args.guidance)
+    extend = score_extend(gen, clips[: args.extend], args.steps, **settings)
     print(f"extend ({args.extend} clips, {SEAM} true frames given):", json.dumps(extend))
     print(f"({time.time() - started:.0f} s)")
 

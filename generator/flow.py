@@ -12,6 +12,7 @@ et al. 2022).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -192,12 +193,23 @@ def sampling_times(steps: int, t_start: float, time_shift: float, device="cpu") 
     return shift_times(torch.linspace(u_start, 0.0, n + 1, device=device), time_shift)
 
 
+@dataclass(frozen=True)
+class NoiseSearch:
+    """Which of `candidates` starting noises a sample goes on from (random search over noises with a
+    verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
+    each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie)."""
+
+    candidates: int
+    probe_time: float
+    judge: Callable[[torch.Tensor], float]
+
+
 @torch.no_grad()
 def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torch.Tensor | None = None,
            steps: int = 30, guidance: float = 4.0, generator: torch.Generator | None = None,
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
            start_latents: torch.Tensor | None = None, strength: float = 1.0, time_shift: float = 1.0,
-           guidance_start: float = 1.0, early_guidance: float = 1.0,
+           guidance_start: float = 1.0, early_guidance: float = 1.0, search: NoiseSearch | None = None,
            callback: Callable[[int, int, torch.Tensor], bool | None] | None = None) -> torch.Tensor:
     """Euler-integrate the flow from noise (t = 1) to latents (t = 0), shape (B, T, C, h, w).
 
@@ -205,30 +217,60 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     regions; `start_latents` with `strength` < 1 makes variations, running only the last
     steps * strength steps. `time_shift` spaces the steps as the model's training times were
     (`shift_times`; the model's config says), and `guidance_start` with `early_guidance` weaken the
-    guidance near noise (`guidance_at`; the config says too). `callback(step, steps, latents)` returning
-    False stops sampling with `Cancelled`.
+    guidance near noise (`guidance_at`; the config says too). `search` draws that many noises from
+    `generator` and goes on from the one its judge prefers (`NoiseSearch`; one candidate is the plain
+    sampler). `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the
+    steps count the search's probes too.
     """
     B, device = shape[0], tokens.device
-    noise = initial_noise(shape, generator, device)
-    x, t_start = noise, 1.0
-    if start_latents is not None:
-        x, t_start = (1 - strength) * start_latents + strength * noise, float(strength)
+    candidates = search.candidates if search is not None and start_latents is None else 1
+    noises = [initial_noise(shape, generator, device) for _ in range(candidates)]
+    t_start = 1.0 if start_latents is None else float(strength)
     times = sampling_times(steps, t_start, time_shift, device)
     n = len(times) - 1
+    probes = sum(1 for t in times[:-1].tolist() if t > search.probe_time) if candidates > 1 else 0
     scales = [guidance_at(t, guidance, guidance_start, early_guidance) for t in times[:-1].tolist()]  # one read
     context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
     frame_mask = None
     if known is not None:
-        known_mask = known_mask.to(x.dtype).expand(shape)  # (B, T, C, h, w)
+        known_mask = known_mask.to(noises[0].dtype).expand(shape)  # (B, T, C, h, w)
         frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
         frame_mask = frame_mask if frame_mask.any() else None
-    for i in range(n):
+    done, total = 0, n + (candidates - 1) * probes
+
+    def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""
+        nonlocal done
         if known is not None:
             x = replace_known(x, known, known_mask, frame_mask, noise, times[i])
         v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scales[i], frame_mask)
-        x = x + (times[i + 1] - times[i]) * v
-        if callback is not None and callback(i + 1, n, x) is False:
-            raise Cancelled(f"cancelled at step {i + 1} of {n}")
+        done += 1
+        following = x + (times[i + 1] - times[i]) * v
+        if callback is not None and callback(done, total, following) is False:
+            raise Cancelled(f"cancelled at step {done} of {total}")
+        return following, x - times[i] * v
+
+    start = [noise if start_latents is None else (1 - strength) * start_latents + strength * noise
+             for noise in noises]
+    x, noise, first = start[0], noises[0], 0
+    if probes:
+        x, noise = _search(step, start, noises, probes, search.judge)
+        first = probes
+    for i in range(first, n):
+        x, _ = step(x, i, noise)
     if known is not None:
         x = replace_known(x, known, known_mask, frame_mask, noise, times[-1])  # t = 0: exactly known
     return x
+
+
+def _search(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes: int,
+            judge: Callable[[torch.Tensor], float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run each candidate the first `probes` steps; the latents and noise of the one the judge scores highest."""
+    best = None
+    for x, noise in zip(start, noises):
+        for i in range(probes):
+            x, predicted = step(x, i, noise)
+        score = judge(predicted)
+        if best is None or score > best[0]:
+            best = (score, x, noise)
+    return best[1], best[2]

@@ -24,6 +24,10 @@ Seed = Annotated[int, Field(default=0, ge=0, le=2**31 - 1)]
 Steps = Annotated[int, Field(default=30, ge=1, le=200)]
 Guidance = Annotated[float | None, Field(default=None, ge=0, le=20, description=(
     "classifier-free guidance scale; none: the model's own for the mode, as its config says"))]
+MAX_CANDIDATES = 8
+Candidates = Annotated[int | None, Field(default=None, ge=1, le=MAX_CANDIDATES, description=(
+    "starting noises searched for the way the prompt asks its object to move (each costs the first "
+    "steps once more); none: the model's own, as its config says"))]
 Frames = Annotated[int, Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")]
 SourceTime = Annotated[float, Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")]
 Strength = Annotated[float, Field(default=0.6, ge=0, le=1, description="variation: how far from the source")]
@@ -70,6 +74,7 @@ class GenerationParams(BaseModel):
     seed: Seed
     steps: Steps
     guidance: Guidance
+    candidates: Candidates
     frames: Frames
     video_id: str | None = Field(default=None, pattern=ID_PATTERN,
                                  description="the source video: its id or a unique prefix of it")

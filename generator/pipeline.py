@@ -28,7 +28,8 @@ from common.device import resolve_device
 from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, to_video_tensor
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
-from generator.flow import sample
+from generator.flow import NoiseSearch, sample
+from generator.motion import asked_motion, motion_along
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
 from generator.video import square_frames
@@ -40,6 +41,7 @@ CONTEXT = 4  # frames a chained window is conditioned on
 # split between threads changes their rounding, and 30 Euler steps grow that into different
 # pixels, so a seed makes the same clip only under one fixed count (1 is fastest on a busy box).
 SAMPLING_THREADS = 1
+SEARCHED_MODES = ("text", "animate", "continue")  # modes whose windows make motion: the noise search's (`_search`)
 
 # callback(step, total) -> False to cancel; steps count across all windows of a long clip
 StepCallback = Callable[[int, int], bool | None]
@@ -244,12 +246,27 @@ class Generator:
         shape = (1, self.window, config.latent_channels, config.latent_size, config.latent_size)
         latents = sample(self.dit, shape, tokens, neg, steps=params.steps, guidance=self.guidance(params),
                          generator=generator, known=known, known_mask=known_mask, start_latents=start_latents,
-                         strength=params.strength, **config.sampling,
+                         strength=params.strength, **config.sampling, search=self._search(params, window),
                          callback=progress.of_window(window.index))
         frames = to_uint8(self.autoencoder.decode(latents))[0]  # (T, H, W, 3)
         if window.given is not None:
             frames = np.where(window.keep[..., None], window.given, frames)  # given pixels exactly as they were
         return frames
+
+    def _search(self, params: GenerationParams, window: Window) -> NoiseSearch | None:
+        """The noise search for the way the prompt asks its object to move (generator.motion), when more
+        than one candidate is asked for: in a window of a mode that makes motion, given no more than one
+        frame (more already say how things move: searching them costs the seam), whose prompt names a way."""
+        motion, candidates = asked_motion(params.prompt), self.candidates(params)
+        if params.mode not in SEARCHED_MODES or motion is None or candidates == 1 or window.start is not None:
+            return None
+        if window.keep is not None and window.keep.all(axis=(1, 2)).sum() > 1:
+            return None
+
+        def judge(predicted: torch.Tensor) -> float:  # how far the predicted clip moves the asked way
+            return motion_along(self.autoencoder.decode(predicted)[0], motion)
+
+        return NoiseSearch(candidates, self.dit.config.probe_time, judge)
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""
@@ -274,10 +291,15 @@ class Generator:
         if warning:
             log.warning(warning)
         record = {"mode": params.mode, "prompt": params.prompt, "negative_prompt": params.negative_prompt,
-                  "seed": params.seed, "steps": params.steps, "guidance": self.guidance(params), "frames": len(frames),
+                  "seed": params.seed, "steps": params.steps, "guidance": self.guidance(params),
+                  "candidates": self.candidates(params), "frames": len(frames),
                   "fps": self.fps, "model": self.name, "parsed_prompt": parsed.to_dict(),
                   "warnings": [warning] if warning else [], "created_at": time.time(), **details}
         return Clip(np.ascontiguousarray(frames), self.fps, record)
+
+    def candidates(self, params: GenerationParams) -> int:
+        """The starting noises a generation searches: the number it asks for, or the model's own."""
+        return params.candidates if params.candidates is not None else self.dit.config.candidates
 
     def guidance(self, params: GenerationParams) -> float:
         """The guidance scale a generation samples with: the one it asks for, or the model's own for its mode."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from common.ids import ID_PATTERN
 from generator.params import (
     MAX_PROMPT,
+    Candidates,
     Frames,
     GenerationParams,
     Guidance,
@@ -81,6 +82,7 @@ class Reseed(Strict):
     seed: Seed
     steps: Steps
     guidance: Guidance
+    candidates: Candidates
     frames: Frames
     strength: Strength
     region: RegionField

@@ -15,7 +15,8 @@ def cmd_generate(args) -> int:
     from generator.params import GenerationParams
 
     params = GenerationParams(prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-                              guidance=args.guidance, frames=args.frames)  # the API's bounds, before any work
+                              guidance=args.guidance, candidates=args.candidates,
+                              frames=args.frames)  # the API's bounds, before any work
     if args.library:
         with open_service() as service:
             with StepBar("generate", quiet=args.json) as bar:

@@ -273,3 +273,45 @@ def test_the_sampler_follows_the_time_shift_and_the_loss_takes_it():
     latents = torch.randn(SHAPE, generator=gen(1))
     losses = [flow.training_loss(model, latents, tokens(), generator=gen(3), time_shift=s) for s in (1.0, 3.0)]
     assert losses[0] != losses[1]
+
+
+def test_a_search_of_one_candidate_is_the_plain_sampler():
+    model = woken_model()
+    plain = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0)
+    one = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0,
+                      search=flow.NoiseSearch(1, 0.5, judge=lambda _x: pytest.fail("one candidate is not judged")))
+    assert torch.equal(plain, one)
+
+
+def test_the_search_goes_on_from_the_noise_its_judge_prefers():
+    model, scores, judged = woken_model(), iter([0.1, 0.7, 0.3]), []
+
+    def judge(predicted):
+        judged.append(predicted.shape)
+        return next(scores)
+
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0,
+                         search=flow.NoiseSearch(3, 0.5, judge))
+    second = gen(3)
+    torch.randn(SHAPE, generator=second)  # the first candidate's noise: the search went on from the second
+    assert torch.equal(picked, flow.sample(model, SHAPE, tokens(), steps=4, generator=second, time_shift=3.0))
+    assert judged == [SHAPE] * 3  # each candidate's predicted clean latents, judged once
+
+
+def test_the_search_runs_each_candidate_through_the_steps_above_the_probe_time_and_counts_them():
+    model, seen = woken_model(), []
+    times = flow.sampling_times(6, 1.0, 3.0)
+    above = sum(1 for t in times[:-1].tolist() if t > 0.8)
+    flow.sample(model, SHAPE, tokens(), steps=6, generator=gen(3), time_shift=3.0,
+                search=flow.NoiseSearch(3, 0.8, judge=lambda _x: 0.0),
+                callback=lambda step, total, _x: seen.append((step, total)))
+    total = 6 + 2 * above
+    assert 0 < above < 6 and seen == [(k, total) for k in range(1, total + 1)]
+
+
+def test_a_variation_searches_no_noise():
+    model, start = woken_model(), torch.randn(SHAPE, generator=gen(9))
+    plain = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), start_latents=start, strength=0.6)
+    searched = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), start_latents=start, strength=0.6,
+                           search=flow.NoiseSearch(3, 0.5, judge=lambda _x: pytest.fail("a variation is not judged")))
+    assert torch.equal(plain, searched)

@@ -349,9 +349,11 @@ def test_text_job_saves_an_indexed_clip_and_streams_events(api):
         lines = [line for line in events.iter_lines() if line.startswith("data: ")]
     final = json.loads(lines[-1][6:])
     assert final["status"] == "succeeded" and final["video"]["source"] == "generated"
-    assert final["video"]["meta"]["job"]["seed"] == 5 and final["step"] == final["total_steps"] == 3
+    assert final["video"]["meta"]["job"]["seed"] == 5 and final["step"] == final["total_steps"] > 3  # with the probes
     assert final["video"]["meta"]["job"]["guidance"] is None  # none asked: the model's own, which the clip records
     assert final["video"]["meta"]["guidance"] == shipped_config().guidance_for("text")
+    assert final["video"]["meta"]["job"]["candidates"] is None  # the same for the noises searched for the motion
+    assert final["video"]["meta"]["candidates"] == shipped_config().candidates > 1
     hits = client.post("/search/prompts", json={"text": "a red ball moving right", "top_k": 3}).json()
     assert final["video_id"] in [h["video"]["video_id"] for h in hits]
 

@@ -123,7 +123,8 @@ def test_videos_that_lie_about_themselves_are_refused_with_the_reason(api, tmp_p
 
 ABSURD_JOBS = [
     {"steps": 0}, {"steps": 10**9}, {"frames": 1}, {"frames": 10**6}, {"guidance": -1}, {"guidance": 1e300},
-    {"guidance": math.nan}, {"guidance": math.inf}, {"seed": -1}, {"seed": 2**63}, {"prompt": ""},
+    {"guidance": math.nan}, {"guidance": math.inf}, {"candidates": 0}, {"candidates": 99},
+    {"seed": -1}, {"seed": 2**63}, {"prompt": ""},
     {"prompt": "x" * 100_000}, {"negative_prompt": "x" * 100_000}, {"mode": "explode"}, {"steps": "many"},
     {"mode": "variation", "strength": 2}, {"mode": "animate", "t": -1}, {"mode": "animate", "t": math.inf},
     {"mode": "inpaint", "region": {"x": 2, "y": 0, "width": 0.5, "height": 0.5}},
@@ -316,6 +317,7 @@ def test_cli_ingest_lists_each_bad_file_with_its_reason_and_keeps_the_good_one(t
     (["generate", "a red ball", "--steps", "0", "--out", "{out}"], "steps: Input should be greater than or equal to 1"),
     (["generate", "a red ball", "--frames", "100000", "--out", "{out}"], "frames: Input should be less than or equal"),
     (["generate", "a red ball", "--guidance", "nan", "--out", "{out}"], "guidance: Input should be"),
+    (["generate", "a red ball", "--candidates", "0", "--out", "{out}"], "candidates: Input should be"),
     (["generate", "", "--out", "{out}"], "prompt: String should have at least 1 character"),  # as the API has it
     (["generate", "a red ball", "--seed", "-1", "--out", "{out}"], "seed: Input should be greater than or equal to 0"),
     (["generate", "a red ball", "--steps", "201", "--out", "{out}"], "steps: Input should be less than or equal"),
