@@ -84,8 +84,10 @@ def test_generate_shows_progress_and_the_clip(api_url):
     history = at.dataframe[0].value
     assert "succeeded" in set(history["status"])
     assert labelled(at.select_slider, "Guidance").value == "model's own"
+    assert labelled(at.select_slider, "Candidates").value == "model's own"
     job = Api().job(at.session_state.watch_job)  # asked for none: sampled with the model's own for text
     assert job["params"]["guidance"] is None and job["video"]["meta"]["guidance"] == 4.0
+    assert job["params"]["candidates"] is None and job["video"]["meta"]["candidates"] == 4
 
 
 def test_duplicates_page_finds_the_copy(api_url):

@@ -13,12 +13,15 @@ st.title("Generate")
 with st.form("generate"):
     prompt = st.text_input("Prompt", "a red ball moving right on black", max_chars=500)
     negative = st.text_input("Negative prompt", "", max_chars=500)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
     steps = c2.slider("Steps", 1, 100, 30)
     guidance = c3.select_slider("Guidance", [MODELS_OWN, *(x / 2 for x in range(41))], MODELS_OWN,
                                 help="classifier-free guidance scale; the model's own by default")
-    frames = c4.slider("Frames", 2, 128, 16)
+    candidates = c4.select_slider("Candidates", [MODELS_OWN, *range(1, 9)], MODELS_OWN,
+                                  help="starting noises searched for the way the prompt asks its object to move "
+                                       "(each costs the first steps once more); 1: none; the model's own by default")
+    frames = c5.slider("Frames", 2, 128, 16)
     submitted = st.form_submit_button("Generate")
 
 if submitted:
@@ -27,7 +30,8 @@ if submitted:
     else:
         job = call(api().create_job, {"prompt": prompt, "negative_prompt": negative, "seed": int(seed),
                                       "steps": int(steps), "frames": int(frames),
-                                      "guidance": None if guidance == MODELS_OWN else float(guidance)})
+                                      "guidance": None if guidance == MODELS_OWN else float(guidance),
+                                      "candidates": None if candidates == MODELS_OWN else int(candidates)})
         st.session_state.watch_job = job["job_id"]
 
 
