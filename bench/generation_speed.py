@@ -1,10 +1,12 @@
-"""Generation speed: time per clip beside steps x one guided model forward, in one run.
+"""Generation speed: time per clip beside its guided model forwards x one forward's time, in one run.
 
-The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping) should
-stay within 10% of the clip's time. Also prints peak memory (CUDA allocator, or the
+The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging the
+noise search's candidates) should stay within 10% of the clip's time. The forwards are the steps,
+and the search's probes when the prompt asks for a motion (`--candidates`; the model's own by
+default), as the step callback counts them. Also prints peak memory (CUDA allocator, or the
 process's peak resident set on the CPU).
 
-    python3 bench/generation_speed.py [--steps 30] [--clips 3] [--model reelbase-tiny]
+    python3 bench/generation_speed.py [--steps 30] [--clips 3] [--candidates K] [--model reelbase-tiny]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from generator.dit import tokenize
 from generator.flow import guided_velocity, prompt_context
+from generator.params import GenerationParams
 from generator.pipeline import Generator
 
 PROMPT = "a red ball moving right on black"
@@ -50,22 +53,28 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="starting noises searched for the prompt's motion (default: the model's own)")
     args = parser.parse_args()
     gen = Generator.load(args.model, args.device)
-    gen.generate(PROMPT, steps=2)  # warm up
+    gen.generate(PROMPT, steps=2, candidates=args.candidates)  # warm up
     forward = time_forward(gen, repeats=args.steps)
+    forwards = []  # the total the step callback reports: the steps and the search's probes
     started = time.perf_counter()
     for seed in range(args.clips):
-        gen.generate(PROMPT, seed=seed, steps=args.steps)
+        gen.generate(PROMPT, seed=seed, steps=args.steps, candidates=args.candidates,
+                     callback=lambda _step, total: forwards.append(total))
     _sync(gen)
     per_clip = (time.perf_counter() - started) / args.clips
-    overhead = (per_clip - args.steps * forward) / per_clip
+    overhead = (per_clip - forwards[-1] * forward) / per_clip
     if gen.device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB (CUDA allocator)"
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak RSS)"
-    print(f"device {gen.device}, threads {torch.get_num_threads()}, {args.steps} steps, guidance on")
-    print(f"one guided forward {forward * 1000:.1f} ms; steps x forward {args.steps * forward:.3f} s")
+    print(f"device {gen.device}, threads {torch.get_num_threads()}, {args.steps} steps, guidance on, "
+          f"candidates {gen.candidates(GenerationParams(prompt=PROMPT, candidates=args.candidates))}")
+    print(f"one guided forward {forward * 1000:.1f} ms; {forwards[-1]} forwards (steps and probes) x forward "
+          f"{forwards[-1] * forward:.3f} s")
     print(f"time per clip {per_clip:.3f} s; sampler overhead {overhead * 100:.1f}%")
     print(f"peak memory {peak}")
 

@@ -50,7 +50,7 @@ class DiTConfig:
     guidance: float = 4.0  # the guidance scale a request that names none samples with (`guidance_for`)
     continue_guidance: float = 4.0  # the same for continuing a clip, where the given frames already say much
     candidates: int = 1  # starting noises searched for the way a prompt asks to move (generator.motion); 1: none
-    probe_time: float = 0.82  # each candidate runs the steps above this time before the search picks one
+    probe_time: float = 0.92  # each candidate runs the steps above this time before the search picks one
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
