@@ -35,6 +35,7 @@ from generator.autoencoder import to_video_tensor
 from generator.dit import tokenize
 from generator.evaluation import motion_kind
 from generator.flow import denoising_errors, initial_noise, sample, sampling_times
+from generator.motion import mass_centres
 from generator.pipeline import Generator
 from generator.tracker import track
 from generator.train import object_weights
@@ -103,13 +104,6 @@ def bright_mass(gen: Generator, latents: torch.Tensor) -> torch.Tensor:
     """(B, T, H, W): how much brighter than its frame's median each pixel of the decoded latents is."""
     bright = gen.autoencoder.decode(latents).mean(2)  # (B, T, H, W)
     return (bright - bright.flatten(2).median(-1).values[..., None, None]).clamp(min=0)
-
-
-def mass_centres(mass: torch.Tensor) -> torch.Tensor:
-    """(T, 2): the centre (x, y) of each frame's mass (T, H, W), in pixels."""
-    centre = torch.arange(mass.shape[-1], dtype=torch.float32) + 0.5
-    total = mass.sum((1, 2))
-    return torch.stack([(mass.sum(1) * centre).sum(-1) / total, (mass.sum(2) * centre).sum(-1) / total], -1)
 
 
 def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:

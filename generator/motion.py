@@ -4,8 +4,9 @@ The built-in model does not steer an object's way by the prompt alone: the start
 which way it goes, in the first few steps (model card, sessions 11 to 14). So when a prompt names a
 way to move, the sampler tries several starting noises and goes on with the one whose early
 prediction moves that way (`flow.NoiseSearch`). This module says which way a prompt asks for
-(`asked_motion`) and how far a clip moves along it (`motion_along`): the least-squares slope, in
-pixels a frame, of the centre of each frame's moving mass (`moving_mass`).
+(`asked_motion`), how far a clip moves along it (`motion_along`: the least-squares slope, in
+pixels a frame, of the centre of each frame's moving mass, `moving_mass`) and what the search keeps
+(`motion_score`: that travel, less how unsteady the moving mass is over the frames).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from generator.prompt import parse_prompt
 from generator.world import DIRECTIONS
 
 FALLING = (0.0, 1.0)  # a falling object moves down first
+STEADY_WEIGHT = 5.0  # px/frame of travel the search gives up for each unit of the moving mass's relative spread
 
 
 def asked_motion(prompt: str) -> tuple[float, float] | None:
@@ -55,7 +57,21 @@ def slope(values: torch.Tensor) -> torch.Tensor:
 
 
 def motion_along(frames: torch.Tensor, motion: tuple[float, float]) -> float:
-    """How many pixels a frame the mass of (T, 3, H, W) frames moves along the unit `motion`: positive
-    the asked way, negative against it, near zero for a still or sideways clip."""
-    velocity = slope(mass_centres(moving_mass(frames.float())))  # (2,) px/frame
+    """How many pixels a frame the moving mass of (T, 3, H, W) frames travels along the unit `motion`:
+    positive the asked way, negative against it, near zero for a still or sideways clip."""
+    return _along(moving_mass(frames.float()), motion)
+
+
+def motion_score(frames: torch.Tensor, motion: tuple[float, float]) -> float:
+    """What the noise search keeps the highest of: the travel along `motion` (`motion_along`), less
+    STEADY_WEIGHT times the spread of the moving mass over the frames (its standard deviation over its
+    mean). An object that splits, appears or fades part-way changes the mass; one that moves does not."""
+    mass = moving_mass(frames.float())
+    total = mass.sum((1, 2))
+    spread = float(total.std() / total.mean().clamp(min=1e-6))
+    return _along(mass, motion) - STEADY_WEIGHT * spread
+
+
+def _along(mass: torch.Tensor, motion: tuple[float, float]) -> float:
+    velocity = slope(mass_centres(mass))  # (2,) px/frame
     return float(velocity[0] * motion[0] + velocity[1] * motion[1])

@@ -29,7 +29,7 @@ from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, 
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import NoiseSearch, sample
-from generator.motion import asked_motion, motion_along
+from generator.motion import asked_motion, motion_score
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
 from generator.video import square_frames
@@ -263,8 +263,8 @@ class Generator:
         if window.keep is not None and window.keep.all(axis=(1, 2)).sum() > 1:
             return None
 
-        def judge(predicted: torch.Tensor) -> float:  # how far the predicted clip moves the asked way
-            return motion_along(self.autoencoder.decode(predicted)[0], motion)
+        def judge(predicted: torch.Tensor) -> float:  # how far the predicted clip moves the asked way, steadily
+            return motion_score(self.autoencoder.decode(predicted)[0], motion)
 
         return NoiseSearch(candidates, self.dit.config.probe_time, judge)
 

@@ -9,7 +9,7 @@ import torch
 from generator import world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT
-from generator.motion import asked_motion, mass_centres, motion_along
+from generator.motion import STEADY_WEIGHT, asked_motion, mass_centres, motion_along, motion_score
 from generator.pipeline import Generator
 from generator.tracker import track
 
@@ -44,6 +44,14 @@ def test_a_clip_moves_along_the_way_it_moves_and_against_the_opposite(scene, dir
     assert along > 1.0 and against == pytest.approx(-along)  # 2 px a frame, the background aside
     across = motion_along(frames, (way[1], way[0]))
     assert abs(across) < 0.3 * along
+
+
+def test_the_search_prefers_one_steady_object_to_one_that_gains_a_copy_part_way():
+    one = world_clip("in a forest", "moving left", (50.0, 32.0))
+    copied = one.clone()
+    copied[10:, :, 44:58, 6:20] = one[0, :, 25:39, 43:57]  # a copy of the object appears at frame 10
+    assert motion_score(one, (-1.0, 0.0)) == pytest.approx(motion_along(one, (-1.0, 0.0)), abs=0.1 * STEADY_WEIGHT)
+    assert motion_score(copied, (-1.0, 0.0)) < motion_score(one, (-1.0, 0.0)) - 1.0
 
 
 def test_a_still_clip_does_not_move_and_an_empty_one_has_its_centre_in_the_middle():
