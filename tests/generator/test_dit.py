@@ -147,6 +147,21 @@ def test_a_checkpoint_says_its_guidance_for_each_mode_and_older_ones_guide_every
     assert config.guidance_for("text") == config.guidance_for("continue") == 4.0
 
 
+def test_a_checkpoint_says_how_many_noises_it_searches_and_older_ones_search_none(tmp_path):
+    from generator.checkpoint import builtin_path, read_config, save_weights
+
+    model = STDiT(replace(CONFIG, candidates=3, probe_time=0.8))
+    save_checkpoint(tmp_path / "own.safetensors", model, model.config)
+    config = load_checkpoint(tmp_path / "own.safetensors")[1]
+    assert (config.candidates, config.probe_time) == (3, 0.8)
+    older = {k: v for k, v in asdict(CONFIG).items() if k not in ("candidates", "probe_time")}
+    save_weights(tmp_path / "older.safetensors", model, older)
+    assert load_checkpoint(tmp_path / "older.safetensors")[1].candidates == 1  # the plain sampler
+    shipped = read_config(builtin_path("tiny"))
+    assert shipped["candidates"] == DIT_CONFIGS["tiny"].candidates == 4  # a retrained tiny samples as it does
+    assert shipped["probe_time"] == DIT_CONFIGS["tiny"].probe_time
+
+
 def test_a_token_table_over_known_words_encodes_them_as_the_full_table_did(tmp_path):
     from generator.dit import vocabulary_of, with_vocabulary
 
