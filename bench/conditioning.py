@@ -13,7 +13,8 @@
    clips whose tracked object moves the asked way along the axis over the first 8 frames
    (mean velocity), and those velocities. `opposite` is, per axis, the share of seeds at which both
    of its directions move the asked way: a model whose noise rather than its prompt picks the way
-   scores 0 there, however its single directions score.
+   scores 0 there, however its single directions score. One candidate: the model itself, without
+   the sampler's noise search for the asked motion.
 4. When the way is decided: for "left" and "right" at the same seeds, the Euler sampler's
    prediction of the clean clip at a few steps; the share of clips whose object's x-shift over
    the first 8 frames in that prediction already has the sign it has at the end. Where the share
@@ -113,7 +114,8 @@ def same_seed_directions(gen: Generator, seeds: int, steps: int) -> dict:
         axis, sign = (0, dx) if dx else (1, dy)
         velocities = velocities_of[direction] = []
         for seed in range(seeds):
-            frames = gen.generate(f"a white ball moving {direction} on black", seed=seed, steps=steps).frames
+            frames = gen.generate(f"a white ball moving {direction} on black", seed=seed, steps=steps,
+                                  candidates=1).frames  # the model's own way, without the noise search
             found = track(frames, "on black").tracks
             tr = max(found, key=lambda tr: tr.present.sum(), default=None)
             v = np.nan if tr is None else float(np.nanmean(np.diff(tr.centres[:8, axis])))
@@ -138,7 +140,7 @@ def decided(gen: Generator, seeds: int, steps: int, guidance: float = 4.0, at: t
     """Per step in `at`: the share of "left"/"right" clips at seeds 0..n-1 whose predicted clean clip
     shifts its object along x (frames 0 to 7) the way the finished clip does; and that step's time.
 
-    The clips are `flow.sample`'s own, from the noise `Generator.generate` draws for a seed; an Euler
+    The clips are `flow.sample`'s own, from the first noise `Generator.generate` draws for a seed; an Euler
     step's prediction is x - t v, with v = (x' - x) / (t' - t) from the latents on each side of it."""
     config = gen.dit.config
     times = sampling_times(steps, 1.0, config.time_shift)

@@ -59,7 +59,7 @@ def main() -> None:
     gen = Generator.load(args.model, args.device)
     gen.generate(PROMPT, steps=2, candidates=args.candidates)  # warm up
     forward = time_forward(gen, repeats=args.steps)
-    forwards = []  # the total the step callback reports: the steps and the search's probes
+    forwards = []  # the total the step callback reports: the steps and the search's probes (of every window)
     started = time.perf_counter()
     for seed in range(args.clips):
         gen.generate(PROMPT, seed=seed, steps=args.steps, candidates=args.candidates,

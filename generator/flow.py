@@ -197,11 +197,30 @@ def sampling_times(steps: int, t_start: float, time_shift: float, device="cpu") 
 class NoiseSearch:
     """Which of `candidates` starting noises a sample goes on from (random search over noises with a
     verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
-    each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie)."""
+    each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie, or
+    where a score is NaN). One noise is chosen for the whole batch, judged as one."""
 
     candidates: int
     probe_time: float
     judge: Callable[[torch.Tensor], float]
+
+    def __post_init__(self):
+        if self.candidates < 1:
+            raise ValueError(f"a noise search needs at least one candidate, not {self.candidates}")
+
+
+def probe_steps(times: torch.Tensor, probe_time: float) -> int:
+    """The steps of a sampling run (`sampling_times`) that a noise search's candidates each run: those
+    starting above `probe_time`."""
+    return sum(1 for t in times[:-1].tolist() if t > probe_time)
+
+
+def model_passes(steps: int, t_start: float, time_shift: float, candidates: int = 1, probe_time: float = 1.0) -> int:
+    """How many guided model passes `sample` makes: its steps, and the probe steps of every candidate but
+    the one that goes on (what its callback counts)."""
+    times = sampling_times(steps, t_start, time_shift)
+    probes = probe_steps(times, probe_time) if candidates > 1 else 0
+    return len(times) - 1 + (candidates - 1) * probes
 
 
 @torch.no_grad()
@@ -223,12 +242,13 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     steps count the search's probes too.
     """
     B, device = shape[0], tokens.device
-    candidates = search.candidates if search is not None and start_latents is None else 1
-    noises = [initial_noise(shape, generator, device) for _ in range(candidates)]
     t_start = 1.0 if start_latents is None else float(strength)
     times = sampling_times(steps, t_start, time_shift, device)
     n = len(times) - 1
-    probes = sum(1 for t in times[:-1].tolist() if t > search.probe_time) if candidates > 1 else 0
+    searching = search is not None and search.candidates > 1 and start_latents is None
+    probes = probe_steps(times, search.probe_time) if searching else 0
+    candidates = search.candidates if probes else 1
+    noises = [initial_noise(shape, generator, device) for _ in range(candidates)]
     scales = [guidance_at(t, guidance, guidance_start, early_guidance) for t in times[:-1].tolist()]  # one read
     context, context_mask = prompt_context(model, tokens, neg_tokens, guidance)
     frame_mask = None

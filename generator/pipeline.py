@@ -28,7 +28,7 @@ from common.device import resolve_device
 from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, to_video_tensor
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
-from generator.flow import NoiseSearch, sample
+from generator.flow import NoiseSearch, model_passes, sample
 from generator.motion import asked_motion, motion_score
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
@@ -70,15 +70,17 @@ class Window:
 
 @dataclass(frozen=True)
 class Progress:
-    """A step callback for the whole clip, told the steps of each window as steps of all `windows`."""
+    """A step callback for the whole clip, told each window's model passes (`passes`, one count a window:
+    its steps, and its noise search's probes) as passes of them all."""
 
     callback: StepCallback | None
-    windows: int = 1
+    passes: tuple[int, ...]
 
     def of_window(self, index: int) -> Callable[[int, int, torch.Tensor], bool | None] | None:
         if self.callback is None:
             return None
-        return lambda step, steps, _latents: self.callback(index * steps + step, self.windows * steps)
+        before, total = sum(self.passes[:index]), sum(self.passes)
+        return lambda step, _steps, _latents: self.callback(before + step, total)
 
 
 @contextmanager
@@ -183,30 +185,35 @@ class Generator:
         """A window from noise, then (for a longer clip) windows chained on its last frames."""
         more = max(0, params.frames - self.window)
         context = self._context(CONTEXT, self.window)
-        progress = Progress(callback, 1 + self._windows(more, context))
+        chained = self._windows(more, context)
+        progress = Progress(callback, (self._passes(params, 0),) + (self._passes(params, context),) * chained)
         frames = self._run(params, Window(), progress)
         if more:
             frames = self._chain(params, frames, more, context, progress, first=1)
-        return self._finish(params, frames[:params.frames])
+        return self._finish(params, frames[:params.frames], candidates=self._candidates_searched(params, 0))
 
     def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
         new = params.frames - 1
-        frames = self._chain(params, image[None], new, 1, Progress(callback, self._windows(new, 1)))
-        return self._finish(params, frames)
+        progress = Progress(callback, (self._passes(params, 1),) * self._windows(new, 1))
+        frames = self._chain(params, image[None], new, 1, progress)
+        return self._finish(params, frames, candidates=self._candidates_searched(params, 1))
 
     def _extend(self, params: GenerationParams, given: np.ndarray, context: int,
                 callback: StepCallback | None) -> Clip:
         used = self._context(context, len(given))
-        frames = self._chain(params, given, params.frames, used, Progress(callback, self._windows(params.frames, used)))
-        return self._finish(params, frames, context=context, given_frames=len(given), seam=len(given))
+        progress = Progress(callback, (self._passes(params, used),) * self._windows(params.frames, used))
+        frames = self._chain(params, given, params.frames, used, progress)
+        return self._finish(params, frames, candidates=self._candidates_searched(params, used), context=context,
+                            given_frames=len(given), seam=len(given))
 
     def _inpaint(self, params: GenerationParams, window: np.ndarray, mask: np.ndarray,
                  callback: StepCallback | None) -> Clip:
         keep = ~self._pixel_mask(mask, window)
-        return self._finish(params, self._run(params, Window(given=window, keep=keep), Progress(callback)))
+        progress = Progress(callback, (self._passes(params, 0),))
+        return self._finish(params, self._run(params, Window(given=window, keep=keep), progress))
 
     def _vary(self, params: GenerationParams, window: np.ndarray, callback: StepCallback | None) -> Clip:
-        frames = self._run(params, Window(start=window), Progress(callback))
+        frames = self._run(params, Window(start=window), Progress(callback, (self._passes(params, 0),)))
         return self._finish(params, frames, strength=params.strength)
 
     # --- the one mechanism -----------------------------------------------------------------
@@ -254,19 +261,32 @@ class Generator:
         return frames
 
     def _search(self, params: GenerationParams, window: Window) -> NoiseSearch | None:
-        """The noise search for the way the prompt asks its object to move (generator.motion), when more
-        than one candidate is asked for: in a window of a mode that makes motion, given no more than one
-        frame (more already say how things move: searching them costs the seam), whose prompt names a way."""
-        motion, candidates = asked_motion(params.prompt), self.candidates(params)
-        if params.mode not in SEARCHED_MODES or motion is None or candidates == 1 or window.start is not None:
+        """The noise search for the way the prompt asks its object to move (generator.motion), where
+        `_candidates_searched` says a window searches."""
+        given = 0 if window.keep is None else int(window.keep.all(axis=(1, 2)).sum())  # whole frames given
+        candidates = self._candidates_searched(params, given)
+        if candidates == 1 or window.start is not None:
             return None
-        if window.keep is not None and window.keep.all(axis=(1, 2)).sum() > 1:
-            return None
+        motion = asked_motion(params.prompt)
 
         def judge(predicted: torch.Tensor) -> float:  # how far the predicted clip moves the asked way, steadily
             return motion_score(self.autoencoder.decode(predicted)[0], motion)
 
         return NoiseSearch(candidates, self.dit.config.probe_time, judge)
+
+    def _candidates_searched(self, params: GenerationParams, given: int) -> int:
+        """The starting noises a window given `given` whole frames searches: the generation's candidates in a
+        mode that makes motion, given no more than one frame (more already say how things move; searching them
+        costs the seam), whose prompt names a way to move; else 1."""
+        searched = params.mode in SEARCHED_MODES and given <= 1 and asked_motion(params.prompt) is not None
+        return self.candidates(params) if searched else 1
+
+    def _passes(self, params: GenerationParams, given: int) -> int:
+        """The model passes of a window given `given` whole frames (`flow.model_passes`)."""
+        config = self.dit.config
+        t_start = params.strength if params.mode == "variation" else 1.0
+        return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
+                            config.probe_time)
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""
@@ -284,15 +304,16 @@ class Generator:
         """Windows that make `new` frames, each conditioned on `context` frames."""
         return -(-new // (self.window - context))
 
-    def _finish(self, params: GenerationParams, frames: np.ndarray, **details) -> Clip:
-        """The record of how a clip was made, with the parsed prompt and any warning."""
+    def _finish(self, params: GenerationParams, frames: np.ndarray, candidates: int = 1, **details) -> Clip:
+        """The record of how a clip was made (`candidates`: the noises its first window searched), with the
+        parsed prompt and any warning."""
         parsed = parse_prompt(params.prompt)
         warning = parsed.warning()
         if warning:
             log.warning(warning)
         record = {"mode": params.mode, "prompt": params.prompt, "negative_prompt": params.negative_prompt,
                   "seed": params.seed, "steps": params.steps, "guidance": self.guidance(params),
-                  "candidates": self.candidates(params), "frames": len(frames),
+                  "candidates": candidates, "frames": len(frames),
                   "fps": self.fps, "model": self.name, "parsed_prompt": parsed.to_dict(),
                   "warnings": [warning] if warning else [], "created_at": time.time(), **details}
         return Clip(np.ascontiguousarray(frames), self.fps, record)

@@ -309,6 +309,36 @@ def test_the_search_runs_each_candidate_through_the_steps_above_the_probe_time_a
     assert 0 < above < 6 and seen == [(k, total) for k in range(1, total + 1)]
 
 
+class Drift(torch.nn.Module):
+    """A stand-in model whose velocity is 1 everywhere: from noise z, x_t = z + (t - 1), and x - t v = z - 1."""
+
+    def encode_text(self, tokens, drop=None):
+        return torch.zeros(len(tokens), 1, 1), torch.ones(len(tokens), 1, dtype=torch.bool)
+
+    def velocity(self, x, t, context, context_mask, frame_mask=None):
+        return torch.ones_like(x)
+
+
+def test_the_judge_sees_each_candidates_predicted_clean_latents():
+    judged = []
+    flow.sample(Drift(), SHAPE, tokens(), steps=6, guidance=1.0, generator=gen(3), time_shift=3.0,
+                search=flow.NoiseSearch(3, 0.8, judge=lambda x: judged.append(x) or 0.0))
+    draws = gen(3)
+    noises = [torch.randn(SHAPE, generator=draws) for _ in range(3)]
+    assert len(judged) == 3 and all(torch.allclose(x, z - 1, atol=1e-6) for x, z in zip(judged, noises))
+
+
+def test_a_search_needs_a_candidate_and_probes_only_where_steps_lie_above_its_time():
+    with pytest.raises(ValueError, match="at least one candidate"):
+        flow.NoiseSearch(0, 0.9, judge=lambda _x: 0.0)
+    model = woken_model()
+    plain = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3))
+    never = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3),
+                        search=flow.NoiseSearch(3, 1.0, judge=lambda _x: pytest.fail("no step lies above t = 1")))
+    assert torch.equal(plain, never) and flow.model_passes(4, 1.0, 1.0, 3, 1.0) == 4
+    assert flow.model_passes(4, 1.0, 1.0, 3, 0.6) == 4 + 2 * 2  # t = 1 and 0.75 lie above 0.6
+
+
 def test_a_variation_searches_no_noise():
     model, start = woken_model(), torch.randn(SHAPE, generator=gen(9))
     plain = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), start_latents=start, strength=0.6)

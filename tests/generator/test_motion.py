@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from generator import world
+from generator import flow, world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT
 from generator.motion import STEADY_WEIGHT, asked_motion, mass_centres, motion_along, motion_score
@@ -84,7 +84,7 @@ def test_a_prompt_naming_no_way_searches_nothing(shipped):
     prompt = "a red ball and a blue square colliding on black"
     one = shipped.generate(prompt, seed=2, steps=3, candidates=1)
     many = shipped.generate(prompt, seed=2, steps=3, candidates=4)
-    assert np.array_equal(one.frames, many.frames) and many.record["candidates"] == 4
+    assert np.array_equal(one.frames, many.frames) and many.record["candidates"] == 1  # nothing was searched
 
 
 def test_a_variation_searches_nothing_and_the_candidates_are_bounded(shipped):
@@ -120,5 +120,17 @@ def test_windows_whose_motion_the_prompt_alone_decides_are_searched_and_the_othe
     assert searched(lambda seed, k: small.animate(clip[0], prompt, seed=seed, steps=4, frames=6, candidates=k))
     assert not searched(lambda seed, k: small.extend(clip[:4], prompt, seed=seed, steps=4, new_frames=4, context=4,
                                                      candidates=k))  # four given frames already move
+    assert searched(lambda seed, k: small.extend(clip[:1], prompt, seed=seed, steps=4, new_frames=4, context=1,
+                                                 candidates=k))  # one given frame says no motion yet
     assert not searched(lambda seed, k: small.generate("a red ball on black", seed=seed, steps=4, candidates=k))
     assert small.generate(prompt, steps=2).record["candidates"] == 3
+    assert small.extend(clip[:4], prompt, steps=2, new_frames=4, context=4).record["candidates"] == 1
+
+
+def test_progress_counts_every_model_pass_of_a_long_clip_once_in_order(small):
+    seen = []
+    small.generate("a red ball moving left on black", steps=4, frames=16, callback=lambda i, n: seen.append((i, n)))
+    total = seen[-1][1]  # three windows: the first searched (3 candidates), the two chained on it not
+    times = flow.sampling_times(4, 1.0, small.dit.config.time_shift)
+    assert total == 3 * 4 + 2 * flow.probe_steps(times, 0.5) > 12
+    assert seen == [(i, total) for i in range(1, total + 1)]
