@@ -237,9 +237,10 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     steps * strength steps. `time_shift` spaces the steps as the model's training times were
     (`shift_times`; the model's config says), and `guidance_start` with `early_guidance` weaken the
     guidance near noise (`guidance_at`; the config says too). `search` draws that many noises from
-    `generator` and goes on from the one its judge prefers (`NoiseSearch`; one candidate is the plain
-    sampler). `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the
-    steps count the search's probes too.
+    `generator` and goes on from the one its judge prefers (`NoiseSearch`), where a step lies above its
+    probe time and no start latents are given; otherwise, as with one candidate, it is the plain sampler.
+    `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the steps count
+    the search's probes too.
     """
     B, device = shape[0], tokens.device
     t_start = 1.0 if start_latents is None else float(strength)

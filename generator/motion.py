@@ -32,12 +32,13 @@ def asked_motion(prompt: str) -> tuple[float, float] | None:
 def mass_centres(mass: torch.Tensor) -> torch.Tensor:
     """(T, 2): the centre (x, y) in pixels of each frame's mass (T, H, W); the frame's middle where it has none."""
     t, h, w = mass.shape
-    total = mass.sum((1, 2)).clamp(min=1e-6)
+    total = mass.sum((1, 2))
     xs = torch.arange(w, dtype=mass.dtype, device=mass.device) + 0.5
     ys = torch.arange(h, dtype=mass.dtype, device=mass.device) + 0.5
-    centres = torch.stack([(mass.sum(1) * xs).sum(-1) / total, (mass.sum(2) * ys).sum(-1) / total], -1)
+    divisor = total.clamp(min=1e-6)
+    centres = torch.stack([(mass.sum(1) * xs).sum(-1) / divisor, (mass.sum(2) * ys).sum(-1) / divisor], -1)
     middle = torch.tensor([w / 2, h / 2], dtype=mass.dtype, device=mass.device)
-    return torch.where((mass.sum((1, 2)) > 0)[:, None], centres, middle)
+    return torch.where((total > 0)[:, None], centres, middle)
 
 
 def moving_mass(frames: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ CONTEXT = 4  # frames a chained window is conditioned on
 # split between threads changes their rounding, and 30 Euler steps grow that into different
 # pixels, so a seed makes the same clip only under one fixed count (1 is fastest on a busy box).
 SAMPLING_THREADS = 1
-SEARCHED_MODES = ("text", "animate", "continue")  # modes whose windows make motion: the noise search's (`_search`)
+SEARCHED_MODES = ("text", "animate", "continue")  # modes whose windows make motion (`_candidates_searched`)
 
 # callback(step, total) -> False to cancel; steps count across all windows of a long clip
 StepCallback = Callable[[int, int], bool | None]
@@ -265,7 +265,7 @@ class Generator:
         `_candidates_searched` says a window searches."""
         given = 0 if window.keep is None else int(window.keep.all(axis=(1, 2)).sum())  # whole frames given
         candidates = self._candidates_searched(params, given)
-        if candidates == 1 or window.start is not None:
+        if candidates == 1:
             return None
         motion = asked_motion(params.prompt)
 
