@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None,
                         help="guidance scale for every mode (default: the model's own for each: `guidance_for`)")
     parser.add_argument("--candidates", type=int, default=None,
-                        help="starting noises searched for the asked motion (default: the model's own); 1: no search")
+                        help="starting noises searched, for the asked motion or (extend) the seam "
+                             "(default: the model's own); 1: no search")
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--guidance-start", type=float, default=None,

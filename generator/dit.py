@@ -49,7 +49,7 @@ class DiTConfig:
     early_guidance: float = 1.0  # the share of the guidance's strength above guidance_start; 1: full
     guidance: float = 4.0  # the guidance scale a request that names none samples with (`guidance_for`)
     continue_guidance: float = 4.0  # the same for continuing a clip, where the given frames already say much
-    candidates: int = 1  # starting noises searched for the way a prompt asks to move (generator.motion); 1: none
+    candidates: int = 1  # starting noises searched for the motion asked or a seam kept (pipeline._search); 1: none
     probe_time: float = 0.92  # each candidate runs the steps above this time before the search picks one
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)

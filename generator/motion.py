@@ -1,32 +1,60 @@
-"""The motion a prompt asks for, and the motion a clip shows: what the sampler's noise search compares.
+"""What a prompt asks a clip to show, and what a clip shows: what the sampler's noise search compares.
 
 The built-in model does not steer an object's way by the prompt alone: the starting noise decides
-which way it goes, in the first few steps (model card, sessions 11 to 14). So when a prompt names a
-way to move, the sampler tries several starting noises and goes on with the one whose early
-prediction moves that way (`flow.NoiseSearch`). This module says which way a prompt asks for
-(`asked_motion`), how far a clip moves along it (`motion_along`: the least-squares slope, in
-pixels a frame, of the centre of each frame's moving mass, `moving_mass`) and what the search keeps
-(`motion_score`: that travel, less how unsteady the moving mass is over the frames).
+which way it goes, and whether an object splits or gains a copy, in the first few steps (model card,
+sessions 11 to 14 and 20). So when a prompt asks for motion, the sampler tries several starting
+noises and goes on with the one whose early prediction shows what was asked (`flow.NoiseSearch`).
+This module says what a prompt asks for (`asked`: the way to move, how many objects), how far a
+clip moves along that way (`motion_along`: the least-squares slope, in pixels a frame, of the
+centre of each frame's moving mass, `moving_mass`), in how many of its frames the moving mass
+falls into as many pieces as the prompt names objects (`shows_objects`) and what the search keeps
+(`search_score`: the travel and those frames, less how unsteady the moving mass is over the frames).
+A window that continues given frames is searched for the noise that keeps their motion across the
+seam instead (`seam_jump`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from generator.prompt import parse_prompt
+from generator.tracker import label_components
 from generator.world import DIRECTIONS
 
 FALLING = (0.0, 1.0)  # a falling object moves down first
 STEADY_WEIGHT = 5.0  # px/frame of travel the search gives up for each unit of the moving mass's relative spread
+OBJECTS_WEIGHT = 4.0  # px/frame of travel the search gives up for every frame showing the objects asked for
+OBJECT_MASS = 1.0  # moving mass (L1 over RGB in [-1, 1]) from which a pixel belongs to an object
+MIN_PIECE = 20  # px: a smaller piece of moving mass is a speck, not an object (a ball of radius 4 is ~50)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a prompt asks a clip to show that the search can check: whether it names a motion (`moves`:
+    a way, falling, colliding), the unit (x, y) way (`motion`, y grows downward; None where it names
+    none) and how many objects it names (`objects`; 0 where it names none)."""
+
+    moves: bool
+    motion: tuple[float, float] | None
+    objects: int
+
+
+def asked(prompt: str) -> Asked:
+    """What `prompt` asks for (`Asked`), in the world's words (`prompt.parse_prompt`)."""
+    parsed = parse_prompt(prompt)
+    way = DIRECTIONS[parsed.direction] if parsed.direction is not None else \
+        FALLING if parsed.action == "falling" else None
+    return Asked(moves=parsed.action is not None, motion=way, objects=len(parsed.objects))
 
 
 def asked_motion(prompt: str) -> tuple[float, float] | None:
     """The unit (x, y) way a prompt asks its object to move (y grows downward): its direction word, down
     for a falling object; None when it names no way (colliding objects, a prompt about no motion)."""
-    parsed = parse_prompt(prompt)
-    if parsed.direction is not None:
-        return DIRECTIONS[parsed.direction]
-    return FALLING if parsed.action == "falling" else None
+    return asked(prompt).motion
 
 
 def mass_centres(mass: torch.Tensor) -> torch.Tensor:
@@ -63,14 +91,63 @@ def motion_along(frames: torch.Tensor, motion: tuple[float, float]) -> float:
     return _along(moving_mass(frames.float()), motion)
 
 
-def motion_score(frames: torch.Tensor, motion: tuple[float, float]) -> float:
-    """What the noise search keeps the highest of: the travel along `motion` (`motion_along`), less
-    STEADY_WEIGHT times the spread of the moving mass over the frames (its standard deviation over its
-    mean). An object that splits, appears or fades part-way changes the mass; one that moves does not."""
+def piece_centres(mass: torch.Tensor) -> list[np.ndarray]:
+    """For each frame of moving mass (T, H, W), the (x, y) centres in pixels, (n, 2), of its pieces: the
+    4-connected pieces of at least MIN_PIECE px where it reaches OBJECT_MASS, each weighted by its mass."""
+    mass = mass.cpu().numpy()
+    labels = label_components(mass >= OBJECT_MASS)
+    ys, xs = np.mgrid[: mass.shape[1], : mass.shape[2]] + 0.5
+    centres = []
+    for frame, label in zip(mass, labels):
+        ids, sizes = np.unique(label[label >= 0], return_counts=True)
+        pieces = [label == i for i in ids[sizes >= MIN_PIECE]]
+        centres.append(np.array([[(xs[p] * frame[p]).sum(), (ys[p] * frame[p]).sum()] / frame[p].sum()
+                                 for p in pieces]).reshape(-1, 2))
+    return centres
+
+
+def object_pieces(mass: torch.Tensor) -> np.ndarray:
+    """(T,): how many pieces the moving mass (T, H, W) of each frame has (`piece_centres`)."""
+    return np.array([len(c) for c in piece_centres(mass)])
+
+
+def shows_objects(mass: torch.Tensor, objects: int) -> float:
+    """The share of frames whose moving mass (T, H, W) is in as many pieces as `objects`, or one fewer
+    where there are several (two touching objects are one piece), but at least one."""
+    pieces = object_pieces(mass)
+    return float(((pieces <= objects) & (pieces >= max(1, objects - 1))).mean())
+
+
+def search_score(frames: torch.Tensor, wanted: Asked) -> float:
+    """What the noise search keeps the highest of, for (T, 3, H, W) frames and what their prompt asks
+    (`asked`): the travel along its way (`motion_along`, where it names one), plus OBJECTS_WEIGHT times
+    the share of frames showing its objects (`shows_objects`, where it names any), less STEADY_WEIGHT
+    times the spread of the moving mass over the frames (its standard deviation over its mean). An
+    object that splits, appears or fades part-way changes the mass; one that moves does not."""
     mass = moving_mass(frames.float())
     total = mass.sum((1, 2))
-    spread = float(total.std() / total.mean().clamp(min=1e-6))
-    return _along(mass, motion) - STEADY_WEIGHT * spread
+    score = -STEADY_WEIGHT * float(total.std() / total.mean().clamp(min=1e-6))
+    if wanted.motion is not None:
+        score += _along(mass, wanted.motion)
+    if wanted.objects:
+        score += OBJECTS_WEIGHT * shows_objects(mass, wanted.objects)
+    return score
+
+
+def seam_jump(frames: torch.Tensor, seam: int) -> float:
+    """How far the motion of (T, 3, H, W) frames breaks where frame `seam` follows the frames before it, in
+    px/frame: for each piece of moving mass in frame seam - 1 (`piece_centres`), the step from the nearest
+    piece in the frame before against the step to the piece in frame `seam` nearest where that step leads;
+    the largest. 0 when no piece is there to follow; inf when a piece has none before or after it."""
+    before, last, after = piece_centres(moving_mass(frames.float())[seam - 2 : seam + 1])
+    worst = 0.0
+    for centre in last:
+        if not len(before) or not len(after):
+            return math.inf
+        step = centre - before[np.linalg.norm(before - centre, axis=1).argmin()]
+        landing = after[np.linalg.norm(after - (centre + step), axis=1).argmin()]
+        worst = max(worst, float(np.linalg.norm(landing - centre - step)))
+    return worst
 
 
 def _along(mass: torch.Tensor, motion: tuple[float, float]) -> float:

@@ -29,7 +29,7 @@ from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, 
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import NoiseSearch, model_passes, sample
-from generator.motion import asked_motion, motion_score
+from generator.motion import asked, seam_jump, search_score
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
 from generator.video import square_frames
@@ -42,6 +42,7 @@ CONTEXT = 4  # frames a chained window is conditioned on
 # pixels, so a seed makes the same clip only under one fixed count (1 is fastest on a busy box).
 SAMPLING_THREADS = 1
 SEARCHED_MODES = ("text", "animate", "continue")  # modes whose windows make motion (`_candidates_searched`)
+SEAM_GIVEN = 2  # whole given frames from which a window's search keeps their motion across the seam (`_search`)
 
 # callback(step, total) -> False to cancel; steps count across all windows of a long clip
 StepCallback = Callable[[int, int], bool | None]
@@ -261,25 +262,39 @@ class Generator:
         return frames
 
     def _search(self, params: GenerationParams, window: Window) -> NoiseSearch | None:
-        """The noise search for the way the prompt asks its object to move (generator.motion), where
-        `_candidates_searched` says a window searches."""
-        given = 0 if window.keep is None else int(window.keep.all(axis=(1, 2)).sum())  # whole frames given
+        """The noise search where `_candidates_searched` says a window searches. A window given SEAM_GIVEN whole
+        frames or more keeps their motion across the seam (`generator.motion.seam_jump`); one given fewer
+        shows what the prompt asks (`generator.motion.search_score`). The judge sees each candidate's
+        predicted clip with the given pixels in place."""
+        given = self._whole_frames_given(window)
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
             return None
-        motion = asked_motion(params.prompt)
+        wanted = asked(params.prompt)
+        kept = None
+        if window.given is not None:
+            kept = (to_video_tensor(window.given[None], self.device)[0],
+                    torch.from_numpy(np.ascontiguousarray(window.keep))[:, None].to(self.device))
 
-        def judge(predicted: torch.Tensor) -> float:  # how far the predicted clip moves the asked way, steadily
-            return motion_score(self.autoencoder.decode(predicted)[0], motion)
+        def judge(predicted: torch.Tensor) -> float:
+            frames = self.autoencoder.decode(predicted)[0]  # (T, 3, H, W)
+            if kept is not None:
+                frames = torch.where(kept[1], kept[0], frames)
+            return -seam_jump(frames, given) if given >= SEAM_GIVEN else search_score(frames, wanted)
 
         return NoiseSearch(candidates, self.dit.config.probe_time, judge)
 
     def _candidates_searched(self, params: GenerationParams, given: int) -> int:
         """The starting noises a window given `given` whole frames searches: the generation's candidates in a
-        mode that makes motion, given no more than one frame (more already say how things move; searching them
-        costs the seam), whose prompt names a way to move; else 1."""
-        searched = params.mode in SEARCHED_MODES and given <= 1 and asked_motion(params.prompt) is not None
+        mode that makes motion, where the window continues the motion of SEAM_GIVEN frames or more, or its
+        prompt asks for motion (a way, falling, colliding); else 1."""
+        searched = params.mode in SEARCHED_MODES and (given >= SEAM_GIVEN or asked(params.prompt).moves)
         return self.candidates(params) if searched else 1
+
+    @staticmethod
+    def _whole_frames_given(window: Window) -> int:
+        """How many of a window's frames are given whole (they lead it: `_chain` gives its first frames)."""
+        return 0 if window.keep is None else int(window.keep.all(axis=(1, 2)).sum())
 
     def _passes(self, params: GenerationParams, given: int) -> int:
         """The model passes of a window given `given` whole frames (`flow.model_passes`)."""

@@ -1,4 +1,4 @@
-"""The way a prompt asks an object to move, the way a clip moves, and the sampler's search for it."""
+"""What a prompt asks a clip to show (a way to move, its objects), what a clip shows, and the search for it."""
 
 import dataclasses
 
@@ -9,7 +9,20 @@ import torch
 from generator import flow, world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT
-from generator.motion import STEADY_WEIGHT, asked_motion, mass_centres, motion_along, motion_score
+from generator.motion import (
+    OBJECTS_WEIGHT,
+    STEADY_WEIGHT,
+    Asked,
+    asked,
+    asked_motion,
+    mass_centres,
+    motion_along,
+    moving_mass,
+    object_pieces,
+    seam_jump,
+    search_score,
+    shows_objects,
+)
 from generator.pipeline import Generator
 from generator.tracker import track
 
@@ -27,10 +40,30 @@ def test_a_prompt_asks_for_the_way_its_words_name(prompt, way):
     assert asked_motion(prompt) == way
 
 
+@pytest.mark.parametrize(("prompt", "wanted"), [
+    ("a red ball moving left in a forest", Asked(moves=True, motion=(-1.0, 0.0), objects=1)),
+    ("a red ball and a blue square colliding on black", Asked(moves=True, motion=None, objects=2)),
+    ("two green squares bumping", Asked(moves=True, motion=None, objects=1)),  # one shape word: one object named
+    ("a red ball on black", Asked(moves=False, motion=None, objects=1)),
+    ("something falling", Asked(moves=True, motion=(0.0, 1.0), objects=0)),
+    ("a dragon over a castle", Asked(moves=False, motion=None, objects=0)),
+])
+def test_a_prompt_asks_for_a_motion_and_the_objects_its_words_name(prompt, wanted):
+    assert asked(prompt) == wanted
+
+
 def world_clip(scene: str, motion: str, start: tuple[float, float], speed: float = 2.0) -> torch.Tensor:
     """A rendered world clip of one ball, as (T, 3, H, W) in [-1, 1]."""
     spec = world.ClipSpec(scene=scene, objects=(world.ObjectSpec("ball", "yellow", 6, motion),), speeds=(speed,),
                           starts=(start,))
+    return to_video_tensor(world.make_clips([spec])[0].frames[None])[0]
+
+
+def colliding_clip(scene: str) -> torch.Tensor:
+    """A rendered world clip of a red ball and a blue square closing in, touching and parting."""
+    spec = world.ClipSpec(scene=scene, objects=(world.ObjectSpec("ball", "red", 6, "colliding"),
+                                                world.ObjectSpec("square", "blue", 6, "colliding")),
+                          speeds=(2.5, 2.5), starts=((14.0, 32.0), (50.0, 32.0)))
     return to_video_tensor(world.make_clips([spec])[0].frames[None])[0]
 
 
@@ -50,14 +83,44 @@ def test_the_search_prefers_one_steady_object_to_one_that_gains_a_copy_part_way(
     one = world_clip("in a forest", "moving left", (50.0, 32.0))
     copied = one.clone()
     copied[10:, :, 44:58, 6:20] = one[0, :, 25:39, 43:57]  # a copy of the object appears at frame 10
-    assert motion_score(one, (-1.0, 0.0)) == pytest.approx(motion_along(one, (-1.0, 0.0)), abs=0.1 * STEADY_WEIGHT)
-    assert motion_score(copied, (-1.0, 0.0)) < motion_score(one, (-1.0, 0.0)) - 1.0
+    wanted = asked("a yellow ball moving left in a forest")
+    assert search_score(one, wanted) == pytest.approx(motion_along(one, (-1.0, 0.0)) + OBJECTS_WEIGHT,
+                                                      abs=0.1 * STEADY_WEIGHT)
+    assert search_score(copied, wanted) < search_score(one, wanted) - 1.0
+    unnamed = asked("something moving left")  # the copy costs more where the prompt names one object
+    assert search_score(one, unnamed) - search_score(copied, unnamed) < search_score(one, wanted) - search_score(
+        copied, wanted) - 1.0
+
+
+@pytest.mark.parametrize("scene", ["on black", "in a forest", "at sunset"])
+def test_every_frame_of_a_world_clip_shows_its_objects_and_one_with_a_copy_does_not(scene):
+    one = world_clip(scene, "moving right", (14.0, 32.0))
+    assert object_pieces(moving_mass(one)).tolist() == [1] * len(one)
+    assert shows_objects(moving_mass(one), 1) == 1.0
+    copied = one.clone()
+    copied[8:, :, 40:54, 40:54] = one[0, :, 25:39, 7:21]  # a copy appears at frame 8, away from the object
+    assert shows_objects(moving_mass(copied), 1) == 0.5
+    pair = moving_mass(colliding_clip(scene))  # touching, the two are one piece; a red ball fades into a sunset
+    assert shows_objects(pair, 2) >= 0.85 > 0.5 > shows_objects(pair, 1)
 
 
 def test_a_still_clip_does_not_move_and_an_empty_one_has_its_centre_in_the_middle():
     still = world_clip("on black", "moving left", (32.0, 32.0), speed=0.0)
     assert motion_along(still, (1.0, 0.0)) == 0.0  # no mass moves: the centre stays in the middle
     assert mass_centres(torch.zeros(3, 8, 10)).tolist() == [[5.0, 4.0]] * 3
+
+
+@pytest.mark.parametrize("scene", ["on black", "in a forest"])
+def test_a_seam_jumps_where_the_motion_breaks_and_not_where_it_goes_on(scene):
+    steady = world_clip(scene, "moving right", (14.0, 32.0))
+    assert seam_jump(steady, 8) == pytest.approx(0.0, abs=0.05)
+    shifted = steady.clone()
+    shifted[8:] = torch.roll(steady[8:], 6, dims=-1)  # from frame 8 the object is 6 px further on
+    assert seam_jump(shifted, 8) == pytest.approx(6.0, abs=0.05)
+    gone = steady.clone()
+    gone[8:] = world_clip(scene, "moving right", (14.0, 32.0), speed=0.0)[8:]  # a still object is no moving mass
+    assert seam_jump(gone, 8) == float("inf")
+    assert seam_jump(torch.zeros(16, 3, 64, 64), 8) == 0.0  # nothing to follow
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +143,8 @@ def test_the_search_sends_the_shipped_models_object_the_asked_way_where_its_firs
         assert searched.record["candidates"] == shipped.dit.config.candidates > 1
 
 
-def test_a_prompt_naming_no_way_searches_nothing(shipped):
-    prompt = "a red ball and a blue square colliding on black"
+def test_a_prompt_naming_no_motion_searches_nothing(shipped):
+    prompt = "a red ball on black"
     one = shipped.generate(prompt, seed=2, steps=3, candidates=1)
     many = shipped.generate(prompt, seed=2, steps=3, candidates=4)
     assert np.array_equal(one.frames, many.frames) and many.record["candidates"] == 1  # nothing was searched
@@ -113,24 +176,52 @@ def searched(make) -> bool:
     return any(not np.array_equal(make(seed, None).frames, make(seed, 1).frames) for seed in range(4))
 
 
-def test_windows_whose_motion_the_prompt_alone_decides_are_searched_and_the_others_not(small):
+def test_windows_that_make_or_continue_motion_are_searched_and_the_others_not(small):
     clip = world.sample_clips(4, 0, 1)[0].frames[:8]
     prompt = "a red ball moving left on black"
     assert searched(lambda seed, k: small.generate(prompt, seed=seed, steps=4, candidates=k))
     assert searched(lambda seed, k: small.animate(clip[0], prompt, seed=seed, steps=4, frames=6, candidates=k))
-    assert not searched(lambda seed, k: small.extend(clip[:4], prompt, seed=seed, steps=4, new_frames=4, context=4,
-                                                     candidates=k))  # four given frames already move
+    assert searched(lambda seed, k: small.extend(clip[:4], prompt, seed=seed, steps=4, new_frames=4, context=4,
+                                                 candidates=k))  # for the noise that keeps their motion
+    assert searched(lambda seed, k: small.extend(clip[:4], "a dragon", seed=seed, steps=4, new_frames=4, context=4,
+                                                 candidates=k))  # whatever the prompt
     assert searched(lambda seed, k: small.extend(clip[:1], prompt, seed=seed, steps=4, new_frames=4, context=1,
                                                  candidates=k))  # one given frame says no motion yet
-    assert not searched(lambda seed, k: small.generate("a red ball on black", seed=seed, steps=4, candidates=k))
+    assert searched(lambda seed, k: small.generate("a red ball and a blue square colliding on black", seed=seed,
+                                                   steps=4, candidates=k))  # no way, but two objects to keep apart
+    assert not searched(lambda seed, k: small.generate("a red ball on black", seed=seed, steps=4, frames=8,
+                                                       candidates=k))  # one window, and no motion asked
+    assert searched(lambda seed, k: small.generate("a red ball on black", seed=seed, steps=4, frames=12,
+                                                   candidates=k))  # a second window keeps the first one's motion
     assert small.generate(prompt, steps=2).record["candidates"] == 3
-    assert small.extend(clip[:4], prompt, steps=2, new_frames=4, context=4).record["candidates"] == 1
+    assert small.extend(clip[:4], prompt, steps=2, new_frames=4, context=4).record["candidates"] == 3
+    assert small.extend(clip[:1], "a dragon", steps=2, new_frames=4, context=1).record["candidates"] == 1
+
+
+def test_the_judge_sees_each_candidates_clip_with_the_given_frame_in_place(small, monkeypatch):
+    judged = []
+    monkeypatch.setattr("generator.pipeline.search_score", lambda frames, wanted: judged.append(frames) or 0.0)
+    image = world.sample_clips(4, 0, 1)[0].frames[0]
+    small.animate(image, "a red ball moving left on black", seed=1, steps=4, frames=6)
+    assert len(judged) == 3  # one a candidate
+    for frames in judged:
+        assert torch.equal(frames[0], to_video_tensor(image)) and not torch.equal(frames[1], frames[0])
+
+
+def test_a_continued_clips_judge_reads_the_seam_after_the_given_frames(small, monkeypatch):
+    seams = []
+    monkeypatch.setattr("generator.pipeline.seam_jump", lambda frames, seam: seams.append((frames, seam)) or 0.0)
+    clip = world.sample_clips(4, 0, 1)[0].frames[:8]
+    small.extend(clip[:4], "a red ball moving left on black", seed=1, steps=4, new_frames=4, context=4)
+    assert len(seams) == 3 and all(seam == 4 for _, seam in seams)
+    for frames, _ in seams:
+        assert torch.equal(frames[:4], to_video_tensor(clip[:4]))
 
 
 def test_progress_counts_every_model_pass_of_a_long_clip_once_in_order(small):
     seen = []
-    small.generate("a red ball moving left on black", steps=4, frames=16, callback=lambda i, n: seen.append((i, n)))
-    total = seen[-1][1]  # three windows: the first searched (3 candidates), the two chained on it not
-    times = flow.sampling_times(4, 1.0, small.dit.config.time_shift)
-    assert total == 3 * 4 + 2 * flow.probe_steps(times, 0.5) > 12
+    small.generate("a red ball on black", steps=4, frames=16, callback=lambda i, n: seen.append((i, n)))
+    total = seen[-1][1]  # three windows: the first not searched (no motion asked), the two chained on it for
+    times = flow.sampling_times(4, 1.0, small.dit.config.time_shift)  # their seams (3 candidates each)
+    assert total == 3 * 4 + 2 * 2 * flow.probe_steps(times, 0.5) > 12
     assert seen == [(i, total) for i in range(1, total + 1)]
