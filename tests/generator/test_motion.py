@@ -9,6 +9,7 @@ import torch
 from generator import flow, world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT
+from generator.evaluation import seam_velocity_ok
 from generator.motion import (
     OBJECTS_WEIGHT,
     STEADY_WEIGHT,
@@ -140,6 +141,17 @@ def test_the_search_sends_the_shipped_models_object_the_asked_way_where_its_firs
         plain = shipped.generate(prompt, seed=seed, steps=20, candidates=1)
         searched = shipped.generate(prompt, seed=seed, steps=20)
         assert horizontal_velocity(plain.frames) < -0.5 < 0.5 < horizontal_velocity(searched.frames)
+        assert searched.record["candidates"] == shipped.dit.config.candidates > 1
+
+
+def test_the_search_keeps_a_continued_clips_motion_across_the_seam_where_the_first_noise_breaks_it(shipped):
+    clips = world.sample_clips(4_242_424, 0, 37)  # bench/generation.py's clips, at its seeds
+    for i in (4, 36):  # clips whose velocity the first noise breaks at the seam (model card, session 20)
+        clip = clips[i]
+        plain, searched = (shipped.extend(clip.frames[:8], clip.caption, seed=i, steps=20, new_frames=8, context=8,
+                                          candidates=k) for k in (1, None))
+        assert seam_velocity_ok(plain.frames, 8, scene=clip.spec.scene) is False
+        assert seam_velocity_ok(searched.frames, 8, scene=clip.spec.scene) is True
         assert searched.record["candidates"] == shipped.dit.config.candidates > 1
 
 
