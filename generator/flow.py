@@ -11,6 +11,7 @@ et al. 2022).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -197,8 +198,8 @@ def sampling_times(steps: int, t_start: float, time_shift: float, device="cpu") 
 class NoiseSearch:
     """Which of `candidates` starting noises a sample goes on from (random search over noises with a
     verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
-    each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie, or
-    where a score is NaN). One noise is chosen for the whole batch, judged as one."""
+    each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie; a NaN
+    score counts as the lowest). One noise is chosen for the whole batch, judged as one."""
 
     candidates: int
     probe_time: float
@@ -292,6 +293,7 @@ def _search(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes:
         for i in range(probes):
             x, predicted = step(x, i, noise)
         score = judge(predicted)
+        score = -math.inf if math.isnan(score) else score
         if best is None or score > best[0]:
             best = (score, x, noise)
     return best[1], best[2]

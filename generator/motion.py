@@ -36,7 +36,7 @@ MIN_PIECE = 20  # px: a smaller piece of moving mass is a speck, not an object (
 class Asked:
     """What a prompt asks a clip to show that the search can check: whether it names a motion (`moves`:
     a way, falling, colliding), the unit (x, y) way (`motion`, y grows downward; None where it names
-    none) and how many objects it names (`objects`; 0 where it names none)."""
+    none) and how many objects it names (`objects`; 0 where it names none, at least 2 colliding)."""
 
     moves: bool
     motion: tuple[float, float] | None
@@ -48,7 +48,8 @@ def asked(prompt: str) -> Asked:
     parsed = parse_prompt(prompt)
     way = DIRECTIONS[parsed.direction] if parsed.direction is not None else \
         FALLING if parsed.action == "falling" else None
-    return Asked(moves=parsed.action is not None, motion=way, objects=len(parsed.objects))
+    objects = max(len(parsed.objects), 2) if parsed.action == "colliding" else len(parsed.objects)
+    return Asked(moves=parsed.action is not None, motion=way, objects=objects)
 
 
 def asked_motion(prompt: str) -> tuple[float, float] | None:
@@ -138,8 +139,12 @@ def seam_jump(frames: torch.Tensor, seam: int) -> float:
     """How far the motion of (T, 3, H, W) frames breaks where frame `seam` follows the frames before it, in
     px/frame: for each piece of moving mass in frame seam - 1 (`piece_centres`), the step from the nearest
     piece in the frame before against the step to the piece in frame `seam` nearest where that step leads;
-    the largest. 0 when no piece is there to follow; inf when a piece has none before or after it."""
+    the largest. inf when a piece has none before or after it, or when the frames before the seam show a
+    piece that the whole clip's moving mass loses (an object that stops at the seam becomes background);
+    0 when there is no piece to follow."""
     before, last, after = piece_centres(moving_mass(frames.float())[seam - 2 : seam + 1])
+    if not len(last):
+        return math.inf if len(piece_centres(moving_mass(frames[:seam].float()))[-1]) else 0.0
     worst = 0.0
     for centre in last:
         if not len(before) or not len(after):

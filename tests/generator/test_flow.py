@@ -1,5 +1,7 @@
 """Rectified flow: the loss, and the sampler's guidance, conditioning, variations and cancel."""
 
+import math
+
 import pytest
 import torch
 
@@ -296,6 +298,15 @@ def test_the_search_goes_on_from_the_noise_its_judge_prefers():
     torch.randn(SHAPE, generator=second)  # the first candidate's noise: the search went on from the second
     assert torch.equal(picked, flow.sample(model, SHAPE, tokens(), steps=4, generator=second, time_shift=3.0))
     assert judged == [SHAPE] * 3  # each candidate's predicted clean latents, judged once
+
+
+def test_a_nan_score_never_wins_the_search():
+    model = woken_model()
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0,
+                         search=flow.NoiseSearch(2, 0.5, judge=lambda _x, scores=iter([math.nan, -5.0]): next(scores)))
+    second = gen(3)
+    torch.randn(SHAPE, generator=second)  # the first candidate's noise, judged NaN
+    assert torch.equal(picked, flow.sample(model, SHAPE, tokens(), steps=4, generator=second, time_shift=3.0))
 
 
 def test_the_search_runs_each_candidate_through_the_steps_above_the_probe_time_and_counts_them():

@@ -44,7 +44,7 @@ def test_a_prompt_asks_for_the_way_its_words_name(prompt, way):
 @pytest.mark.parametrize(("prompt", "wanted"), [
     ("a red ball moving left in a forest", Asked(moves=True, motion=(-1.0, 0.0), objects=1)),
     ("a red ball and a blue square colliding on black", Asked(moves=True, motion=None, objects=2)),
-    ("two green squares bumping", Asked(moves=True, motion=None, objects=1)),  # one shape word: one object named
+    ("two green squares bumping", Asked(moves=True, motion=None, objects=2)),  # colliding: two at least
     ("a red ball on black", Asked(moves=False, motion=None, objects=1)),
     ("something falling", Asked(moves=True, motion=(0.0, 1.0), objects=0)),
     ("a dragon over a castle", Asked(moves=False, motion=None, objects=0)),
@@ -121,6 +121,9 @@ def test_a_seam_jumps_where_the_motion_breaks_and_not_where_it_goes_on(scene):
     gone = steady.clone()
     gone[8:] = world_clip(scene, "moving right", (14.0, 32.0), speed=0.0)[8:]  # a still object is no moving mass
     assert seam_jump(gone, 8) == float("inf")
+    stopped = steady.clone()
+    stopped[8:] = steady[7]  # it stops at the seam: the clip's moving mass loses it
+    assert seam_jump(stopped, 8) == float("inf")
     assert seam_jump(torch.zeros(16, 3, 64, 64), 8) == 0.0  # nothing to follow
 
 
