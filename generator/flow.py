@@ -258,7 +258,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         known_mask = known_mask.to(noises[0].dtype).expand(shape)  # (B, T, C, h, w)
         frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
         frame_mask = frame_mask if frame_mask.any() else None
-    done, total = 0, n + (candidates - 1) * probes
+    done, total = 0, model_passes(steps, t_start, time_shift, candidates, search.probe_time if probes else 1.0)
 
     def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""

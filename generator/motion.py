@@ -52,12 +52,6 @@ def asked(prompt: str) -> Asked:
     return Asked(moves=parsed.action is not None, motion=way, objects=objects)
 
 
-def asked_motion(prompt: str) -> tuple[float, float] | None:
-    """The unit (x, y) way a prompt asks its object to move (y grows downward): its direction word, down
-    for a falling object; None when it names no way (colliding objects, a prompt about no motion)."""
-    return asked(prompt).motion
-
-
 def mass_centres(mass: torch.Tensor) -> torch.Tensor:
     """(T, 2): the centre (x, y) in pixels of each frame's mass (T, H, W); the frame's middle where it has none."""
     t, h, w = mass.shape
@@ -145,10 +139,10 @@ def seam_jump(frames: torch.Tensor, seam: int) -> float:
     before, last, after = piece_centres(moving_mass(frames.float())[seam - 2 : seam + 1])
     if not len(last):
         return math.inf if len(piece_centres(moving_mass(frames[:seam].float()))[-1]) else 0.0
+    if not len(before) or not len(after):
+        return math.inf
     worst = 0.0
     for centre in last:
-        if not len(before) or not len(after):
-            return math.inf
         step = centre - before[np.linalg.norm(before - centre, axis=1).argmin()]
         landing = after[np.linalg.norm(after - (centre + step), axis=1).argmin()]
         worst = max(worst, float(np.linalg.norm(landing - centre - step)))

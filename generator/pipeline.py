@@ -270,7 +270,7 @@ class Generator:
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
             return None
-        wanted = asked(params.prompt)
+        wanted = None if given >= SEAM_GIVEN else asked(params.prompt)  # None: the seam is judged
         kept = None
         if window.given is not None:
             kept = (to_video_tensor(window.given[None], self.device)[0],
@@ -280,7 +280,7 @@ class Generator:
             frames = self.autoencoder.decode(predicted)[0]  # (T, 3, H, W)
             if kept is not None:
                 frames = torch.where(kept[1], kept[0], frames)
-            return -seam_jump(frames, given) if given >= SEAM_GIVEN else search_score(frames, wanted)
+            return -seam_jump(frames, given) if wanted is None else search_score(frames, wanted)
 
         return NoiseSearch(candidates, self.dit.config.probe_time, judge)
 

@@ -15,7 +15,6 @@ from generator.motion import (
     STEADY_WEIGHT,
     Asked,
     asked,
-    asked_motion,
     mass_centres,
     motion_along,
     moving_mass,
@@ -38,7 +37,7 @@ from generator.tracker import track
     ("a dragon over a castle", None),
 ])
 def test_a_prompt_asks_for_the_way_its_words_name(prompt, way):
-    assert asked_motion(prompt) == way
+    assert asked(prompt).motion == way
 
 
 @pytest.mark.parametrize(("prompt", "wanted"), [
