@@ -191,7 +191,8 @@ class Generator:
         frames = self._run(params, Window(), progress)
         if more:
             frames = self._chain(params, frames, more, context, progress, first=1)
-        return self._finish(params, frames[:params.frames], candidates=self._candidates_searched(params, 0))
+        searched = self._candidates_searched(params, 0), self._candidates_searched(params, context if more else 0)
+        return self._finish(params, frames[:params.frames], candidates=max(searched))
 
     def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
         new = params.frames - 1
@@ -320,8 +321,8 @@ class Generator:
         return -(-new // (self.window - context))
 
     def _finish(self, params: GenerationParams, frames: np.ndarray, candidates: int = 1, **details) -> Clip:
-        """The record of how a clip was made (`candidates`: the noises its first window searched), with the
-        parsed prompt and any warning."""
+        """The record of how a clip was made (`candidates`: the most starting noises any of its windows
+        searched), with the parsed prompt and any warning."""
         parsed = parse_prompt(params.prompt)
         warning = parsed.warning()
         if warning:

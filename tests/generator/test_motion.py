@@ -210,6 +210,8 @@ def test_windows_that_make_or_continue_motion_are_searched_and_the_others_not(sm
     assert small.generate(prompt, steps=2).record["candidates"] == 3
     assert small.extend(clip[:4], prompt, steps=2, new_frames=4, context=4).record["candidates"] == 3
     assert small.extend(clip[:1], "a dragon", steps=2, new_frames=4, context=1).record["candidates"] == 1
+    assert small.generate("a red ball on black", steps=2, frames=8).record["candidates"] == 1
+    assert small.generate("a red ball on black", steps=2, frames=12).record["candidates"] == 3  # its second window
 
 
 def test_the_judge_sees_each_candidates_clip_with_the_given_frame_in_place(small, monkeypatch):
