@@ -4,9 +4,11 @@ One training step as `generator.train` runs it (rectified-flow loss with frame m
 gradient clip, AdamW, EMA; bf16 autocast on CUDA) on random latents and prompts, so the world's
 rendering and the autoencoder are left out. FLOPs are counted by torch's FlopCounterMode on one
 step; MFU is achieved FLOP/s over the peak a large dense matmul reaches here (bf16 on CUDA,
-float32 on the CPU), measured in the same run.
+float32 on the CPU), measured in the same run. A last line says how many world clips a second the
+training's data stream plans (`generator.train.WorldStream`: simulation, captions, tokens) with
+`--data-workers` processes, and paints on the device: the data a run can feed its steps.
 
-    python3 bench/train_speed.py [--configs tiny base] [--batch 16] [--steps 5] [--device auto]
+    python3 bench/train_speed.py [--configs tiny base] [--batch 16] [--steps 5] [--device auto] [--data-workers 2]
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import argparse
 import copy
 import time
 from dataclasses import replace
+from functools import partial
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from generator.dit import DIT_CONFIGS, STDiT
 from generator.flow import sample_frame_mask, training_loss, update_ema
-from generator.train import training_vocabulary
+from generator.train import WorldStream, plan_world_batch, training_vocabulary
 
 
 def matmul_peak(device: torch.device, size: int = 4096, reps: int = 5) -> float:
@@ -49,7 +52,7 @@ class TrainStep:
         config = replace(config, vocabulary=training_vocabulary())  # the token table a run trains
         self.model = STDiT(config).to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.type == "cuda")
         g = torch.Generator().manual_seed(0)
         shape = (batch, config.frames, config.latent_channels, config.latent_size, config.latent_size)
         self.latents = torch.randn(shape, generator=g).to(device)  # (B, T, C, h, w)
@@ -83,12 +86,29 @@ def seconds_per_step(step: TrainStep, steps: int, device: torch.device) -> float
     return (time.perf_counter() - started) / steps
 
 
+def data_clips_per_second(batch: int, workers: int, device: torch.device, plans: int) -> float:
+    """World clips a second that a run's data stream plans with `workers` processes and paints on `device`."""
+    stream = WorldStream(partial(plan_world_batch, batch=batch), first=0, workers=workers)
+    try:
+        stream.next().batch(device)  # the workers' start, and a warm-up
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(plans):
+            stream.next().batch(device)
+        synchronize(device)
+        return batch * plans / (time.perf_counter() - started)
+    finally:
+        stream.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["tiny", "base"], choices=sorted(DIT_CONFIGS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per config (after one warm-up step)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-workers", type=int, default=2, help="processes planning world batches (0: none)")
+    parser.add_argument("--data-batches", type=int, default=8, help="timed world batches")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
@@ -103,6 +123,8 @@ def main() -> None:
         seconds = seconds_per_step(step, args.steps, device)
         print(f"{name:8s}{params:12.1f}{flops / 1e9:12.2f}{seconds:10.3f}{args.batch / seconds:10.1f}"
               f"{flops / seconds / peak:8.1%}")
+    clips = data_clips_per_second(args.batch, args.data_workers, device, args.data_batches)
+    print(f"world data: {clips:.0f} clips/s planned by {args.data_workers} worker processes and painted on {device}")
 
 
 if __name__ == "__main__":

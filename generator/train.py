@@ -7,6 +7,12 @@ masks (given first / last / random frames) and prompt dropout for guidance. It k
 the weights, checkpoints atomically and resumes, and uses CUDA with bf16 autocast where present.
 A run lasts a step count or a time budget (`--minutes`: the learning rate follows the clock, and
 the EMA is exported every few minutes as well as at the end).
+
+So that an accelerator is never kept waiting, each world batch is planned on the CPU (frame masks,
+simulation, captions, tokens: `plan_world_batch`) in worker processes ahead of the step that takes it
+(`WorldStream`), and painted on the device (`WorldPlan.batch`); the step itself reads nothing back
+to the host (the losses are fetched every LOG_EVERY steps), and the optimizer and EMA update all
+weights in fused kernels.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ import copy
 import json
 import logging
 import math
+import multiprocessing
+import os
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,6 +56,7 @@ from generator.prompt import known_words, parse_prompt
 from generator.video import square_frames
 
 log = logging.getLogger(__name__)
+LOG_EVERY = 20  # steps between reading the losses back from the device (the progress bar's figure)
 
 @dataclass(frozen=True)
 class GeneratorTrainConfig:
@@ -71,6 +82,8 @@ class GeneratorTrainConfig:
     frame_prompt: bool = False  # give the model a per-frame prompt term (dit.FramePrompt) if it has none
     spacetime_prompt: bool = False  # give the model a per-token prompt term (dit.SpacetimePrompt) if it has none
     prompt_terms_lr: float = 0.0  # learning rate of the prompt terms (new parts of a started model); 0: lr
+    data_workers: int | None = None  # processes planning world batches (`WorldStream`); None: on CUDA all the
+    # cores but two (at most 12), else 0 (planned in the training process, between steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,13 +92,22 @@ class GeneratorTrainConfig:
 
 @dataclass
 class Batch:
-    """Training clips (B, T, 3, H, W) in [-1, 1] with their captions; world batches also bring each
-    clip's counterfactual (`world.turned_round`) where its caption names the direction it turns."""
+    """Training clips (B, T, 3, H, W) in [-1, 1] with their captions, their CLIP BPE ids and which frames are
+    given (the frame mask); world batches also bring each clip's counterfactual (`world.turned_round`) where
+    its caption names the direction it turns. All tensors are on the training device."""
 
     video: torch.Tensor
     captions: list[str]
+    tokens: torch.Tensor  # (B, L)
+    frame_mask: torch.Tensor  # (B, T) bool: the frames given (`sample_frame_mask`)
     counter: torch.Tensor | None = None  # (K, T, 3, H, W): the clips at `turned`, moving the other way
     turned: torch.Tensor | None = None  # (K,) indices into the batch
+
+
+def given_frames(step_seed: int, batch: int, frames: int) -> torch.Tensor:
+    """A step's frame mask, (B, T) bool on the CPU (`flow.sample_frame_mask`): drawn from the step's seed
+    alone, so a batch is the same whichever process plans it and in whatever order."""
+    return sample_frame_mask(batch, frames, torch.Generator().manual_seed(step_seed))
 
 
 def training_caption(spec: world.ClipSpec, rng: np.random.Generator) -> str:
@@ -113,13 +135,13 @@ class FolderClips:
         for path, caption in captioned_videos(folder):
             try:
                 self.clips.append((_decode_for_training(path, max_seconds), caption))
-            except (av.error.FFmpegError, ValueError) as exc:
+            except ValueError as exc:
                 log.warning("skipping %s: %s", path, exc)
         if not self.clips:
             raise no_captioned_videos(folder)
         log.info("training on %d captioned videos from %s", len(self.clips), folder)
 
-    def batch(self, step_seed: int, batch: int, device) -> Batch:
+    def batch(self, step_seed: int, batch: int, device, context_length: int) -> Batch:
         rng = np.random.default_rng(step_seed)
         videos, captions = [], []
         for i in rng.integers(len(self.clips), size=batch):
@@ -130,20 +152,28 @@ class FolderClips:
                 window = np.concatenate([window, np.repeat(window[-1:], self.frames - len(window), axis=0)])
             videos.append(window)
             captions.append(caption)
-        return Batch(to_video_tensor(np.stack(videos), device), captions)
+        tokens = tokenize(captions, context_length).to(device)
+        return Batch(to_video_tensor(np.stack(videos), device), captions, tokens,
+                     given_frames(step_seed, batch, self.frames).to(device))
 
 
 def _decode_for_training(path: Path, max_seconds: float) -> np.ndarray:
-    """(T, SIZE, SIZE, 3) uint8: the video at the world's frame rate, centre-cropped and resized."""
+    """(T, SIZE, SIZE, 3) uint8: the video at the world's frame rate, centre-cropped and resized; a ValueError
+    when it cannot be decoded or holds no frames."""
+    import av  # here, not above: only footage needs PyAV, and an accelerator machine training on the world may lack it
+
     kept, next_t = [], 0.0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            t = float(frame.time or 0.0)
-            if t > max_seconds:
-                break
-            if t + 1e-6 >= next_t:
-                kept.append(square_frames(frame.to_ndarray(format="rgb24")[None], world.SIZE)[0])
-                next_t += 1.0 / world.FPS
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                t = float(frame.time or 0.0)
+                if t > max_seconds:
+                    break
+                if t + 1e-6 >= next_t:
+                    kept.append(square_frames(frame.to_ndarray(format="rgb24")[None], world.SIZE)[0])
+                    next_t += 1.0 / world.FPS
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"cannot decode: {exc}") from exc
     if not kept:
         raise ValueError("no frames")
     return np.stack(kept)
@@ -162,20 +192,87 @@ def object_weights(video: torch.Tensor, latent_size: int, weight: float, thresho
     return (1 + weight * cells).view(B, T, 1, latent_size, latent_size)
 
 
-def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0, upstream_continued: float | None = None,
-                continued: list[bool] | None = None) -> Batch:
-    """Fresh world clips with training captions, and the counterfactuals of those whose caption
-    names a direction; a share of the clips moving in a direction start upstream (`world_specs`)."""
+@dataclass
+class WorldPlan:
+    """A world batch as the CPU makes it, all but the pixels (`plan_world_batch`): small arrays a worker
+    process sends back, which `batch` paints on the training device."""
+
+    frame_mask: np.ndarray  # (B, T) bool
+    captions: list[str]
+    tokens: np.ndarray  # (B, L) CLIP BPE ids
+    drawing: world.Drawing  # the clips
+    turned: np.ndarray  # (K,) indices of the clips whose caption names the direction they turn
+    counter: world.Drawing | None  # those clips turned round (`world.turned_round`); None when K is 0
+
+    def batch(self, device) -> Batch:
+        """The `Batch` on `device`: its clips (and counterfactuals) painted there."""
+        def there(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(device, non_blocking=True)
+
+        counter = None if self.counter is None else to_video_tensor(world.draw(self.counter, device))
+        return Batch(to_video_tensor(world.draw(self.drawing, device)), self.captions, there(self.tokens),
+                     there(self.frame_mask), counter, None if counter is None else there(self.turned))
+
+
+def plan_world_batch(step_seed: int, batch: int, frames: int = world.NUM_FRAMES, context_length: int = 32,
+                     upstream: float = 0.0, upstream_continued: float | None = None) -> WorldPlan:
+    """A step's world batch, all but the pixels: its frame mask (`given_frames`), fresh clips (a share of
+    those moving in a direction started upstream, `world_specs`, told which clips have given frames),
+    simulated, their training captions and tokens, and the counterfactuals of those whose caption names
+    a direction. A function of its arguments alone, so any worker process makes the same plan."""
+    mask = given_frames(step_seed, batch, frames)
+    specs = world_specs(step_seed, batch, upstream, upstream_continued, mask.any(dim=1).tolist())
     rng = np.random.default_rng(step_seed)
-    clips = world.make_clips(world_specs(step_seed, batch, upstream, upstream_continued, continued), device)
-    captions = [training_caption(c.spec, rng) for c in clips]
-    turned = [i for i, (c, caption) in enumerate(zip(clips, captions)) if names_its_direction(c.spec, caption)]
-    video = to_video_tensor(np.stack([c.frames for c in clips]), device)
-    if not turned:
-        return Batch(video, captions)
-    counter = world.make_clips([world.turned_round(clips[i].spec) for i in turned], device)
-    return Batch(video, captions, to_video_tensor(np.stack([c.frames for c in counter]), device),
-                 torch.tensor(turned, device=device))
+    captions = [training_caption(spec, rng) for spec in specs]
+    turned = [i for i, (spec, caption) in enumerate(zip(specs, captions)) if names_its_direction(spec, caption)]
+    counter = [world.turned_round(specs[i]) for i in turned]
+    return WorldPlan(mask.numpy(), captions, tokenize(captions, context_length).numpy(), _drawing(specs),
+                     np.array(turned, dtype=np.int64), _drawing(counter) if counter else None)
+
+
+def world_batch(step_seed: int, batch: int, device, upstream: float = 0.0, upstream_continued: float | None = None,
+                frames: int = world.NUM_FRAMES, context_length: int = 32) -> Batch:
+    """A step's world batch (`plan_world_batch`) on `device`, planned in this process."""
+    return plan_world_batch(step_seed, batch, frames, context_length, upstream, upstream_continued).batch(device)
+
+
+def _drawing(specs: list[world.ClipSpec]) -> world.Drawing:
+    return world.pack(specs, world.simulate_batch(specs))
+
+
+class WorldStream:
+    """A run's world batches, planned ahead: the plans of consecutive step seeds from `first`, made by
+    `plan` (a picklable function of the seed) in `workers` processes, or in this one for 0. At most
+    `ahead` plans wait (made or being made), so a slow step never lets them pile up in memory. The
+    plans are the same for any number of workers (`plan_world_batch` depends on the seed alone)."""
+
+    def __init__(self, plan: Callable[[int], WorldPlan], first: int, workers: int = 0, ahead: int | None = None):
+        self.plan, self.seed = plan, first
+        self.ahead = ahead or 2 * workers
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+        self.waiting: deque[Future] = deque()
+
+    def next(self) -> WorldPlan:
+        """The next seed's plan."""
+        if self.pool is None:
+            self.seed += 1
+            return self.plan(self.seed - 1)
+        while len(self.waiting) < self.ahead:
+            self.waiting.append(self.pool.submit(self.plan, self.seed + len(self.waiting)))
+        self.seed += 1
+        return self.waiting.popleft().result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def data_workers(cfg: GeneratorTrainConfig, device) -> int:
+    """How many processes plan world batches: the config's, else on CUDA all the cores but two (at most 12;
+    one 256-clip plan takes a core about 0.2 s, a tiny step about 0.05 s), else none."""
+    if cfg.data_workers is not None:
+        return cfg.data_workers
+    return min(12, max(1, (os.cpu_count() or 1) - 2)) if torch.device(device).type == "cuda" else 0
 
 
 def world_specs(step_seed: int, batch: int, upstream: float, upstream_continued: float | None = None,
@@ -268,11 +365,6 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         spacetime_prompt=base.spacetime_prompt or cfg.spacetime_prompt)
     dit_config = architecture if cfg.time_shift is None else replace(architecture, time_shift=cfg.time_shift)
 
-    def next_batch(step_seed: int, continued: list[bool]) -> Batch:
-        if folder:
-            return folder.batch(step_seed, cfg.batch, device)
-        return world_batch(step_seed, cfg.batch, device, cfg.upstream, cfg.upstream_continued, continued)
-
     ae, _ = load_autoencoder(autoencoder or WEIGHTS_DIR / autoencoder_file(dit_config.autoencoder), device)
     ae.config.check_latents(dit_config.latent_channels, dit_config.latent_size, dit_config.frame_size)
     ae.requires_grad_(False)
@@ -281,50 +373,63 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     groups = parameter_groups(model, cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=torch.device(device).type == "cuda")  # one kernel for all weights
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init, start_extra)
     for group, ours in zip(optimizer.param_groups, groups):  # a resumed state's groups: this run's rates
         group["lr_scale"] = ours["lr_scale"]
     # Batches are numbered across runs (`earlier` steps came before), so a run continued from
     # shipped weights sees fresh world clips rather than the first run's again.
-    rng = torch.Generator().manual_seed(cfg.seed * 7919 + earlier + step)
+    first_seed = cfg.seed * 1_000_003 + earlier + step
+    plan = partial(plan_world_batch, batch=cfg.batch, frames=dit_config.frames,
+                   context_length=dit_config.context_length, upstream=cfg.upstream,
+                   upstream_continued=cfg.upstream_continued)
+    stream = None if folder else WorldStream(plan, first_seed, data_workers(cfg, device))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
-    schedule, losses, saved_at = Schedule(cfg), [], []
+    schedule, losses, unread, saved_at = Schedule(cfg), [], [], []
     started = clock() - elapsed
     last_save_s, step_s, now = elapsed, 0.0, clock()
     bar = tqdm(initial=step, total=None if cfg.minutes else cfg.steps, desc="train generator")
-    while not schedule.finished(step, now - started, step_s):
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.learning_rate(step, now - started) * group["lr_scale"]
-        frame_mask = sample_frame_mask(cfg.batch, dit_config.frames, rng, device)  # (B, T) given frames
-        batch = next_batch(cfg.seed * 1_000_003 + earlier + step, frame_mask.any(dim=1).tolist())
-        latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
-        tokens = tokenize(batch.captions, dit_config.context_length).to(device)
-        with autocast:
-            loss = training_loss(model, latents, tokens, frame_mask, cfg.prompt_drop, weight=weight,
-                                 time_shift=dit_config.time_shift)
-            if cfg.contrast and batch.counter is not None:
-                loss = loss + cfg.contrast * _contrast(model, ae, batch, latents, weight, tokens, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-        step += 1
-        before, now = now, clock()
-        step_s = now - before if step_s == 0 else 0.9 * step_s + 0.1 * (now - before)  # a running mean
-        bar.update()
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        if schedule.save_due(step, now - started, last_save_s):
-            _save(run_dir, model, ema, optimizer, step, now - started, earlier, dit_config)
-            last_save_s = now - started
-            saved_at.append(step)
-            log.info("step %d loss %.4f", step, np.mean(losses[-100:]))
-            if export and cfg.minutes:  # a timed run's export is never older than a few minutes
-                _export(export, ema, dit_config, _result(cfg, step, now - started, device, losses, earlier, data,
-                                                         final=False))
+    try:
+        while not schedule.finished(step, now - started, step_s):
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.learning_rate(step, now - started) * group["lr_scale"]
+            batch = stream.next().batch(device) if stream else \
+                folder.batch(first_seed + step, cfg.batch, device, dit_config.context_length)
+            latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
+            with autocast:
+                loss = training_loss(model, latents, batch.tokens, batch.frame_mask, cfg.prompt_drop, weight=weight,
+                                     time_shift=dit_config.time_shift)
+                if cfg.contrast and batch.counter is not None:
+                    loss = loss + cfg.contrast * _contrast(model, ae, batch, latents, weight, batch.tokens, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            unread.append(loss.detach())
+            step += 1
+            before, now = now, clock()
+            step_s = now - before if step_s == 0 else 0.9 * step_s + 0.1 * (now - before)  # a running mean
+            bar.update()
+            save = schedule.save_due(step, now - started, last_save_s)
+            if save or len(unread) >= LOG_EVERY:  # the only reads from the device
+                losses += torch.stack(unread).float().tolist()
+                unread.clear()
+                bar.set_postfix(loss=f"{np.mean(losses[-LOG_EVERY:]):.4f}")
+            if save:
+                _save(run_dir, model, ema, optimizer, step, now - started, earlier, dit_config)
+                last_save_s = now - started
+                saved_at.append(step)
+                log.info("step %d loss %.4f", step, np.mean(losses[-100:]))
+                if export and cfg.minutes:  # a timed run's export is never older than a few minutes
+                    _export(export, ema, dit_config, _result(cfg, step, now - started, device, losses, earlier,
+                                                             data, final=False))
+    finally:
+        if stream:
+            stream.close()
     bar.close()
+    losses += torch.stack(unread).float().tolist() if unread else []
     if not saved_at or saved_at[-1] != step:
         _save(run_dir, model, ema, optimizer, step, now - started, earlier, dit_config)
     result = _result(cfg, step, now - started, device, losses, earlier, data, final=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -13,6 +12,8 @@ from common.files import atomic_path
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
     """Write (T, H, W, 3) uint8 frames as H.264 (yuv420p, faststart); atomic via a temp file."""
+    import av  # here, not above: training and sampling need none of PyAV (an accelerator machine may lack it)
+
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:

@@ -205,22 +205,30 @@ def _sample_colliding(rng: np.random.Generator, scene: str) -> ClipSpec:
 
 def simulate(spec: ClipSpec, num_frames: int = NUM_FRAMES) -> np.ndarray:
     """Each object's centre (x, y) in every frame, (T, K, 2); frame 0 is the initial state."""
-    pos = np.array(spec.starts, dtype=np.float64)  # (K, 2)
-    vel = np.array([_initial_velocity(o, s) for o, s in zip(spec.objects, spec.speeds)])
-    radii = np.array([o.radius for o in spec.objects], dtype=np.float64)
-    falling = np.array([o.motion == "falling" for o in spec.objects])
-    if len(spec.objects) == 2:
-        vel[1, 0] *= -1  # the right-hand object moves left, toward the other
-    out = np.empty((num_frames, len(spec.objects), 2))
+    return simulate_batch([spec], num_frames)[0]
+
+
+def simulate_batch(specs: list[ClipSpec], num_frames: int = NUM_FRAMES) -> list[np.ndarray]:
+    """`simulate` for many clips at once: the same arithmetic on (B, K, 2) arrays, so each clip's centres are
+    exactly those it has alone (a training batch simulates in a few array operations a frame, not a loop
+    over clips)."""
+    B, K = len(specs), max(len(s.objects) for s in specs)
+    pos, vel = np.zeros((B, K, 2)), np.zeros((B, K, 2))
+    radii, falling, pair = np.ones((B, K)), np.zeros((B, K), bool), np.array([len(s.objects) == 2 for s in specs])
+    for b, spec in enumerate(specs):
+        for k, (obj, speed) in enumerate(zip(spec.objects, spec.speeds)):
+            pos[b, k], vel[b, k] = spec.starts[k], _initial_velocity(obj, speed)
+            radii[b, k], falling[b, k] = obj.radius, obj.motion == "falling"
+    vel[pair, -1, 0] *= -1  # the right-hand object of a pair moves left, toward the other
+    out = np.empty((num_frames, B, K, 2))
     out[0] = pos
     for t in range(1, num_frames):
-        vel[falling, 1] += GRAVITY
+        vel[..., 1] += np.where(falling, GRAVITY, 0.0)
         pos += vel
         _reflect_off_edges(pos, vel, radii, falling)
-        if len(spec.objects) == 2:
-            _collide(pos, vel, radii)
+        _collide(pos, vel, radii, pair)
         out[t] = pos
-    return out
+    return [out[:, b, :len(spec.objects)].copy() for b, spec in enumerate(specs)]
 
 
 def _initial_velocity(obj: ObjectSpec, speed: float) -> tuple[float, float]:
@@ -233,52 +241,77 @@ def _initial_velocity(obj: ObjectSpec, speed: float) -> tuple[float, float]:
 
 
 def _reflect_off_edges(pos, vel, radii, falling) -> None:
-    """Elastic reflection off all four edges; falling objects keep 80% off the bottom."""
+    """Elastic reflection off all four edges; falling objects keep 80% off the bottom. (..., K, 2) arrays."""
     for axis in (0, 1):
         low, high = radii, SIZE - radii
-        under, over = pos[:, axis] < low, pos[:, axis] > high
-        pos[under, axis] = 2 * low[under] - pos[under, axis]
-        vel[under, axis] *= -1
+        under, over = pos[..., axis] < low, pos[..., axis] > high
+        pos[..., axis] = np.where(under, 2 * low - pos[..., axis], pos[..., axis])
+        vel[..., axis] = np.where(under, -vel[..., axis], vel[..., axis])
         keep = np.where(falling & (axis == 1), BOUNCE, 1.0)
-        pos[over, axis] = high[over] - keep[over] * (pos[over, axis] - high[over])
-        vel[over, axis] *= -keep[over]
+        pos[..., axis] = np.where(over, high - keep * (pos[..., axis] - high), pos[..., axis])
+        vel[..., axis] = np.where(over, vel[..., axis] * -keep, vel[..., axis])
 
 
-def _collide(pos, vel, radii) -> None:
-    """Equal masses, perfectly elastic: exchange velocities, positions as if hit on time."""
-    left, right = (0, 1) if pos[0, 0] <= pos[1, 0] else (1, 0)
-    overlap = radii[0] + radii[1] - (pos[right, 0] - pos[left, 0])
-    if overlap > 0 and vel[left, 0] > vel[right, 0]:
-        vel[[0, 1], 0] = vel[[1, 0], 0]
-        pos[left, 0] -= overlap
-        pos[right, 0] += overlap
+def _collide(pos, vel, radii, pair) -> None:
+    """Equal masses, perfectly elastic: the two objects of each clip in `pair` (B,) exchange velocities where
+    they meet, positions as if hit on time. (B, K, 2) arrays."""
+    if not pair.any():
+        return
+    left = np.where(pos[:, 0, 0] <= pos[:, -1, 0], 0, pos.shape[1] - 1)  # (B,) the left object's index
+    right = pos.shape[1] - 1 - left
+    rows = np.arange(len(pos))
+    overlap = radii[:, 0] + radii[:, -1] - (pos[rows, right, 0] - pos[rows, left, 0])
+    hit = pair & (overlap > 0) & (vel[rows, left, 0] > vel[rows, right, 0])
+    vel[hit, 0, 0], vel[hit, -1, 0] = vel[hit, -1, 0], vel[hit, 0, 0].copy()
+    pos[rows[hit], left[hit], 0] -= overlap[hit]
+    pos[rows[hit], right[hit], 0] += overlap[hit]
 
 
 # ---------------------------------------------------------------------------------------------
 # Rendering
 
 
-def render(specs: list[ClipSpec], centres: list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
-    """Render a batch of simulated clips, (B, T, H, W, 3) uint8 on `device`."""
-    num_frames = centres[0].shape[0]
-    k_max = max(len(s.objects) for s in specs)
-    B = len(specs)
-    pos = torch.zeros(B, num_frames, k_max, 2)
-    radius = torch.zeros(B, k_max)
-    colour = torch.zeros(B, k_max, 3)
-    square = torch.zeros(B, k_max, dtype=torch.bool)
-    present = torch.zeros(B, k_max)
+@dataclass
+class Drawing:
+    """What `draw` paints, as arrays a worker process can make and send (`pack`): for each clip of a batch
+    and each of its objects (K slots, unused ones absent), where it is in each frame and how it looks."""
+
+    positions: np.ndarray  # (B, T, K, 2) float32: centres (x, y)
+    radius: np.ndarray  # (B, K) float32
+    colour: np.ndarray  # (B, K, 3) float32, 0..255
+    square: np.ndarray  # (B, K) bool
+    present: np.ndarray  # (B, K) float32: 1 for an object, 0 for an unused slot
+    top: np.ndarray  # (B, 3) float32: the scene's colour at the top row
+    bottom: np.ndarray  # (B, 3) float32: and at the bottom row
+
+
+def pack(specs: list[ClipSpec], centres: list[np.ndarray]) -> Drawing:
+    """The `Drawing` of simulated clips (`simulate`'s centres)."""
+    B, T, K = len(specs), centres[0].shape[0], max(len(s.objects) for s in specs)
+    drawing = Drawing(np.zeros((B, T, K, 2), np.float32), np.zeros((B, K), np.float32),
+                      np.zeros((B, K, 3), np.float32), np.zeros((B, K), bool), np.zeros((B, K), np.float32),
+                      np.array([SCENES[s.scene][0] for s in specs], np.float32),
+                      np.array([SCENES[s.scene][1] for s in specs], np.float32))
     for b, (spec, c) in enumerate(zip(specs, centres)):
         for k, obj in enumerate(spec.objects):
-            pos[b, :, k] = torch.from_numpy(c[:, k]).float()
-            radius[b, k] = obj.radius
-            colour[b, k] = torch.tensor(COLOURS[obj.colour], dtype=torch.float32)
-            square[b, k] = obj.shape == "square"
-            present[b, k] = 1.0
-    pos, radius, colour, square, present = (x.to(device) for x in (pos, radius, colour, square, present))
-    image = backgrounds([s.scene for s in specs], device)[:, None].expand(B, num_frames, SIZE, SIZE, 3)
+            drawing.positions[b, :, k] = c[:, k]
+            drawing.radius[b, k] = obj.radius
+            drawing.colour[b, k] = COLOURS[obj.colour]
+            drawing.square[b, k] = obj.shape == "square"
+            drawing.present[b, k] = 1.0
+    return drawing
+
+
+def draw(drawing: Drawing, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Paint a `Drawing`: (B, T, H, W, 3) uint8 on `device`, anti-aliased, later objects over earlier ones."""
+    pos, radius, colour, square, present, top, bottom = (
+        torch.from_numpy(x).to(device, non_blocking=True) for x in (
+            drawing.positions, drawing.radius, drawing.colour, drawing.square, drawing.present, drawing.top,
+            drawing.bottom))
+    B, num_frames, k_max = pos.shape[:3]
+    image = _gradient(top, bottom)[:, None].expand(B, num_frames, SIZE, SIZE, 3)
     grid = torch.arange(SIZE, device=device, dtype=torch.float32) + 0.5  # pixel centres
-    for k in range(k_max):  # later objects are drawn over earlier ones
+    for k in range(k_max):
         dx = grid.view(1, 1, 1, SIZE) - pos[:, :, k, 0, None, None]  # (B, T, 1, W)
         dy = grid.view(1, 1, SIZE, 1) - pos[:, :, k, 1, None, None]  # (B, T, H, 1)
         r = radius[:, k].view(B, 1, 1, 1)
@@ -290,13 +323,23 @@ def render(specs: list[ClipSpec], centres: list[np.ndarray], device: str | torch
     return image.round().clamp(0, 255).to(torch.uint8)
 
 
+def render(specs: list[ClipSpec], centres: list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    """Render a batch of simulated clips, (B, T, H, W, 3) uint8 on `device`."""
+    return draw(pack(specs, centres), device)
+
+
 def backgrounds(scenes: list[str], device: str | torch.device = "cpu") -> torch.Tensor:
     """Background images, (B, H, W, 3) float in 0..255."""
     top = torch.tensor([SCENES[s][0] for s in scenes], dtype=torch.float32, device=device)
     bottom = torch.tensor([SCENES[s][1] for s in scenes], dtype=torch.float32, device=device)
-    rows = torch.arange(SIZE, dtype=torch.float32, device=device) / (SIZE - 1)  # (H,)
+    return _gradient(top, bottom)
+
+
+def _gradient(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) float images shading from the (B, 3) colours at the top row to those at the bottom."""
+    rows = torch.arange(SIZE, dtype=torch.float32, device=top.device) / (SIZE - 1)  # (H,)
     col = top[:, None] + (bottom - top)[:, None] * rows[None, :, None]  # (B, H, 3)
-    return col[:, :, None, :].expand(len(scenes), SIZE, SIZE, 3)
+    return col[:, :, None, :].expand(len(top), SIZE, SIZE, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +348,7 @@ def backgrounds(scenes: list[str], device: str | torch.device = "cpu") -> torch.
 
 def make_clips(specs: list[ClipSpec], device: str | torch.device = "cpu") -> list[WorldClip]:
     """Simulate and render clips for the given specs."""
-    centres = [simulate(s) for s in specs]
+    centres = simulate_batch(specs)
     frames = render(specs, centres, device).cpu().numpy()
     return [WorldClip(s, f, c) for s, f, c in zip(specs, frames, centres)]
 

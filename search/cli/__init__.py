@@ -35,19 +35,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: Exception) -> str:
-    """A user error as one line; pydantic's validation errors as 'field: what is wrong; ...'."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
+    """A user error as one line; pydantic's validation errors (where pydantic was loaded) as 'field: what is
+    wrong; ...'."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
     return str(exc)
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that are the user's to fix: shown as one line, not a traceback."""
-    from common.weights import UnknownModel
-    from indexer.milvus import StoreError
-    from indexer.probe import BadVideo
-    from search.library import NotFound
+USER_ERRORS = {"common.weights": "UnknownModel", "indexer.milvus": "StoreError", "indexer.probe": "BadVideo",
+               "search.library": "NotFound"}  # module: the error of it that is the user's to fix
 
-    return (UnknownModel, StoreError, FileNotFoundError, PermissionError, ValueError, NotFound, BadVideo)
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix: shown as one line, not a traceback. Only the modules the command
+    loaded are asked (one it never imported raised nothing), so a command that needs no store, such as
+    training on a machine without pymilvus, reports its own error rather than a failed import."""
+    loaded = tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS.items() if module in sys.modules)
+    return loaded + (FileNotFoundError, PermissionError, ValueError)

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-terms-lr", type=float, default=None,
                    help="generator: learning rate of the prompt terms (--frame-prompt, --spacetime-prompt), which "
                         "start at zero in a model from --init and have everything to learn (default: --lr)")
+    p.add_argument("--data-workers", type=int, default=None,
+                   help="generator: processes that simulate and caption world batches ahead of the training step "
+                        "(default: on CUDA all the cores but two, at most 12; else 0, between steps)")
     p.add_argument("--init", default=None,
                    help="generator, autoencoder: start a new run from these weights (e.g. the shipped ones)")
     p.add_argument("--decoder-only", action="store_true",

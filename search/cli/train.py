@@ -50,7 +50,8 @@ def cmd_train(args) -> int:
         if args.minutes is not None and args.steps is not None:
             raise SystemExit("reelbase train generator: give --steps or --minutes, not both")
         overrides |= given(args, "lr", "object_weight", "minutes", "time_shift", "contrast", "contrast_from",
-                           "upstream", "upstream_continued", "frame_prompt", "spacetime_prompt", "prompt_terms_lr")
+                           "upstream", "upstream_continued", "frame_prompt", "spacetime_prompt", "prompt_terms_lr",
+                           "data_workers")
         cfg = dataclasses.replace(GeneratorTrainConfig(config=args.config), **overrides)
         export = None if args.no_export else builtin_path(args.config)
         result = train_generator(run_dir, cfg, device, export=export, init=args.init, data=args.data)

@@ -12,8 +12,11 @@ from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder
 from generator.pipeline import Generator
 from generator.train import (
     GeneratorTrainConfig,
+    WorldStream,
+    given_frames,
     names_its_direction,
     parameter_groups,
+    plan_world_batch,
     train_generator,
     training_caption,
     world_batch,
@@ -191,8 +194,10 @@ def test_clips_with_given_frames_take_their_own_upstream_share():
     movers = [world.direction_of(s) is not None for s in drawn]
     assert [a != b for a, b in zip(split, drawn)] == [m and not c for m, c in zip(movers, continued)]
     assert world_specs(5, 64, 1.0, None, continued) == world_specs(5, 64, 1.0)  # None: one share for all
-    batch = world_batch(5, 8, "cpu", upstream=1.0, upstream_continued=0.0, continued=continued[:8])
-    want = world.make_clips(world_specs(5, 8, 1.0, 0.0, continued[:8]))
+    batch = world_batch(5, 8, "cpu", upstream=1.0, upstream_continued=0.0)  # told by its own frame mask
+    told = given_frames(5, 8, 16).any(dim=1).tolist()
+    assert torch.equal(batch.frame_mask, given_frames(5, 8, 16)) and 0 < sum(told) < 8
+    want = world.make_clips(world_specs(5, 8, 1.0, 0.0, told))
     assert torch.equal(batch.video, to_video_tensor(np.stack([c.frames for c in want])))
 
 
@@ -217,27 +222,61 @@ def test_object_weights_mark_the_latent_cells_an_object_covers():
     assert torch.equal(weights, expected)
 
 
-def test_a_run_tells_the_world_stream_which_clips_have_given_frames(tmp_path, monkeypatch):
+def test_a_run_trains_on_the_frame_masks_and_tokens_its_world_batches_were_planned_with(tmp_path, monkeypatch):
     import generator.train as train
 
-    masks, told = [], []
-    sample_frame_mask, world_batch = train.sample_frame_mask, train.world_batch
+    planned, used = [], []
+    plan, loss = train.plan_world_batch, train.training_loss
 
-    def recorded_mask(*args, **kwargs):
-        masks.append(sample_frame_mask(*args, **kwargs))
-        return masks[-1]
+    def recorded_plan(*args, **kwargs):
+        planned.append(plan(*args, **kwargs))
+        return planned[-1]
 
-    def recorded_batch(*args, **kwargs):
-        told.append(args[5])  # `continued`
-        return world_batch(*args, **kwargs)
+    def recorded_loss(model, latents, tokens, frame_mask, *args, **kwargs):
+        used.append((tokens, frame_mask))
+        return loss(model, latents, tokens, frame_mask, *args, **kwargs)
 
-    monkeypatch.setattr(train, "sample_frame_mask", recorded_mask)
-    monkeypatch.setattr(train, "world_batch", recorded_batch)
+    monkeypatch.setattr(train, "plan_world_batch", recorded_plan)
+    monkeypatch.setattr(train, "training_loss", recorded_loss)
     ae_path, config = small_setup(tmp_path)
     cfg = GeneratorTrainConfig(steps=3, batch=8, warmup=1, upstream=1.0, upstream_continued=0.0)
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, dit_config=config)
-    assert result["config"]["upstream_continued"] == 0.0 and len(told) == 3
-    assert told == [m.any(dim=1).tolist() for m in masks]
+    assert result["config"]["upstream_continued"] == 0.0 and len(planned) == len(used) == 3
+    for p, (tokens, mask) in zip(planned, used):
+        assert np.array_equal(p.frame_mask, mask.numpy()) and np.array_equal(p.tokens, tokens.numpy())
+    assert len({p.captions[0] for p in planned}) > 1  # a fresh batch each step
+
+
+def _plan(seed: int):  # module level: worker processes import it by name
+    return plan_world_batch(seed, 4, upstream=0.5)
+
+
+def _same_plans(a, b) -> bool:
+    arrays = lambda p: [p.frame_mask, p.tokens, p.turned, *vars(p.drawing).values()]  # noqa: E731
+    return a.captions == b.captions and all(np.array_equal(x, y) for x, y in zip(arrays(a), arrays(b)))
+
+
+def test_world_batches_planned_in_worker_processes_are_those_planned_in_the_run():
+    here, workers = WorldStream(_plan, first=7), WorldStream(_plan, first=7, workers=2)
+    try:
+        plans = [(here.next(), workers.next()) for _ in range(3)]
+    finally:
+        workers.close()
+    assert all(_same_plans(a, b) for a, b in plans)
+    assert not _same_plans(plans[0][0], plans[1][0])  # consecutive seeds: fresh clips
+    batch = plans[0][1].batch("cpu")
+    assert torch.equal(batch.video, world_batch(7, 4, "cpu", upstream=0.5).video)
+
+
+def test_the_world_stream_keeps_at_most_ahead_plans_waiting():
+    stream = WorldStream(_plan, first=0, workers=1, ahead=2)
+    try:
+        for taken in range(1, 5):
+            stream.next()
+            assert len(stream.waiting) <= 2  # without the bound, a slow step lets plans pile up in memory
+            assert stream.seed == taken
+    finally:
+        stream.close()
 
 
 def test_training_reads_a_folder_of_captioned_videos(tmp_path):
@@ -250,9 +289,10 @@ def test_training_reads_a_folder_of_captioned_videos(tmp_path):
     (tmp_path / "clips" / "00002.txt").write_text("a red ball moving right past a lighthouse\n")
     data = FolderClips(tmp_path / "clips")
     assert len(data.clips) == 3 and data.clips[2][1] == "a red ball moving right past a lighthouse"
-    batch = data.batch(0, 4, "cpu")
+    batch = data.batch(0, 4, "cpu", context_length=8)
     assert batch.video.shape == (4, 16, 3, 64, 64) and -1 <= batch.video.min() and batch.video.max() <= 1
     assert len(batch.captions) == 4 and batch.counter is None  # footage has no counterfactuals
+    assert batch.tokens.shape == (4, 8) and torch.equal(batch.frame_mask, given_frames(0, 4, 16))
     cfg = GeneratorTrainConfig(steps=3, batch=2, checkpoint_every=3)
     result = train_generator(tmp_path / "run", cfg, autoencoder=ae_path, export=None, data=tmp_path / "clips",
                              dit_config=config)
@@ -320,3 +360,36 @@ def test_a_timed_run_exports_as_it_goes_resumes_and_ends_within_its_budget(tmp_p
     _, _, extra = dit.load_checkpoint(export)
     assert extra["train"]["final"] is True and extra["train"]["steps"] == result["steps"]
     assert dit.DIT_CONFIGS["test"].time_shift == 1.0  # the registry is untouched
+
+
+ACCELERATOR_MACHINE = '''
+import sys
+MISSING = {"av", "pymilvus", "milvus_lite", "pydantic", "fastapi", "starlette", "uvicorn", "decord", "streamlit"}
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in MISSING:
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, Missing())
+'''
+
+
+def test_the_training_command_runs_where_only_pytorch_and_the_carried_open_clip_are_installed(tmp_path):
+    """An accelerator machine has PyTorch but no PyAV, pymilvus or pydantic (README, "Training on an
+    accelerator"): `reelbase train generator` needs none of them, and still reports a usage error as one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(ACCELERATOR_MACHINE)
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{root}"}
+    train = [sys.executable, "-m", "search.cli", "train", "generator", "--device", "cpu", "--no-export"]
+    run = subprocess.run(train + ["--steps", "1", "--batch", "1", "--run-dir", str(tmp_path / "run")],
+                         env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["steps"] == 1
+    bad = subprocess.run(train + ["--steps", "1", "--lr", "-1", "--run-dir", str(tmp_path / "bad")],
+                         env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("reelbase: error: ") and "Traceback" not in bad.stderr

@@ -117,6 +117,17 @@ def test_sampled_colliding_clips_meet_and_stay_in_frame():
         assert np.all(c >= radii[None, :, None] - 1e-9) and np.all(c <= 64 - radii[None, :, None] + 1e-9)
 
 
+def test_a_batch_simulates_each_clip_exactly_as_it_moves_alone():
+    specs = [world.sample_spec(world.clip_rng(4, i)) for i in range(300)]
+    specs += [world.started_upstream(s, np.random.default_rng(i)) for i, s in enumerate(specs[:50])]
+    assert {len(s.objects) for s in specs} == {1, 2} and any(s.objects[0].motion == "falling" for s in specs)
+    together = world.simulate_batch(specs, num_frames=40)  # long enough for every fall to bounce
+    alone = [world.simulate_batch([s], num_frames=40)[0] for s in specs]
+    assert all(np.array_equal(a, b) and a.shape == (40, len(s.objects), 2) for a, b, s in zip(together, alone, specs))
+    ones = [s for s in specs if len(s.objects) == 1]  # a batch without pairs has one object slot
+    assert all(np.array_equal(a, b) for a, b in zip(world.simulate_batch(ones), [world.simulate(s) for s in ones]))
+
+
 def test_queries_match_truth():
     spec = one("moving quickly up", colour="white", scene="at sunset")
     assert world.full_query(spec).text == "a white ball moving quickly up at sunset"
