@@ -52,7 +52,7 @@ class TrainStep:
         config = replace(config, vocabulary=training_vocabulary())  # the token table a run trains
         self.model = STDiT(config).to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)  # as generator.train
         g = torch.Generator().manual_seed(0)
         shape = (batch, config.frames, config.latent_channels, config.latent_size, config.latent_size)
         self.latents = torch.randn(shape, generator=g).to(device)  # (B, T, C, h, w)
@@ -90,7 +90,8 @@ def data_clips_per_second(batch: int, workers: int, device: torch.device, plans:
     """World clips a second that a run's data stream plans with `workers` processes and paints on `device`."""
     stream = WorldStream(partial(plan_world_batch, batch=batch), first=0, workers=workers)
     try:
-        stream.next().batch(device)  # the workers' start, and a warm-up
+        for _ in range(max(1, stream.ahead)):  # every worker started, and a warm-up
+            stream.next().batch(device)
         synchronize(device)
         started = time.perf_counter()
         for _ in range(plans):

@@ -6,7 +6,7 @@ with the rectified-flow loss (optionally weighted towards the cells objects cove
 masks (given first / last / random frames) and prompt dropout for guidance. It keeps an EMA of
 the weights, checkpoints atomically and resumes, and uses CUDA with bf16 autocast where present.
 A run lasts a step count or a time budget (`--minutes`: the learning rate follows the clock, and
-the EMA is exported every few minutes as well as at the end).
+the EMA is exported every 2 minutes as well as at the end).
 
 So that an accelerator is never kept waiting, each world batch is planned on the CPU (frame masks,
 simulation, captions, tokens: `plan_world_batch`) in worker processes ahead of the step that takes it
@@ -72,7 +72,7 @@ class GeneratorTrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     minutes: float = 0.0  # a time budget: train until it is spent, instead of for `steps` (0: by steps)
-    save_every_minutes: float = 5.0  # a timed run checkpoints and exports this often, and at the end
+    save_every_minutes: float = 2.0  # a timed run checkpoints and exports this often (not by steps), and at the end
     time_shift: float | None = None  # training times shifted toward noise (flow.shift_times), kept in the model
     # config; None: the started model's (--init or a resumed run), else none (1)
     contrast: float = 0.0  # weight of the direction contrast (flow.contrast_loss) on world clips; 0: off
@@ -209,8 +209,8 @@ class WorldPlan:
         def there(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(device, non_blocking=True)
 
-        counter = None if self.counter is None else to_video_tensor(world.draw(self.counter, device))
-        return Batch(to_video_tensor(world.draw(self.drawing, device)), self.captions, there(self.tokens),
+        counter = None if self.counter is None else to_video_tensor(world.draw(self.counter, device), device)
+        return Batch(to_video_tensor(world.draw(self.drawing, device), device), self.captions, there(self.tokens),
                      there(self.frame_mask), counter, None if counter is None else there(self.turned))
 
 
@@ -269,7 +269,7 @@ class WorldStream:
 
 def data_workers(cfg: GeneratorTrainConfig, device) -> int:
     """How many processes plan world batches: the config's, else on CUDA all the cores but two (at most 12;
-    one 256-clip plan takes a core about 0.2 s, a tiny step about 0.05 s), else none."""
+    one 256-clip plan takes a core about 0.13 s, a tiny step on an H200 0.044 s), else none."""
     if cfg.data_workers is not None:
         return cfg.data_workers
     return min(12, max(1, (os.cpu_count() or 1) - 2)) if torch.device(device).type == "cuda" else 0
@@ -328,9 +328,11 @@ class Schedule:
         return step >= self.cfg.steps
 
     def save_due(self, step: int, seconds: float, last_save_s: float) -> bool:
-        """Every `checkpoint_every` steps, and in a timed run every `save_every_minutes` too."""
-        timed = bool(self.cfg.minutes) and seconds - last_save_s >= 60 * self.cfg.save_every_minutes
-        return step % self.cfg.checkpoint_every == 0 or timed
+        """Every `checkpoint_every` steps; in a timed run every `save_every_minutes` instead (a save waits for the
+        device and copies the model: on an accelerator, 100 steps are a few seconds)."""
+        if self.cfg.minutes:
+            return seconds - last_save_s >= 60 * self.cfg.save_every_minutes
+        return step % self.cfg.checkpoint_every == 0
 
 
 def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTrainConfig(), device: str = "cpu",
@@ -373,18 +375,18 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
         model.load_state_dict(start.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     groups = parameter_groups(model, cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  fused=torch.device(device).type == "cuda")  # one kernel for all weights
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # one kernel
     step, elapsed, earlier = _resume(run_dir, model, ema, optimizer, init, start_extra)
+    keep_fused(optimizer)
     for group, ours in zip(optimizer.param_groups, groups):  # a resumed state's groups: this run's rates
         group["lr_scale"] = ours["lr_scale"]
     # Batches are numbered across runs (`earlier` steps came before), so a run continued from
     # shipped weights sees fresh world clips rather than the first run's again.
-    first_seed = cfg.seed * 1_000_003 + earlier + step
+    seeds = cfg.seed * 1_000_003 + earlier  # step k's batch is drawn from seeds + k
     plan = partial(plan_world_batch, batch=cfg.batch, frames=dit_config.frames,
                    context_length=dit_config.context_length, upstream=cfg.upstream,
                    upstream_continued=cfg.upstream_continued)
-    stream = None if folder else WorldStream(plan, first_seed, data_workers(cfg, device))
+    stream = None if folder else WorldStream(plan, seeds + step, data_workers(cfg, device))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
     schedule, losses, unread, saved_at = Schedule(cfg), [], [], []
     started = clock() - elapsed
@@ -395,7 +397,7 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
             for group in optimizer.param_groups:
                 group["lr"] = schedule.learning_rate(step, now - started) * group["lr_scale"]
             batch = stream.next().batch(device) if stream else \
-                folder.batch(first_seed + step, cfg.batch, device, dit_config.context_length)
+                folder.batch(seeds + step, cfg.batch, device, dit_config.context_length)
             latents, weight = _latents(ae, batch.video, cfg.object_weight)  # (B, T, C, h, w)
             with autocast:
                 loss = training_loss(model, latents, batch.tokens, batch.frame_mask, cfg.prompt_drop, weight=weight,
@@ -437,6 +439,17 @@ def train_generator(run_dir: str | Path, cfg: GeneratorTrainConfig = GeneratorTr
     if export:
         _export(export, ema, dit_config, result)
     return result
+
+
+def keep_fused(optimizer: torch.optim.Optimizer) -> None:
+    """Fused updates again after a resume: `load_state_dict` takes the options the state was saved with (unfused
+    before session 21), and the fused kernel reads each step count as a float on the weights' device."""
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, None
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = state["step"].to(param.device, torch.float32)
 
 
 def parameter_groups(model: STDiT, cfg: GeneratorTrainConfig) -> list[dict]:

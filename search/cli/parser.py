@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="total steps (default: the model's own)")
     p.add_argument("--minutes", type=float, default=None,
                    help="generator: train for this long instead of a step count (learning rate over the time; "
-                        "checkpoints and exports every few minutes and at the end; resumes from the run dir)")
+                        "checkpoints and exports every 2 minutes and at the end; resumes from the run dir)")
     p.add_argument("--config", default="tiny",
                    help="generator: tiny, base, or fine (tiny's transformer on the fine autoencoder's 16 x 16 "
                         "latents); autoencoder: tiny (8 x 8 x 8 latents) or fine (16 x 16 x 4); exported as NAME's "

@@ -12,8 +12,10 @@ from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, save_autoencoder
 from generator.pipeline import Generator
 from generator.train import (
     GeneratorTrainConfig,
+    Schedule,
     WorldStream,
     given_frames,
+    keep_fused,
     names_its_direction,
     parameter_groups,
     plan_world_batch,
@@ -277,6 +279,56 @@ def test_the_world_stream_keeps_at_most_ahead_plans_waiting():
             assert stream.seed == taken
     finally:
         stream.close()
+
+
+def test_a_world_batch_is_painted_on_the_training_device():
+    batch = plan_world_batch(3, 8).batch("meta")  # no data, but a device of its own: nothing comes back to the CPU
+    assert {t.device.type for t in (batch.video, batch.tokens, batch.frame_mask)} == {"meta"}
+    assert batch.counter is None or batch.counter.device.type == "meta"
+
+
+def test_a_resumed_run_draws_the_batches_an_unbroken_run_draws(tmp_path, monkeypatch):
+    import generator.train as train
+    from generator.world import write_dataset
+
+    seeds, plan, folder_batch = [], train.plan_world_batch, train.FolderClips.batch
+    monkeypatch.setattr(train, "plan_world_batch", lambda seed, *a, **k: seeds.append(("world", seed)) or
+                        plan(seed, *a, **k))
+    monkeypatch.setattr(train.FolderClips, "batch", lambda self, seed, *a, **k: seeds.append(("folder", seed)) or
+                        folder_batch(self, seed, *a, **k))
+    ae_path, config = small_setup(tmp_path)
+    write_dataset(tmp_path / "clips", 2, seed=8)
+    runs = {}
+    for data in (None, tmp_path / "clips"):
+        for name, steps in (("unbroken", [4]), ("resumed", [2, 4])):
+            seeds.clear()
+            for total in steps:
+                cfg = GeneratorTrainConfig(steps=total, batch=2, checkpoint_every=2)
+                train_generator(tmp_path / f"{name}-{data is None}", cfg, autoencoder=ae_path, export=None,
+                                dit_config=config, data=data)
+            runs[name, data] = list(seeds)
+        assert runs["resumed", data] == runs["unbroken", data] and len(set(runs["unbroken", data])) == 4
+
+
+def test_a_resumed_optimizer_state_keeps_the_fused_update():
+    weight = torch.nn.Parameter(torch.ones(3))
+    unfused = torch.optim.AdamW([weight], lr=0.1)  # as runs were saved before the updates were fused
+    weight.sum().backward()
+    unfused.step()
+    optimizer = torch.optim.AdamW([weight], lr=0.1, fused=True)
+    optimizer.load_state_dict(unfused.state_dict())
+    assert not optimizer.param_groups[0]["fused"]  # load_state_dict takes the saved options
+    keep_fused(optimizer)
+    assert optimizer.param_groups[0]["fused"] and optimizer.state[weight]["step"].dtype == torch.float32
+    optimizer.step()
+    assert float(optimizer.state[weight]["step"]) == 2
+
+
+def test_a_timed_run_saves_by_the_clock_not_every_hundred_steps():
+    schedule = Schedule(GeneratorTrainConfig(minutes=10, save_every_minutes=2, checkpoint_every=100))
+    assert not schedule.save_due(100, seconds=30, last_save_s=0)  # 100 steps are seconds on an accelerator
+    assert schedule.save_due(150, seconds=121, last_save_s=0)
+    assert Schedule(GeneratorTrainConfig(steps=500, checkpoint_every=100)).save_due(100, 30, 0)  # a step count
 
 
 def test_training_reads_a_folder_of_captioned_videos(tmp_path):
