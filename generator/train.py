@@ -104,6 +104,16 @@ class Batch:
     turned: torch.Tensor | None = None  # (K,) indices into the batch
 
 
+CAPTIONS, UPSTREAM = 1, 2  # what a step's own random streams are for (`step_stream`)
+
+
+def step_stream(step_seed: int, purpose: int) -> np.random.Generator:
+    """A step's random stream for one purpose, independent of its clips' (`world.clip_rng(step_seed, i)`, from
+    the seed [step_seed, i]): numpy draws the same stream from [s] as from [s, 0], and from [s, 1] as clip 1's,
+    so the purpose is a spawn key, not another seed word."""
+    return np.random.default_rng(np.random.SeedSequence(step_seed, spawn_key=(purpose,)))
+
+
 def given_frames(step_seed: int, batch: int, frames: int) -> torch.Tensor:
     """A step's frame mask, (B, T) bool on the CPU (`flow.sample_frame_mask`): drawn from the step's seed
     alone, so a batch is the same whichever process plans it and in whatever order."""
@@ -222,7 +232,7 @@ def plan_world_batch(step_seed: int, batch: int, frames: int = world.NUM_FRAMES,
     a direction. A function of its arguments alone, so any worker process makes the same plan."""
     mask = given_frames(step_seed, batch, frames)
     specs = world_specs(step_seed, batch, upstream, upstream_continued, mask.any(dim=1).tolist())
-    rng = np.random.default_rng(step_seed)
+    rng = step_stream(step_seed, CAPTIONS)
     captions = [training_caption(spec, rng) for spec in specs]
     turned = [i for i, (spec, caption) in enumerate(zip(specs, captions)) if names_its_direction(spec, caption)]
     counter = [world.turned_round(specs[i]) for i in turned]
@@ -285,7 +295,7 @@ def world_specs(step_seed: int, batch: int, upstream: float, upstream_continued:
     as asked shows its direction in every frame; continuing given frames, the model must carry on
     whatever they show, reflections off the edges included, and those are rare in upstream starts.
     """
-    rng = np.random.default_rng([step_seed, 1])
+    rng = step_stream(step_seed, UPSTREAM)
     specs = [world.sample_spec(world.clip_rng(step_seed, i)) for i in range(batch)]
     continued = continued or [False] * batch
     shares = [upstream if not c or upstream_continued is None else upstream_continued for c in continued]

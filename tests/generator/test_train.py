@@ -174,6 +174,16 @@ def test_world_batches_bring_the_counterfactuals_of_clips_whose_caption_names_a_
     assert not names_its_direction(spec, spec.caption.replace(spec.objects[0].motion, ""))
 
 
+def test_a_steps_caption_and_upstream_draws_are_independent_of_its_clips():
+    from generator.train import CAPTIONS, UPSTREAM, step_stream
+
+    clips = [world.clip_rng(5, i).random(8) for i in range(64)]  # what each clip's spec is drawn from
+    for purpose in (CAPTIONS, UPSTREAM):
+        draws = step_stream(5, purpose).random(8)
+        assert not any(np.array_equal(draws, c) for c in clips)  # numpy's [5] is [5, 0]: clip 0's stream
+    assert not np.array_equal(step_stream(5, CAPTIONS).random(8), step_stream(5, UPSTREAM).random(8))
+
+
 def test_a_share_of_the_world_clips_moving_in_a_direction_start_upstream():
     from generator.train import world_specs
 
