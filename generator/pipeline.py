@@ -191,8 +191,9 @@ class Generator:
         frames = self._run(params, Window(), progress)
         if more:
             frames = self._chain(params, frames, more, context, progress, first=1)
-        searched = self._candidates_searched(params, 0), self._candidates_searched(params, context if more else 0)
-        return self._finish(params, frames[:params.frames], candidates=max(searched))
+        chained_searched = self._candidates_searched(params, context) if chained else 1
+        return self._finish(params, frames[:params.frames],
+                            candidates=max(self._candidates_searched(params, 0), chained_searched))
 
     def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
         new = params.frames - 1
