@@ -10,7 +10,7 @@ printed by kind of motion (left/right, up/down, falling, colliding), since the k
 with why the movers that fail do (`evaluation.direction_fault`: wrong way, stalled, path, no object).
 
     python3 bench/generation.py [--prompts 100] [--steps 20] [--model reelbase-tiny] [--model-only]
-        [--guidance G] [--guidance-start T --early-guidance S]
+        [--guidance G] [--guidance-start T --early-guidance S] [--frame-guidance F]
 """
 
 from __future__ import annotations
@@ -97,14 +97,16 @@ def main() -> None:
                         help="full guidance at and below this time (default: the model's config says)")
     parser.add_argument("--early-guidance", type=float, default=None,
                         help="the share of the guidance above --guidance-start (default: the model's config says)")
+    parser.add_argument("--frame-guidance", type=float, default=None,
+                        help="how strongly given frames guide (extend; default: the model's config says)")
     parser.add_argument("--model-only", action="store_true",
                         help="leave out the ceiling and the floor (the same in every run; a third of the time)")
     args = parser.parse_args()
     clips = truth_clips(args.prompts)
     gen = Generator.load(args.model, args.device)
-    recipe = {k: v for k, v in (("guidance_start", args.guidance_start), ("early_guidance", args.early_guidance))
-              if v is not None}
-    gen.dit.config = dataclasses.replace(gen.dit.config, **recipe)  # sample with another guidance interval
+    recipe = {k: v for k, v in (("guidance_start", args.guidance_start), ("early_guidance", args.early_guidance),
+                                ("frame_guidance", args.frame_guidance)) if v is not None}
+    gen.dit.config = dataclasses.replace(gen.dit.config, **recipe)  # sample with another guidance recipe
     started = time.time()
     rows = {f"{args.model}": gen} if args.model_only else {
         "simulator (ceiling)": None, f"{args.model}": gen, "untrained (floor)": untrained(gen)}

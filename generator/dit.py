@@ -47,6 +47,7 @@ class DiTConfig:
     time_shift: float = 1.0  # times trained and sampled on, shifted toward noise (flow.shift_times); 1 = none
     guidance_start: float = 1.0  # full guidance at and below this time when sampling (flow.guidance_at); 1: always
     early_guidance: float = 1.0  # the share of the guidance's strength above guidance_start; 1: full
+    frame_guidance: float = 0.0  # how strongly whole given frames guide a window (flow.guided_velocity); 0: not
     guidance: float = 4.0  # the guidance scale a request that names none samples with (`guidance_for`)
     continue_guidance: float = 4.0  # the same for continuing a clip, where the given frames already say much
     candidates: int = 1  # starting noises searched for the motion asked or a seam kept (pipeline._search); 1: none
@@ -59,10 +60,10 @@ class DiTConfig:
 
     @property
     def sampling(self) -> dict:
-        """How the model samples (keywords of `flow.sample`): times spaced as it trained, and the guidance
-        interval it samples best with."""
+        """How the model samples (keywords of `flow.sample`): times spaced as it trained, the guidance
+        interval it samples best with, and how strongly given frames guide."""
         return {"time_shift": self.time_shift, "guidance_start": self.guidance_start,
-                "early_guidance": self.early_guidance}
+                "early_guidance": self.early_guidance, "frame_guidance": self.frame_guidance}
 
     def guidance_for(self, mode: str) -> float:
         """The guidance scale the model samples a mode with when a request names none: `continue_guidance` to

@@ -3,10 +3,10 @@
 Rectified flow (Liu et al. 2022) with SD3's logit-normal timestep sampling (Esser et al. 2024).
 Convention: x_t = (1 - t) * x0 + t * noise, so t = 1 is pure noise and the velocity the model
 predicts is v = noise - x0. Given frames (a frame mask) stay clean with t = 0 in training and
-sampling (Open-Sora 1.2); region masks are filled in at sampling time by replacing the known
-part after every step with the known latents noised to the current time (RePaint, Lugmayr et
-al. 2022); variations start part-way, from start latents noised to t = strength (SDEdit, Meng
-et al. 2022).
+sampling (Open-Sora 1.2), and can guide the sampler as the prompt does (`guided_velocity`); region
+masks are filled in at sampling time by replacing the known part after every step with the known
+latents noised to the current time (RePaint, Lugmayr et al. 2022); variations start part-way, from
+start latents noised to t = strength (SDEdit, Meng et al. 2022).
 """
 
 from __future__ import annotations
@@ -148,15 +148,32 @@ def prompt_context(model, tokens: torch.Tensor, neg_tokens: torch.Tensor | None,
     return torch.cat([cond[0], uncond[0]]), torch.cat([cond[1], uncond[1]])  # (2B, L, D), (2B, L)
 
 
-def guided_velocity(model, x, t, context, context_mask, guidance: float, frame_mask=None) -> torch.Tensor:
-    """Classifier-free guidance (Ho & Salimans 2022), both passes batched in one forward; one pass for
-    a context without the unconditional half (`prompt_context` at guidance 1)."""
-    if len(context) == len(x):
-        return model.velocity(x, t, context, context_mask, frame_mask)
-    frame_mask = None if frame_mask is None else torch.cat([frame_mask, frame_mask])
-    v = model.velocity(torch.cat([x, x]), torch.cat([t, t]), context, context_mask, frame_mask)
-    v_cond, v_uncond = v.chunk(2)
-    return v_uncond + guidance * (v_cond - v_uncond)
+def guided_velocity(model, x, t, context, context_mask, guidance: float, frame_mask=None,
+                    unseen: torch.Tensor | None = None, frame_guidance: float = 0.0) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022), its passes batched in one forward; one pass for
+    a context without the unconditional half (`prompt_context` at guidance 1).
+
+    With `unseen` (x with its given frames noised to t, as if they were not given) and `frame_guidance`,
+    the given frames guide too: one more pass, on `unseen` under the prompt, and the velocity moves
+    `frame_guidance` times the prompted pass's difference from it further the given frames' way. The same
+    construction as guidance by the prompt, with the given frames as the condition (InstructPix2Pix's
+    guidance by its input image, Brooks et al. 2023): a continued clip keeps its given motion across the
+    seam where the prompt alone would pull its new frames toward what the prompt most often means.
+    """
+    B, guided = len(x), len(context) > len(x)
+    framed = unseen is not None and frame_guidance != 0 and frame_mask is not None
+    passes = [x, x] if guided else [x]
+    contexts, context_masks = [context], [context_mask]
+    frame_masks = None if frame_mask is None else [frame_mask] * len(passes)
+    if framed:
+        passes.append(unseen)
+        contexts.append(context[:B])
+        context_masks.append(context_mask[:B])
+        frame_masks.append(torch.zeros_like(frame_mask))  # as if no frame were given
+    v = model.velocity(torch.cat(passes), t.repeat(len(passes)), torch.cat(contexts), torch.cat(context_masks),
+                       None if frame_masks is None else torch.cat(frame_masks)).chunk(len(passes))
+    velocity = v[1] + guidance * (v[0] - v[1]) if guided else v[0]
+    return velocity + frame_guidance * (v[0] - v[-1]) if framed else velocity
 
 
 def guidance_at(t: float, guidance: float, start: float = 1.0, early: float = 1.0) -> float:
@@ -229,7 +246,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
            steps: int = 30, guidance: float = 4.0, generator: torch.Generator | None = None,
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
            start_latents: torch.Tensor | None = None, strength: float = 1.0, time_shift: float = 1.0,
-           guidance_start: float = 1.0, early_guidance: float = 1.0, search: NoiseSearch | None = None,
+           guidance_start: float = 1.0, early_guidance: float = 1.0, frame_guidance: float = 0.0,
+           search: NoiseSearch | None = None,
            callback: Callable[[int, int, torch.Tensor], bool | None] | None = None) -> torch.Tensor:
     """Euler-integrate the flow from noise (t = 1) to latents (t = 0), shape (B, T, C, h, w).
 
@@ -237,7 +255,9 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     regions; `start_latents` with `strength` < 1 makes variations, running only the last
     steps * strength steps. `time_shift` spaces the steps as the model's training times were
     (`shift_times`; the model's config says), and `guidance_start` with `early_guidance` weaken the
-    guidance near noise (`guidance_at`; the config says too). `search` draws that many noises from
+    guidance near noise (`guidance_at`; the config says too). `frame_guidance` lets wholly known frames
+    guide as well (`guided_velocity`; the config says too): each step also runs as if they were not
+    given, noised to its time with the sample's own noise. `search` draws that many noises from
     `generator` and goes on from the one its judge prefers (`NoiseSearch`), where a step lies above its
     probe time and no start latents are given; otherwise, as with one candidate, it is the plain sampler.
     `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the steps count
@@ -263,9 +283,12 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""
         nonlocal done
+        unseen = None
         if known is not None:
             x = replace_known(x, known, known_mask, frame_mask, noise, times[i])
-        v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scales[i], frame_mask)
+            unseen = replace_known(x, known, known_mask, None, noise, times[i]) if frame_guidance else None
+        v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scales[i], frame_mask,
+                            unseen, frame_guidance)
         done += 1
         following = x + (times[i + 1] - times[i]) * v
         if callback is not None and callback(done, total, following) is False:

@@ -125,13 +125,14 @@ def test_checkpoint_round_trip(tmp_path):
 def test_a_checkpoint_says_how_it_samples_and_older_ones_sample_unshifted_with_full_guidance(tmp_path):
     from generator.checkpoint import save_weights
 
-    recipe = {"time_shift": 3.0, "guidance_start": 0.75, "early_guidance": 0.5}
+    recipe = {"time_shift": 3.0, "guidance_start": 0.75, "early_guidance": 0.5, "frame_guidance": 1.0}
     model = STDiT(replace(CONFIG, **recipe))
     save_checkpoint(tmp_path / "shifted.safetensors", model, model.config)
     assert load_checkpoint(tmp_path / "shifted.safetensors")[1].sampling == recipe
     older = {k: v for k, v in asdict(CONFIG).items() if k not in recipe}  # written before the fields
     save_weights(tmp_path / "older.safetensors", model, older)
-    assert load_checkpoint(tmp_path / "older.safetensors")[1].sampling == dict.fromkeys(recipe, 1.0)
+    assert load_checkpoint(tmp_path / "older.safetensors")[1].sampling == dict.fromkeys(recipe, 1.0) | {
+        "frame_guidance": 0.0}  # given frames do not guide
 
 
 def test_a_checkpoint_says_its_guidance_for_each_mode_and_older_ones_guide_every_mode_at_4(tmp_path):

@@ -159,6 +159,46 @@ def test_batched_guidance_equals_separate_passes():
     assert torch.allclose(batched, uncond + 4.0 * (cond - uncond), atol=1e-5)
 
 
+def test_frame_guidance_adds_a_pass_without_the_given_frames():
+    model = woken_model()
+    x, t, toks = torch.randn(SHAPE, generator=gen(1)), torch.rand(2, generator=gen(2)), tokens()
+    unseen = torch.randn(SHAPE, generator=gen(3))
+    given = torch.tensor([[True, True, False, False]] * 2)
+    with torch.no_grad():
+        context, mask = flow.prompt_context(model, toks, None, guidance=4.0)
+        batched = flow.guided_velocity(model, x, t, context, mask, 4.0, given, unseen, 1.5)
+        cond = model(x, t, toks, frame_mask=given)
+        uncond = model(x, t, toks, frame_mask=given, drop=torch.ones(2, dtype=torch.bool))
+        without = model(unseen, t, toks)  # every frame at time t: none given
+        plain = flow.guided_velocity(model, x, t, context, mask, 4.0, given)
+        unguided = flow.guided_velocity(model, x, t, context[:2], mask[:2], 1.0, given, unseen, 1.5)
+    assert torch.allclose(batched, uncond + 4.0 * (cond - uncond) + 1.5 * (cond - without), atol=1e-5)
+    assert torch.allclose(plain, uncond + 4.0 * (cond - uncond), atol=1e-5)
+    assert torch.allclose(unguided, cond + 1.5 * (cond - without), atol=1e-5)
+
+
+def test_the_sampler_guides_by_given_frames_noised_with_its_own_noise():
+    model = woken_model()
+    known = torch.randn(SHAPE, generator=gen(1))
+    frames = torch.zeros(SHAPE[:2] + (1, 1, 1))
+    frames[:, :2] = 1  # continue a clip
+    run = dict(steps=3, generator=gen(5), known=known, known_mask=frames)
+    plain = flow.sample(model, SHAPE, tokens(), **run)
+    assert torch.equal(plain, flow.sample(model, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=0.0))
+    guided = flow.sample(model, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=2.0)
+    assert torch.equal(guided[:, :2], known[:, :2]) and not torch.allclose(guided[:, 2:], plain[:, 2:])
+    seen = []
+    spy = Spy(model)
+    spy.encode_text = model.encode_text
+    spy.velocity = lambda x, t, c, m, frame_mask=None: seen.append((x.clone(), frame_mask)) or model.velocity(
+        x, t, c, m, frame_mask)
+    flow.sample(spy, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=2.0)
+    x, frame_mask = seen[0]  # the first step, at t = 1: the unseen pass holds pure noise, the start's
+    noise = torch.randn(SHAPE, generator=gen(5))
+    assert torch.equal(frame_mask[-2:], torch.zeros(2, 4, dtype=torch.bool)) and frame_mask[:4, :2].all()
+    assert torch.allclose(x[-2:], noise) and torch.equal(x[:2, :2], known[:, :2])
+
+
 def test_guidance_weakens_above_its_start_by_the_early_share():
     assert flow.guidance_at(0.9, 4.0) == 4.0  # no interval: full guidance throughout
     assert flow.guidance_at(0.9, 4.0, start=0.75, early=1 / 3) == pytest.approx(2.0)

@@ -119,6 +119,22 @@ def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
     assert not np.array_equal(a, b)
 
 
+def test_given_frames_guide_as_the_checkpoint_says_and_text_alone_is_unchanged(gen, clip):
+    torch.manual_seed(0)
+    plain, framed = STDiT(gen.dit.config), STDiT(dataclasses.replace(gen.dit.config, frame_guidance=2.0))
+    with torch.no_grad():  # wake the zero-initialised layers, so the given frames matter
+        for p in plain.parameters():
+            if not p.any():
+                p.normal_(0, 0.2)
+    framed.load_state_dict(plain.state_dict())
+    plain, framed = (Generator(m, gen.autoencoder, "test", "cpu") for m in (plain, framed))
+    prompt = "a red ball moving right on black"
+    a, b = (g.generate(prompt, seed=1, steps=3).frames for g in (plain, framed))
+    assert np.array_equal(a, b)  # no frame is given
+    a, b = (g.extend(clip[:8], prompt, seed=1, steps=3, new_frames=8).frames for g in (plain, framed))
+    assert np.array_equal(a[:8], b[:8]) and not np.array_equal(a[8:], b[8:])
+
+
 def test_a_generation_naming_no_guidance_samples_with_the_models_own_for_its_mode(gen, clip):
     torch.manual_seed(0)
     model = STDiT(dataclasses.replace(gen.dit.config, guidance=3.0, continue_guidance=1.5))
