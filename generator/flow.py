@@ -257,11 +257,11 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     (`shift_times`; the model's config says), and `guidance_start` with `early_guidance` weaken the
     guidance near noise (`guidance_at`; the config says too). `frame_guidance` lets wholly known frames
     guide as well (`guided_velocity`; the config says too): each step also runs as if they were not
-    given, noised to its time with the sample's own noise. `search` draws that many noises from
-    `generator` and goes on from the one its judge prefers (`NoiseSearch`), where a step lies above its
-    probe time and no start latents are given; otherwise, as with one candidate, it is the plain sampler.
-    `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the steps count
-    the search's probes too.
+    given, noised to its time with noise it draws from `generator` (RePaint's fresh noise each step).
+    `search` draws that many noises from `generator` and goes on from the one its judge prefers
+    (`NoiseSearch`), where a step lies above its probe time and no start latents are given; otherwise,
+    as with one candidate, it is the plain sampler. `callback(step, steps, latents)` returning False
+    stops sampling with `Cancelled`; the steps count the search's probes too.
     """
     B, device = shape[0], tokens.device
     t_start = 1.0 if start_latents is None else float(strength)
@@ -286,7 +286,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         unseen = None
         if known is not None:
             x = replace_known(x, known, known_mask, frame_mask, noise, times[i])
-            unseen = replace_known(x, known, known_mask, None, noise, times[i]) if frame_guidance else None
+            if frame_guidance and frame_mask is not None:  # fresh noise each step, as RePaint's
+                unseen = replace_known(x, known, known_mask, None, initial_noise(shape, generator, device), times[i])
         v = guided_velocity(model, x, times[i].expand(B), context, context_mask, scales[i], frame_mask,
                             unseen, frame_guidance)
         done += 1

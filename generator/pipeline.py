@@ -287,11 +287,19 @@ class Generator:
         return NoiseSearch(candidates, self.dit.config.probe_time, judge)
 
     def _candidates_searched(self, params: GenerationParams, given: int) -> int:
-        """The starting noises a window given `given` whole frames searches: the generation's candidates in a
-        mode that makes motion, where the window continues the motion of SEAM_GIVEN frames or more, or its
-        prompt asks for motion (a way, falling, colliding); else 1."""
-        searched = params.mode in SEARCHED_MODES and (given >= SEAM_GIVEN or asked(params.prompt).moves)
-        return self.candidates(params) if searched else 1
+        """The starting noises a window given `given` whole frames searches: in a mode that makes motion, the
+        generation's candidates where its prompt asks for motion (a way, falling, colliding) and the window
+        is given fewer than SEAM_GIVEN frames; where it continues the motion of SEAM_GIVEN frames or more, the
+        candidates the request asks for, or the model's own when its given frames do not guide it (with
+        frame guidance the first noise keeps the seam as well as the model's search does, at less cost);
+        else 1."""
+        if params.mode not in SEARCHED_MODES:
+            return 1
+        if given < SEAM_GIVEN:
+            return self.candidates(params) if asked(params.prompt).moves else 1
+        if params.candidates is None and self.dit.config.frame_guidance:
+            return 1
+        return self.candidates(params)
 
     @staticmethod
     def _whole_frames_given(window: Window) -> int:

@@ -177,26 +177,31 @@ def test_frame_guidance_adds_a_pass_without_the_given_frames():
     assert torch.allclose(unguided, cond + 1.5 * (cond - without), atol=1e-5)
 
 
-def test_the_sampler_guides_by_given_frames_noised_with_its_own_noise():
+def test_the_sampler_guides_by_given_frames_hidden_in_fresh_noise_from_its_generator():
     model = woken_model()
     known = torch.randn(SHAPE, generator=gen(1))
     frames = torch.zeros(SHAPE[:2] + (1, 1, 1))
     frames[:, :2] = 1  # continue a clip
-    run = dict(steps=3, generator=gen(5), known=known, known_mask=frames)
-    plain = flow.sample(model, SHAPE, tokens(), **run)
-    assert torch.equal(plain, flow.sample(model, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=0.0))
-    guided = flow.sample(model, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=2.0)
+    run = dict(steps=3, known=known, known_mask=frames)
+    plain = flow.sample(model, SHAPE, tokens(), generator=gen(5), **run)
+    assert torch.equal(plain, flow.sample(model, SHAPE, tokens(), generator=gen(5), frame_guidance=0.0, **run))
+    guided = flow.sample(model, SHAPE, tokens(), generator=gen(5), frame_guidance=2.0, **run)
+    assert torch.equal(guided, flow.sample(model, SHAPE, tokens(), generator=gen(5), frame_guidance=2.0, **run))
     assert torch.equal(guided[:, :2], known[:, :2]) and not torch.allclose(guided[:, 2:], plain[:, 2:])
     seen = []
     spy = Spy(model)
     spy.encode_text = model.encode_text
     spy.velocity = lambda x, t, c, m, frame_mask=None: seen.append((x.clone(), frame_mask)) or model.velocity(
         x, t, c, m, frame_mask)
-    flow.sample(spy, SHAPE, tokens(), **run | {"generator": gen(5)}, frame_guidance=2.0)
-    x, frame_mask = seen[0]  # the first step, at t = 1: the unseen pass holds pure noise, the start's
-    noise = torch.randn(SHAPE, generator=gen(5))
+    flow.sample(spy, SHAPE, tokens(), generator=gen(5), frame_guidance=2.0, **run)
+    (x, frame_mask), (later, _) = seen[0], seen[1]
+    draws = gen(5)
+    start, fresh = torch.randn(SHAPE, generator=draws), torch.randn(SHAPE, generator=draws)
     assert torch.equal(frame_mask[-2:], torch.zeros(2, 4, dtype=torch.bool)) and frame_mask[:4, :2].all()
-    assert torch.allclose(x[-2:], noise) and torch.equal(x[:2, :2], known[:, :2])
+    assert torch.equal(x[:2, :2], known[:, :2]) and torch.equal(x[:2, 2:], start[:, 2:])
+    assert torch.equal(x[-2:, :2], fresh[:, :2]) and torch.equal(x[-2:, 2:], start[:, 2:])  # t = 1: all noise
+    t = flow.sampling_times(3, 1.0, 1.0)[1]
+    assert not torch.allclose(later[-2:, :2], (1 - t) * known[:, :2] + t * fresh[:, :2])  # each step draws anew
 
 
 def test_guidance_weakens_above_its_start_by_the_early_share():

@@ -1,5 +1,6 @@
 """What a prompt asks a clip to show (a way to move, its objects), what a clip shows, and the search for it."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -146,15 +147,19 @@ def test_the_search_sends_the_shipped_models_object_the_asked_way_where_its_firs
         assert searched.record["candidates"] == shipped.dit.config.candidates > 1
 
 
-def test_the_search_keeps_a_continued_clips_motion_across_the_seam_where_the_first_noise_breaks_it(shipped):
-    clips = world.sample_clips(4_242_424, 0, 37)  # bench/generation.py's clips, at its seeds
-    for i in (4, 36):  # clips whose velocity the first noise breaks at the seam (model card, session 20)
+def test_the_given_frames_keep_a_continued_clips_motion_across_the_seam_where_the_first_noise_alone_breaks_it(
+        shipped):
+    clips = world.sample_clips(4_242_424, 0, 6)  # bench/generation.py's clips, at its seeds
+    model = copy.copy(shipped.dit)  # the same weights, sampled without frame guidance
+    model.config = dataclasses.replace(shipped.dit.config, frame_guidance=0.0)
+    unguided = Generator(model, shipped.autoencoder, "unguided")
+    for i in (4, 5):  # clips whose velocity the first noise breaks at the seam (model card, session 22)
         clip = clips[i]
-        plain, searched = (shipped.extend(clip.frames[:8], clip.caption, seed=i, steps=20, new_frames=8, context=8,
-                                          candidates=k) for k in (1, None))
+        plain, guided = (g.extend(clip.frames[:8], clip.caption, seed=i, steps=20, new_frames=8, context=8,
+                                  candidates=k) for g, k in ((unguided, 1), (shipped, None)))
         assert seam_velocity_ok(plain.frames, 8, scene=clip.spec.scene) is False
-        assert seam_velocity_ok(searched.frames, 8, scene=clip.spec.scene) is True
-        assert searched.record["candidates"] == shipped.dit.config.candidates > 1
+        assert seam_velocity_ok(guided.frames, 8, scene=clip.spec.scene) is True
+        assert guided.record["candidates"] == 1 and shipped.dit.config.frame_guidance > 0  # no search needed
 
 
 def test_a_prompt_naming_no_motion_searches_nothing(shipped):
@@ -241,3 +246,19 @@ def test_progress_counts_every_model_pass_of_a_long_clip_once_in_order(small):
     times = flow.sampling_times(4, 1.0, small.dit.config.time_shift)  # their seams (3 candidates each)
     assert total == 3 * 4 + 2 * 2 * flow.probe_steps(times, 0.5) > 12
     assert seen == [(i, total) for i in range(1, total + 1)]
+
+
+def test_a_model_whose_given_frames_guide_searches_no_seam_unless_a_request_asks(small):
+    framed = Generator(STDiT(dataclasses.replace(small.dit.config, frame_guidance=1.0)), small.autoencoder, "test")
+    framed.dit.load_state_dict(small.dit.state_dict())
+    clip = world.sample_clips(4, 0, 1)[0].frames[:8]
+    prompt = "a red ball moving left on black"
+    assert not searched(lambda seed, k: framed.extend(clip[:4], prompt, seed=seed, steps=4, new_frames=4, context=4,
+                                                      candidates=k))  # the given frames keep the seam
+    assert not searched(lambda seed, k: framed.generate("a red ball on black", seed=seed, steps=4, frames=12,
+                                                        candidates=k))  # nor a long clip's second window
+    assert searched(lambda seed, k: framed.generate(prompt, seed=seed, steps=4, candidates=k))
+    assert searched(lambda seed, k: framed.animate(clip[0], prompt, seed=seed, steps=4, frames=6, candidates=k))
+    asked = [framed.extend(clip[:4], prompt, seed=1, steps=2, new_frames=4, context=4, candidates=k) for k in (1, 3)]
+    assert asked[1].record["candidates"] == 3 and not np.array_equal(asked[0].frames, asked[1].frames)
+    assert framed.extend(clip[:4], prompt, steps=2, new_frames=4, context=4).record["candidates"] == 1
