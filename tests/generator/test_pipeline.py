@@ -104,15 +104,29 @@ def test_mp4_reads_back_with_decord(gen, tmp_path):
     assert len(reader) == 16 and reader[0].shape == (64, 64, 3)
 
 
-@pytest.mark.parametrize("recipe", [{"time_shift": 3.0}, {"guidance_start": 0.5, "early_guidance": 0.0}])
-def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
+def woken(config) -> STDiT:
+    """A model of `config` whose zero-initialised layers hold small noise, so that its velocity, and how it is
+    sampled (the schedule, the guidance, the given frames), shows in the frames."""
     torch.manual_seed(0)
-    plain, shifted = STDiT(gen.dit.config), STDiT(dataclasses.replace(gen.dit.config, **recipe))
-    with torch.no_grad():  # wake the zero-initialised layers, so the velocity (and the schedule) matters
-        for p in plain.parameters():
+    model = STDiT(config)
+    with torch.no_grad():
+        for p in model.parameters():
             if not p.any():
                 p.normal_(0, 0.2)
-    shifted.load_state_dict(plain.state_dict())
+    return model
+
+
+def alike(model: STDiT, **changes) -> STDiT:
+    """The model's weights under its config with `changes`."""
+    other = STDiT(dataclasses.replace(model.config, **changes))
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+@pytest.mark.parametrize("recipe", [{"time_shift": 3.0}, {"guidance_start": 0.5, "early_guidance": 0.0}])
+def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
+    plain = woken(gen.dit.config)
+    shifted = alike(plain, **recipe)
     prompt = "a red ball moving right on black"
     a, b = (Generator(m, gen.autoencoder, "test", "cpu").generate(prompt, seed=1, steps=3).frames
             for m in (plain, shifted))
@@ -120,14 +134,8 @@ def test_the_generator_samples_as_its_checkpoint_says(gen, recipe):
 
 
 def test_given_frames_guide_as_the_checkpoint_says_and_text_alone_is_unchanged(gen, clip):
-    torch.manual_seed(0)
-    plain, framed = STDiT(gen.dit.config), STDiT(dataclasses.replace(gen.dit.config, frame_guidance=2.0))
-    with torch.no_grad():  # wake the zero-initialised layers, so the given frames matter
-        for p in plain.parameters():
-            if not p.any():
-                p.normal_(0, 0.2)
-    framed.load_state_dict(plain.state_dict())
-    plain, framed = (Generator(m, gen.autoencoder, "test", "cpu") for m in (plain, framed))
+    model = woken(gen.dit.config)
+    plain, framed = (Generator(m, gen.autoencoder, "test", "cpu") for m in (model, alike(model, frame_guidance=2.0)))
     prompt = "a red ball moving right on black"
     a, b = (g.generate(prompt, seed=1, steps=3).frames for g in (plain, framed))
     assert np.array_equal(a, b)  # no frame is given
@@ -136,13 +144,8 @@ def test_given_frames_guide_as_the_checkpoint_says_and_text_alone_is_unchanged(g
 
 
 def test_a_generation_naming_no_guidance_samples_with_the_models_own_for_its_mode(gen, clip):
-    torch.manual_seed(0)
-    model = STDiT(dataclasses.replace(gen.dit.config, guidance=3.0, continue_guidance=1.5))
-    with torch.no_grad():  # wake the zero-initialised layers, so the guidance changes the frames
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0, 0.2)
-    own = Generator(model, gen.autoencoder, "test", "cpu")
+    own = Generator(woken(dataclasses.replace(gen.dit.config, guidance=3.0, continue_guidance=1.5)), gen.autoencoder,
+                    "test", "cpu")
     prompt = "a red ball moving right on black"
     text = own.generate(prompt, seed=1, steps=2)
     assert text.record["guidance"] == 3.0
