@@ -89,8 +89,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None,
                         help="guidance scale for every mode (default: the model's own for each: `guidance_for`)")
     parser.add_argument("--candidates", type=int, default=None,
-                        help="starting noises searched, for the asked motion or (extend) the seam "
-                             "(default: the model's own); 1: no search")
+                        help="starting noises searched for the asked motion, and clips finished for (extend) the "
+                             "seam (default: the model's own); 1: no search")
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--guidance-start", type=float, default=None,
@@ -114,7 +114,8 @@ def main() -> None:
     scored = {name: score_text_to_video(g, clips, args.steps, **settings) for name, g in rows.items()}
     guidance = args.guidance if args.guidance is not None else \
         f"the model's own ({gen.dit.config.guidance_for('text')}, continue {gen.dit.config.guidance_for('continue')})"
-    candidates = args.candidates if args.candidates is not None else f"the model's own ({gen.dit.config.candidates})"
+    candidates = args.candidates if args.candidates is not None else \
+        f"the model's own ({gen.dit.config.candidates}; {gen.dit.config.seam_candidates} finished for a seam)"
     print(f"{args.prompts} canonical prompts (seed {EVAL_SEED}), {args.steps} steps, guidance {guidance}, "
           f"candidates {candidates}; the model samples with {gen.dit.config.sampling}")
     metrics = [k for k in next(iter(scored.values()))[0] if k != "velocity_error"]

@@ -265,9 +265,10 @@ class Generator:
 
     def _search(self, params: GenerationParams, window: Window) -> NoiseSearch | None:
         """The noise search where `_candidates_searched` says a window searches. A window given SEAM_GIVEN whole
-        frames or more keeps their motion across the seam (`generator.motion.seam_jump`); one given fewer
-        shows what the prompt asks (`generator.motion.search_score`). The judge sees each candidate's
-        predicted clip with the given pixels in place."""
+        frames or more keeps their motion across the seam (`generator.motion.seam_jump`), judged on each
+        candidate's finished clip; one given fewer shows what the prompt asks (`generator.motion.search_score`),
+        judged on each candidate's clip as predicted at the model's probe time (`_probe_time`). The judge sees
+        the given pixels in place."""
         given = self._whole_frames_given(window)
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
@@ -284,22 +285,25 @@ class Generator:
                 frames = torch.where(kept[1], kept[0], frames)
             return -seam_jump(frames, given) if wanted is None else search_score(frames, wanted)
 
-        return NoiseSearch(candidates, self.dit.config.probe_time, judge)
+        return NoiseSearch(candidates, self._probe_time(given), judge)
 
     def _candidates_searched(self, params: GenerationParams, given: int) -> int:
-        """The starting noises a window given `given` whole frames searches: in a mode that makes motion, the
-        generation's candidates where its prompt asks for motion (a way, falling, colliding) and the window
-        is given fewer than SEAM_GIVEN frames; where it continues the motion of SEAM_GIVEN frames or more, the
-        candidates the request asks for, or the model's own when its given frames do not guide it (with
-        frame guidance the first noise keeps the seam as well as the model's search does, at less cost);
-        else 1."""
+        """The starting noises a window given `given` whole frames searches, in a mode that makes motion (else
+        1): given fewer than SEAM_GIVEN frames, the generation's candidates where its prompt asks for motion
+        (a way, falling, colliding), else 1; continuing the motion of SEAM_GIVEN frames or more, the
+        candidates the request asks for, or the model's own for a seam (`DiTConfig.seam_candidates`)."""
         if params.mode not in SEARCHED_MODES:
             return 1
         if given < SEAM_GIVEN:
             return self.candidates(params) if asked(params.prompt).moves else 1
-        if params.candidates is None and self.dit.config.frame_guidance:
-            return 1
-        return self.candidates(params)
+        return params.candidates if params.candidates is not None else self.dit.config.seam_candidates
+
+    def _probe_time(self, given: int) -> float:
+        """Where a window given `given` whole frames judges its candidates: a prompt's motion at the model's
+        probe time, early, where the noise sets it and the judge reads it; a seam at the end (0), on each
+        finished clip, since an early prediction blurs the first new frame that the seam is read from (model
+        card, sessions 22 and 23)."""
+        return 0.0 if given >= SEAM_GIVEN else self.dit.config.probe_time
 
     @staticmethod
     def _whole_frames_given(window: Window) -> int:
@@ -311,7 +315,7 @@ class Generator:
         config = self.dit.config
         t_start = params.strength if params.mode == "variation" else 1.0
         return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
-                            config.probe_time)
+                            self._probe_time(given))
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""

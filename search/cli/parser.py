@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale (default: the model's own for the mode)")
     p.add_argument("--candidates", type=int, default=None,
-                   help="starting noises searched for the motion the prompt asks for, or the given frames' motion "
-                        "(default: the model's own)")
+                   help="starting noises searched for the motion the prompt asks for, or clips finished to keep "
+                        "the given frames' motion across the seam (default: the model's own)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--model", default="reelbase-tiny", help="built-in name or a .safetensors checkpoint")
     p.add_argument("--device", default="auto")

@@ -384,6 +384,18 @@ def test_the_judge_sees_each_candidates_predicted_clean_latents():
     assert len(judged) == 3 and all(torch.allclose(x, z - 1, atol=1e-6) for x, z in zip(judged, noises))
 
 
+def test_a_search_at_time_0_judges_each_candidates_finished_latents_and_keeps_the_best_as_it_finished():
+    model, judged = woken_model(), []
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0,
+                         search=flow.NoiseSearch(3, 0.0, judge=lambda x, s=iter([0.0, 5.0, 1.0]): judged.append(x)
+                                                 or next(s)))
+    second = gen(3)
+    torch.randn(SHAPE, generator=second)  # the first candidate's noise: the search kept the second
+    alone = flow.sample(model, SHAPE, tokens(), steps=4, generator=second, time_shift=3.0)
+    assert len(judged) == 3 and torch.equal(judged[1], alone) and torch.equal(picked, alone)  # as it finished
+    assert flow.model_passes(4, 1.0, 3.0, 3, 0.0) == 3 * 4  # every candidate runs every step, and no more
+
+
 def test_a_search_needs_a_candidate_and_probes_only_where_steps_lie_above_its_time():
     with pytest.raises(ValueError, match="at least one candidate"):
         flow.NoiseSearch(0, 0.9, judge=lambda _x: 0.0)

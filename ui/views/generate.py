@@ -19,9 +19,9 @@ with st.form("generate"):
     guidance = c3.select_slider("Guidance", [MODELS_OWN, *(x / 2 for x in range(41))], MODELS_OWN,
                                 help="classifier-free guidance scale; the model's own by default")
     candidates = c4.select_slider("Candidates", [MODELS_OWN, *range(1, 9)], MODELS_OWN,
-                                  help="starting noises searched for the motion the prompt asks for, or to keep a "
-                                       "continued clip's motion (each costs the first steps once more); 1: none; "
-                                       "the model's own by default")
+                                  help="starting noises searched for the motion the prompt asks for (each costs the "
+                                       "first steps once more), or clips finished to keep a continued clip's motion "
+                                       "(each costs every step once more); 1: none; the model's own by default")
     frames = c5.slider("Frames", 2, 128, 16)
     submitted = st.form_submit_button("Generate")
 
