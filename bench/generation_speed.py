@@ -3,10 +3,12 @@
 The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging the
 noise search's candidates) should stay within 10% of the clip's time. The forwards are the steps,
 and the search's probes when the prompt asks for a motion (`--candidates`; the model's own by
-default), as the step callback counts them. Also prints peak memory (CUDA allocator, or the
-process's peak resident set on the CPU).
+default), as the step callback counts them. With `--extend`, each clip continues a world clip's first
+8 frames by 8 more in one window: its forwards are every step of each finished seam candidate, and
+each also runs the pass the given frames guide by, where the model's config says they guide. Also
+prints peak memory (CUDA allocator, or the process's peak resident set on the CPU).
 
-    python3 bench/generation_speed.py [--steps 30] [--clips 3] [--candidates K] [--model reelbase-tiny]
+    python3 bench/generation_speed.py [--steps 30] [--clips 3] [--candidates K] [--extend] [--model reelbase-tiny]
 """
 
 from __future__ import annotations
@@ -17,27 +19,34 @@ import time
 
 import torch
 
+from generator import world
 from generator.dit import tokenize
 from generator.flow import guided_velocity, prompt_context
-from generator.params import GenerationParams
-from generator.pipeline import Generator
+from generator.pipeline import SAMPLING_THREADS, Generator, fixed_threads
 
 PROMPT = "a red ball moving right on black"
+GIVEN = 8  # --extend: frames given, and frames made
 
 
-def time_forward(gen: Generator, repeats: int) -> float:
-    """Seconds of one guided forward (conditional and unconditional batched)."""
+def time_forward(gen: Generator, repeats: int, given: int = 0) -> float:
+    """Seconds of one guided forward (conditional and unconditional batched; with `given` frames and the
+    model's frame guidance, the pass without them too), on the threads a clip samples with."""
     cfg = gen.dit.config
     x = torch.randn(1, cfg.frames, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=gen.device)
     tokens = tokenize([PROMPT], cfg.context_length).to(gen.device)
-    with torch.no_grad():
+    frame_mask = (torch.arange(cfg.frames, device=gen.device) < given)[None] if given else None
+    with torch.no_grad(), fixed_threads(SAMPLING_THREADS):
         context, mask = prompt_context(gen.dit, tokens, None, 4.0)
         t = torch.full((1,), 0.5, device=gen.device)
-        guided_velocity(gen.dit, x, t, context, mask, 4.0)  # warm up
+
+        def forward():
+            guided_velocity(gen.dit, x, t, context, mask, 4.0, frame_mask, x, cfg.frame_guidance)
+
+        forward()  # warm up
         _sync(gen)
         started = time.perf_counter()
         for _ in range(repeats):
-            guided_velocity(gen.dit, x, t, context, mask, 4.0)
+            forward()
         _sync(gen)
     return (time.perf_counter() - started) / repeats
 
@@ -54,16 +63,25 @@ def main() -> None:
     parser.add_argument("--model", default="reelbase-tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--candidates", type=int, default=None,
-                        help="starting noises searched for the prompt's motion (default: the model's own)")
+                        help="starting noises searched for the prompt's motion, or clips finished for the seam "
+                             "(default: the model's own)")
+    parser.add_argument("--extend", action="store_true", help=f"continue {GIVEN} given frames by {GIVEN} instead")
     args = parser.parse_args()
     gen = Generator.load(args.model, args.device)
-    gen.generate(PROMPT, steps=2, candidates=args.candidates)  # warm up
-    forward = time_forward(gen, repeats=args.steps)
+    given = world.sample_clips(0, 0, 1)[0].frames[:GIVEN]
+
+    def make(seed: int, steps: int, callback=None):
+        if args.extend:
+            return gen.extend(given, PROMPT, seed=seed, steps=steps, candidates=args.candidates, new_frames=GIVEN,
+                              context=GIVEN, callback=callback)
+        return gen.generate(PROMPT, seed=seed, steps=steps, candidates=args.candidates, callback=callback)
+
+    make(0, 2)  # warm up
+    forward = time_forward(gen, repeats=args.steps, given=GIVEN if args.extend else 0)
     forwards = []  # the total the step callback reports: the steps and the search's probes (of every window)
     started = time.perf_counter()
     for seed in range(args.clips):
-        gen.generate(PROMPT, seed=seed, steps=args.steps, candidates=args.candidates,
-                     callback=lambda _step, total: forwards.append(total))
+        record = make(seed, args.steps, callback=lambda _step, total: forwards.append(total)).record
     _sync(gen)
     per_clip = (time.perf_counter() - started) / args.clips
     overhead = (per_clip - forwards[-1] * forward) / per_clip
@@ -71,8 +89,8 @@ def main() -> None:
         peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB (CUDA allocator)"
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak RSS)"
-    print(f"device {gen.device}, threads {torch.get_num_threads()}, {args.steps} steps, guidance on, "
-          f"candidates {gen.candidates(GenerationParams(prompt=PROMPT, candidates=args.candidates))}")
+    print(f"device {gen.device}, sampling threads {SAMPLING_THREADS}, {args.steps} steps, guidance on, "
+          f"{'continuing ' + str(GIVEN) + ' given frames, ' if args.extend else ''}candidates {record['candidates']}")
     print(f"one guided forward {forward * 1000:.1f} ms; {forwards[-1]} forwards (steps and probes) x forward "
           f"{forwards[-1] * forward:.3f} s")
     print(f"time per clip {per_clip:.3f} s; sampler overhead {overhead * 100:.1f}%")

@@ -274,18 +274,29 @@ class Generator:
         if candidates == 1:
             return None
         wanted = None if given >= SEAM_GIVEN else asked(params.prompt)  # None: the seam is judged
-        kept = None
-        if window.given is not None:
-            kept = (to_video_tensor(window.given[None], self.device)[0],
-                    torch.from_numpy(np.ascontiguousarray(window.keep))[:, None].to(self.device))
+        judged = self._judged_frames(window)
 
         def judge(predicted: torch.Tensor) -> float:
-            frames = self.autoencoder.decode(predicted)[0]  # (T, 3, H, W)
-            if kept is not None:
-                frames = torch.where(kept[1], kept[0], frames)
+            frames = judged(predicted)
             return -seam_jump(frames, given) if wanted is None else search_score(frames, wanted)
 
         return NoiseSearch(candidates, self._probe_time(given), judge)
+
+    def _judged_frames(self, window: Window) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What a search's judge sees of a candidate's predicted latents (1, T, C, h, w): its decoded clip
+        (T, 3, H, W) with the window's given pixels in place; frames given whole are not decoded."""
+        if window.given is None:
+            return lambda predicted: self.autoencoder.decode(predicted)[0]
+        given = to_video_tensor(window.given[None], self.device)[0]  # (T, 3, H, W)
+        keep = torch.from_numpy(np.ascontiguousarray(window.keep))[:, None].to(self.device)  # (T, 1, H, W)
+        made = ~keep.flatten(1).all(1)  # (T,) frames not given whole
+
+        def judged(predicted: torch.Tensor) -> torch.Tensor:
+            frames = given.clone()
+            frames[made] = self.autoencoder.decode(predicted[:, made])[0]
+            return torch.where(keep, given, frames)
+
+        return judged
 
     def _candidates_searched(self, params: GenerationParams, given: int) -> int:
         """The starting noises a window given `given` whole frames searches, in a mode that makes motion (else
