@@ -184,22 +184,28 @@ class Generator:
 
     def _text(self, params: GenerationParams, callback: StepCallback | None) -> Clip:
         """A window from noise, then (for a longer clip) windows chained on its last frames."""
+        return self._opened(params, 0, lambda progress: self._run(params, Window(), progress), callback)
+
+    def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
+        """A window that starts at the image, then (for a longer clip) windows chained on its last frames: given
+        several frames, not the one frame the image's window had, so they carry on its motion."""
+        return self._opened(params, 1, lambda progress: self._chain(params, image[None], self.window - 1, 1, progress),
+                            callback)
+
+    def _opened(self, params: GenerationParams, given: int, first_window: Callable[[Progress], np.ndarray],
+                callback: StepCallback | None) -> Clip:
+        """A clip opened by one window given `given` whole frames (`first_window(progress)` makes its frames),
+        then, for a longer clip, windows each given the last CONTEXT frames, whose seams keep their motion."""
         more = max(0, params.frames - self.window)
         context = self._context(CONTEXT, self.window)
         chained = self._windows(more, context)
-        progress = Progress(callback, (self._passes(params, 0),) + (self._passes(params, context),) * chained)
-        frames = self._run(params, Window(), progress)
+        progress = Progress(callback, (self._passes(params, given),) + (self._passes(params, context),) * chained)
+        frames = first_window(progress)
         if more:
             frames = self._chain(params, frames, more, context, progress, first=1)
         chained_searched = self._candidates_searched(params, context) if chained else 1
         return self._finish(params, frames[:params.frames],
-                            candidates=max(self._candidates_searched(params, 0), chained_searched))
-
-    def _animate(self, params: GenerationParams, image: np.ndarray, callback: StepCallback | None) -> Clip:
-        new = params.frames - 1
-        progress = Progress(callback, (self._passes(params, 1),) * self._windows(new, 1))
-        frames = self._chain(params, image[None], new, 1, progress)
-        return self._finish(params, frames, candidates=self._candidates_searched(params, 1))
+                            candidates=max(self._candidates_searched(params, given), chained_searched))
 
     def _extend(self, params: GenerationParams, given: np.ndarray, context: int,
                 callback: StepCallback | None) -> Clip:

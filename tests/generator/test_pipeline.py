@@ -14,7 +14,7 @@ from generator.checkpoint import AUTOENCODER, save_weights
 from generator.dit import DIT_CONFIGS, STDiT
 from generator.flow import Cancelled
 from generator.params import GenerationParams, Region
-from generator.pipeline import Generator
+from generator.pipeline import CONTEXT, Generator
 from generator.video import square_frames, write_mp4
 
 
@@ -54,6 +54,23 @@ def test_unknown_words_warn(gen):
 def test_animate_keeps_the_image_as_first_frame(gen, clip):
     out = gen.animate(clip[0], "a red ball", steps=2, frames=16)
     assert out.frames.shape == (16, 64, 64, 3) and np.array_equal(out.frames[0], clip[0])
+
+
+def test_a_long_animated_clips_later_windows_carry_on_its_last_frames(gen, clip, monkeypatch):
+    windows, run = [], Generator._run
+
+    def spy(self, params, window, progress):
+        windows.append(window)
+        return run(self, params, window, progress)
+
+    monkeypatch.setattr(Generator, "_run", spy)
+    seen = []
+    out = gen.animate(clip[0], "a red ball", steps=2, frames=40, callback=lambda i, n: seen.append((i, n)))
+    assert out.frames.shape[0] == 40 and np.array_equal(out.frames[0], clip[0])
+    given = [int(w.keep.all(axis=(1, 2)).sum()) for w in windows]
+    assert given == [1, CONTEXT, CONTEXT]  # the image, then the last frames made: 16 frames, 12 more, 12 more
+    assert np.array_equal(windows[1].given[:CONTEXT], out.frames[16 - CONTEXT : 16])
+    assert seen == [(i, seen[-1][1]) for i in range(1, seen[-1][1] + 1)]  # each pass counted once, in order
 
 
 def test_extend_keeps_the_clip_and_adds_frames(gen, clip):
