@@ -1,9 +1,10 @@
 """Generation speed: time per clip beside its guided model forwards x one forward's time, in one run.
 
 The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging the
-noise search's candidates) should stay within 10% of the clip's time. The forwards are the steps,
-and the search's probes when the prompt asks for a motion (`--candidates`; the model's own by
-default), as the step callback counts them. With `--extend`, each clip continues a world clip's first
+noise search's candidates) should stay within 10% of the clip's time. The forwards are the model's
+batched passes as they run: the steps, the search's probes when the prompt asks for a motion
+(`--candidates`; the model's own by default), and the candidates finished where the prompt names a way
+and the first one finished does not keep it. With `--extend`, each clip continues a world clip's first
 8 frames by 8 more in one window: its forwards are every step of each finished seam candidate, and
 each also runs the pass the given frames guide by, where the model's config says they guide. Also
 prints peak memory (CUDA allocator, or the process's peak resident set on the CPU).
@@ -70,29 +71,36 @@ def main() -> None:
     gen = Generator.load(args.model, args.device)
     given = world.sample_clips(0, 0, 1)[0].frames[:GIVEN]
 
-    def make(seed: int, steps: int, callback=None):
+    def make(seed: int, steps: int):
         if args.extend:
             return gen.extend(given, PROMPT, seed=seed, steps=steps, candidates=args.candidates, new_frames=GIVEN,
-                              context=GIVEN, callback=callback)
-        return gen.generate(PROMPT, seed=seed, steps=steps, candidates=args.candidates, callback=callback)
+                              context=GIVEN)
+        return gen.generate(PROMPT, seed=seed, steps=steps, candidates=args.candidates)
 
     make(0, 2)  # warm up
     forward = time_forward(gen, repeats=args.steps, given=GIVEN if args.extend else 0)
-    forwards = []  # the total the step callback reports: the steps and the search's probes (of every window)
+    velocity, calls = gen.dit.velocity, []
+
+    def counted(*inputs, **options):  # each batched pass of the model, as it runs
+        calls.append(1)
+        return velocity(*inputs, **options)
+
+    gen.dit.velocity = counted
     started = time.perf_counter()
     for seed in range(args.clips):
-        record = make(seed, args.steps, callback=lambda _step, total: forwards.append(total)).record
+        record = make(seed, args.steps).record
     _sync(gen)
     per_clip = (time.perf_counter() - started) / args.clips
-    overhead = (per_clip - forwards[-1] * forward) / per_clip
+    forwards = len(calls) / args.clips
+    overhead = (per_clip - forwards * forward) / per_clip
     if gen.device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB (CUDA allocator)"
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak RSS)"
     print(f"device {gen.device}, sampling threads {SAMPLING_THREADS}, {args.steps} steps, guidance on, "
           f"{'continuing ' + str(GIVEN) + ' given frames, ' if args.extend else ''}candidates {record['candidates']}")
-    print(f"one guided forward {forward * 1000:.1f} ms; {forwards[-1]} forwards (steps and probes) x forward "
-          f"{forwards[-1] * forward:.3f} s")
+    print(f"one guided forward {forward * 1000:.1f} ms; {forwards:.1f} forwards a clip (steps, probes, finished "
+          f"candidates) x forward {forwards * forward:.3f} s")
     print(f"time per clip {per_clip:.3f} s; sampler overhead {overhead * 100:.1f}%")
     print(f"peak memory {peak}")
 

@@ -45,17 +45,6 @@ def _match(tracks: Tracks, spec: ClipSpec, centres: np.ndarray | None) -> list[T
     return list(best) + [None] * (K - len(best))
 
 
-def _fold_fit(t: np.ndarray, x: np.ndarray, low: float, high: float, sign: int) -> tuple[float, float]:
-    """(rms px, speed) of the best x ~ x0 + sign * speed * t reflected between walls at low and high."""
-    x0 = np.clip(x[0] + np.arange(-3, 3.01, 0.25), low, high)[:, None, None]
-    v = np.arange(0, 6.01, 0.05)[None, :, None]
-    m = np.mod(x0 + sign * v * (t - t[0]) - low, 2 * (high - low))  # (X0, V, N), unfolded
-    path = low + np.minimum(m, 2 * (high - low) - m)
-    rms = np.sqrt(((path - x) ** 2).mean(-1))  # (X0, V)
-    i, j = np.unravel_index(rms.argmin(), rms.shape)
-    return float(rms[i, j]), float(v[0, j, 0])
-
-
 def _axis_and_sign(direction: str) -> tuple[int, int]:
     """The axis a direction word moves along (0: x, 1: y) and which way along it (+1 or -1)."""
     dx, dy = world.DIRECTIONS[direction]
@@ -76,7 +65,7 @@ def _moving_ok(tr: Track, motion: str) -> bool:
     if len(t) < 3:
         return False
     x, across, r = c[t, axis], c[t, 1 - axis], tr.radius
-    (rms, v), (other, _) = (_fold_fit(t, x, r, world.SIZE - r, s) for s in (sign, -sign))
+    (rms, v), (other, _) = (world.fit_reflecting_path(t, x, r, world.SIZE - r, s) for s in (sign, -sign))
     return rms <= min(other + FIT_TIE, FIT_RMS) and v >= MIN_SPEED and np.median(np.abs(np.diff(across))) < 0.5 * v
 
 

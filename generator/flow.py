@@ -216,11 +216,14 @@ class NoiseSearch:
     """Which of `candidates` starting noises a sample goes on from (random search over noises with a
     verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
     each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie; a NaN
-    score counts as the lowest). One noise is chosen for the whole batch, judged as one."""
+    score counts as the lowest). With `accept`, a check on finished latents, the candidates go on to the
+    end in the judge's order until one passes it, and the judge's first is kept where none does. One noise
+    is chosen for the whole batch, judged as one."""
 
     candidates: int
     probe_time: float
     judge: Callable[[torch.Tensor], float]
+    accept: Callable[[torch.Tensor], bool] | None = None
 
     def __post_init__(self):
         if self.candidates < 1:
@@ -233,11 +236,15 @@ def probe_steps(times: torch.Tensor, probe_time: float) -> int:
     return sum(1 for t in times[:-1].tolist() if t > probe_time)
 
 
-def model_passes(steps: int, t_start: float, time_shift: float, candidates: int = 1, probe_time: float = 1.0) -> int:
+def model_passes(steps: int, t_start: float, time_shift: float, candidates: int = 1, probe_time: float = 1.0,
+                 accept: bool = False) -> int:
     """How many guided model passes `sample` makes: its steps, and the probe steps of every candidate but
-    the one that goes on (what its callback counts)."""
+    the one that goes on (what its callback counts); with a search that checks finished latents
+    (`NoiseSearch.accept`), the most it can make: every candidate's every step."""
     times = sampling_times(steps, t_start, time_shift)
     probes = probe_steps(times, probe_time) if candidates > 1 else 0
+    if probes and accept:
+        return candidates * (len(times) - 1)
     return len(times) - 1 + (candidates - 1) * probes
 
 
@@ -261,7 +268,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     `search` draws that many noises from `generator` and goes on from the one its judge prefers
     (`NoiseSearch`), where a step lies above its probe time and no start latents are given; otherwise,
     as with one candidate, it is the plain sampler. `callback(step, steps, latents)` returning False
-    stops sampling with `Cancelled`; the steps count the search's probes too.
+    stops sampling with `Cancelled`; the steps count the search's probes too (`model_passes`), and a
+    search whose check passes a candidate before the last calls it once more, at the end of the count.
     """
     B, device = shape[0], tokens.device
     t_start = 1.0 if start_latents is None else float(strength)
@@ -278,7 +286,9 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         known_mask = known_mask.to(noises[0].dtype).expand(shape)  # (B, T, C, h, w)
         frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
         frame_mask = frame_mask if frame_mask.any() else None
-    done, total = 0, model_passes(steps, t_start, time_shift, candidates, search.probe_time if probes else 1.0)
+    accept = search.accept if probes else None
+    done, total = 0, model_passes(steps, t_start, time_shift, candidates, search.probe_time if probes else 1.0,
+                                  accept is not None)
 
     def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""
@@ -296,28 +306,50 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
             raise Cancelled(f"cancelled at step {done} of {total}")
         return following, x - times[i] * v
 
+    def finish(x: torch.Tensor, noise: torch.Tensor, first: int) -> torch.Tensor:
+        """The steps from `first` on, then the known latents exactly (t = 0)."""
+        for i in range(first, n):
+            x, _ = step(x, i, noise)
+        if known is not None:
+            x = replace_known(x, known, known_mask, frame_mask, noise, times[-1])
+        return x
+
     start = [noise if start_latents is None else (1 - strength) * start_latents + strength * noise
              for noise in noises]
-    x, noise, first = start[0], noises[0], 0
-    if probes:
-        x, noise = _search(step, start, noises, probes, search.judge)
-        first = probes
-    for i in range(first, n):
-        x, _ = step(x, i, noise)
-    if known is not None:
-        x = replace_known(x, known, known_mask, frame_mask, noise, times[-1])  # t = 0: exactly known
-    return x
+    if not probes:
+        return finish(start[0], noises[0], 0)
+    ranked = _ranked(step, start, noises, probes, search.judge)
+    if accept is None:
+        return finish(*ranked[0], probes)
+    kept = _first_accepted(ranked, lambda x, noise: finish(x, noise, probes), accept)
+    if done < total and callback is not None and callback(total, total, kept) is False:  # passed early
+        raise Cancelled(f"cancelled at step {total} of {total}")
+    return kept
 
 
-def _search(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes: int,
-            judge: Callable[[torch.Tensor], float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run each candidate the first `probes` steps; the latents and noise of the one the judge scores highest."""
-    best = None
-    for x, noise in zip(start, noises):
+def _first_accepted(ranked: list[tuple[torch.Tensor, torch.Tensor]],
+                    finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    accept: Callable[[torch.Tensor], bool]) -> torch.Tensor:
+    """Finish the candidates (latents, noise) in order until one passes `accept`: that one, or the first
+    where none does."""
+    first = None
+    for x, noise in ranked:
+        x = finish(x, noise)
+        if accept(x):
+            return x
+        first = x if first is None else first
+    return first
+
+
+def _ranked(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes: int,
+            judge: Callable[[torch.Tensor], float]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Run each candidate the first `probes` steps; their latents and noises, the judge's highest score first
+    (in drawing order on a tie; a NaN score last)."""
+    scored = []
+    for k, (x, noise) in enumerate(zip(start, noises)):
         for i in range(probes):
             x, predicted = step(x, i, noise)
         score = judge(predicted)
-        score = -math.inf if math.isnan(score) else score
-        if best is None or score > best[0]:
-            best = (score, x, noise)
-    return best[1], best[2]
+        scored.append((-math.inf if math.isnan(score) else score, -k, x, noise))
+    scored.sort(key=lambda c: c[:2], reverse=True)
+    return [(x, noise) for *_, x, noise in scored]

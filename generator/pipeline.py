@@ -29,7 +29,7 @@ from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, 
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import NoiseSearch, model_passes, sample
-from generator.motion import asked, seam_jump, search_score
+from generator.motion import asked, keeps_path, seam_jump, search_score
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
 from generator.video import square_frames
@@ -273,8 +273,9 @@ class Generator:
         """The noise search where `_candidates_searched` says a window searches. A window given SEAM_GIVEN whole
         frames or more keeps their motion across the seam (`generator.motion.seam_jump`), judged on each
         candidate's finished clip; one given fewer shows what the prompt asks (`generator.motion.search_score`),
-        judged on each candidate's clip as predicted at the model's probe time (`_probe_time`). The judge sees
-        the given pixels in place."""
+        judged on each candidate's clip as predicted at the model's probe time (`_probe_time`), and where
+        the prompt asks for a steady path, finished in the judge's order until one keeps it
+        (`_checks_path`). The judge and the check see the given pixels in place."""
         given = self._whole_frames_given(window)
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
@@ -286,7 +287,11 @@ class Generator:
             frames = judged(predicted)
             return -seam_jump(frames, given) if wanted is None else search_score(frames, wanted)
 
-        return NoiseSearch(candidates, self._probe_time(given), judge)
+        def accept(finished: torch.Tensor) -> bool:
+            return keeps_path(judged(finished), wanted)
+
+        checked = self._checks_path(params, given)
+        return NoiseSearch(candidates, self._probe_time(given), judge, accept if checked else None)
 
     def _judged_frames(self, window: Window) -> Callable[[torch.Tensor], torch.Tensor]:
         """What a search's judge sees of a candidate's predicted latents (1, T, C, h, w): its decoded clip
@@ -315,6 +320,13 @@ class Generator:
             return self.candidates(params) if asked(params.prompt).moves else 1
         return params.candidates if params.candidates is not None else self.dit.config.seam_candidates
 
+    def _checks_path(self, params: GenerationParams, given: int) -> bool:
+        """Whether a window's search checks each finished clip for the steady path its prompt asks for
+        (`generator.motion.keeps_path`): where it searches for the prompt's motion and the prompt names a way
+        to move (a direction word). The judge reads that way early, where the noise sets it; an object that
+        then slows and stops short of an edge shows only in the finished clip (model card, session 23)."""
+        return given < SEAM_GIVEN and asked(params.prompt).path
+
     def _probe_time(self, given: int) -> float:
         """Where a window given `given` whole frames judges its candidates: a prompt's motion at the model's
         probe time, early, where the noise sets it and the judge reads it; a seam at the end (0), on each
@@ -332,7 +344,7 @@ class Generator:
         config = self.dit.config
         t_start = params.strength if params.mode == "variation" else 1.0
         return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
-                            self._probe_time(given))
+                            self._probe_time(given), self._checks_path(params, given))
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""

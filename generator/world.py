@@ -252,6 +252,19 @@ def _reflect_off_edges(pos, vel, radii, falling) -> None:
         vel[..., axis] = np.where(over, vel[..., axis] * -keep, vel[..., axis])
 
 
+def fit_reflecting_path(t: np.ndarray, x: np.ndarray, low: float, high: float, sign: int) -> tuple[float, float]:
+    """(rms px, speed px/frame) of the steady path that best fits positions x at frames t along one axis: it
+    starts near x[0], moves the way `sign` (+1 or -1) at a constant speed (0 to 6 px/frame) and turns back at
+    walls at `low` and `high`, as a mover does at the frame's edges (`_reflect_off_edges`)."""
+    x0 = np.clip(x[0] + np.arange(-3, 3.01, 0.25), low, high)[:, None, None]
+    v = np.arange(0, 6.01, 0.05)[None, :, None]
+    m = np.mod(x0 + sign * v * (t - t[0]) - low, 2 * (high - low))  # (X0, V, N), unfolded
+    path = low + np.minimum(m, 2 * (high - low) - m)
+    rms = np.sqrt(((path - x) ** 2).mean(-1))  # (X0, V)
+    i, j = np.unravel_index(rms.argmin(), rms.shape)
+    return float(rms[i, j]), float(v[0, j, 0])
+
+
 def _collide(pos, vel, radii, pair) -> None:
     """Equal masses, perfectly elastic: the two objects of each clip in `pair` (B,) exchange velocities where
     they meet, positions as if hit on time. (B, K, 2) arrays."""

@@ -396,6 +396,19 @@ def test_a_search_at_time_0_judges_each_candidates_finished_latents_and_keeps_th
     assert flow.model_passes(4, 1.0, 3.0, 3, 0.0) == 3 * 4  # every candidate runs every step, and no more
 
 
+def test_a_search_with_a_check_finishes_candidates_in_the_judges_order_until_one_passes_it():
+    model, checked = woken_model(), []
+    search = flow.NoiseSearch(3, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 2.0]): next(s),
+                              accept=lambda x: checked.append(x) or len(checked) == 2)
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search)
+    third = gen(3)
+    torch.randn(SHAPE, generator=third)
+    torch.randn(SHAPE, generator=third)  # the judge's order is the second, the third, the first
+    alone = flow.sample(model, SHAPE, tokens(), steps=4, generator=third, time_shift=3.0)
+    assert len(checked) == 2 and torch.equal(checked[1], alone) and torch.equal(picked, alone)
+    assert flow.model_passes(4, 1.0, 3.0, 3, 0.5, accept=True) == 3 * 4  # the most: every candidate finished
+
+
 def test_a_search_needs_a_candidate_and_probes_only_where_steps_lie_above_its_time():
     with pytest.raises(ValueError, match="at least one candidate"):
         flow.NoiseSearch(0, 0.9, judge=lambda _x: 0.0)

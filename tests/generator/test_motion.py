@@ -16,6 +16,7 @@ from generator.motion import (
     STEADY_WEIGHT,
     Asked,
     asked,
+    keeps_path,
     mass_centres,
     motion_along,
     moving_mass,
@@ -42,11 +43,12 @@ def test_a_prompt_asks_for_the_way_its_words_name(prompt, way):
 
 
 @pytest.mark.parametrize(("prompt", "wanted"), [
-    ("a red ball moving left in a forest", Asked(moves=True, motion=(-1.0, 0.0), objects=1)),
+    ("a red ball moving left in a forest", Asked(moves=True, motion=(-1.0, 0.0), objects=1, path=True)),
+    ("a blue square going quickly up", Asked(moves=True, motion=(0.0, -1.0), objects=1, path=True)),
     ("a red ball and a blue square colliding on black", Asked(moves=True, motion=None, objects=2)),
     ("two green squares bumping", Asked(moves=True, motion=None, objects=2)),  # colliding: two at least
     ("a red ball on black", Asked(moves=False, motion=None, objects=1)),
-    ("something falling", Asked(moves=True, motion=(0.0, 1.0), objects=0)),
+    ("something falling", Asked(moves=True, motion=(0.0, 1.0), objects=0)),  # a fall speeds up: no steady path
     ("a dragon over a castle", Asked(moves=False, motion=None, objects=0)),
 ])
 def test_a_prompt_asks_for_a_motion_and_the_objects_its_words_name(prompt, wanted):
@@ -109,6 +111,19 @@ def test_a_still_clip_does_not_move_and_an_empty_one_has_its_centre_in_the_middl
     still = world_clip("on black", "moving left", (32.0, 32.0), speed=0.0)
     assert motion_along(still, (1.0, 0.0)) == 0.0  # no mass moves: the centre stays in the middle
     assert mass_centres(torch.zeros(3, 8, 10)).tolist() == [[5.0, 4.0]] * 3
+
+
+@pytest.mark.parametrize("scene", ["on black", "in a forest", "at sunset"])
+def test_a_steady_mover_keeps_the_path_asked_and_one_that_stops_short_or_goes_the_other_way_does_not(scene):
+    left = world_clip(scene, "moving left", (40.0, 32.0), speed=2.5)  # turns at the left edge part-way
+    assert keeps_path(left, asked(f"a yellow ball moving left {scene}"))
+    assert not keeps_path(left, asked(f"a yellow ball moving right {scene}"))
+    stopped = left.clone()
+    stopped[8:] = left[7]  # it stops half-way: the rest of the clip stands still
+    assert not keeps_path(stopped, asked(f"a yellow ball moving left {scene}"))
+    edge = world_clip(scene, "moving left", (60.0, 32.0), speed=2.0)  # fits "right, turned at once" as well
+    assert not keeps_path(edge, asked(f"a yellow ball moving right {scene}"))
+    assert keeps_path(stopped, asked(f"a yellow ball falling {scene}"))  # no steady path asked: nothing to check
 
 
 @pytest.mark.parametrize("scene", ["on black", "in a forest"])
@@ -227,6 +242,36 @@ def test_windows_that_make_or_continue_motion_are_searched_and_the_others_not(sm
     assert small.extend(clip[:1], "a dragon", steps=2, new_frames=4, context=1).record["candidates"] == 1
     assert small.generate("a red ball on black", steps=2, frames=8).record["candidates"] == 1
     assert small.generate("a red ball on black", steps=2, frames=12).record["candidates"] == 3  # its second window
+
+
+def test_a_prompt_naming_a_way_finishes_candidates_in_the_judges_order_until_one_keeps_its_path(small, monkeypatch):
+    prompt = "a red ball moving left on black"
+    checked = []
+
+    def check(passing):
+        def keeps(frames, wanted):
+            checked.append(to_uint8(frames[None])[0])
+            return len(checked) == passing
+        return keeps
+
+    monkeypatch.setattr("generator.pipeline.keeps_path", check(passing=2))
+    second = small.generate(prompt, seed=3, steps=4, frames=8)
+    assert len(checked) == 2 and np.array_equal(second.frames, checked[1])  # the second passes: kept as finished
+    checked.clear()
+    monkeypatch.setattr("generator.pipeline.keeps_path", check(passing=0))
+    seen = []
+    none = small.generate(prompt, seed=3, steps=4, frames=8, callback=lambda i, n: seen.append((i, n)))
+    assert len(checked) == 3 and np.array_equal(none.frames, checked[0])  # none passes: the judge's first
+    assert seen[-1] == (3 * 4, 3 * 4)  # every candidate finished: the most passes the window can take
+    checked.clear()
+    monkeypatch.setattr("generator.pipeline.keeps_path", check(passing=1))
+    seen.clear()
+    first = small.generate(prompt, seed=3, steps=4, frames=8, callback=lambda i, n: seen.append((i, n)))
+    assert len(checked) == 1 and np.array_equal(first.frames, none.frames)
+    assert seen[-1] == (12, 12) and seen[-2][0] < 12  # it ends at the count, having passed fewer
+    checked.clear()
+    small.generate("a red ball and a blue square colliding on black", seed=3, steps=4, frames=8)
+    assert checked == []  # a prompt asking no steady path is not checked
 
 
 def test_the_judge_sees_each_candidates_clip_with_the_given_frame_in_place(small, monkeypatch):
