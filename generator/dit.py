@@ -79,7 +79,7 @@ class DiTConfig:
 
 DIT_CONFIGS = {
     "tiny": DiTConfig(width=192, depth=4, heads=4, text_width=128, text_layers=2, continue_guidance=2.0,
-                      candidates=4, frame_guidance=2.0, seam_candidates=3),  # as the shipped file samples
+                      candidates=8, frame_guidance=2.0, seam_candidates=3),  # as the shipped file samples
     "base": DiTConfig(width=512, depth=12, heads=8, text_width=512, text_layers=4),  # accelerator
     # tiny's transformer on the "fine" autoencoder's 16 x 16 x 4 latents, 4 x 4 patches: the same 16 tokens a
     # frame, each over 4 px cells, which keep a square's corners (the tiny autoencoder's 8 px cells round them)

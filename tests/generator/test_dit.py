@@ -160,7 +160,7 @@ def test_a_checkpoint_says_how_many_noises_it_searches_and_older_ones_search_non
     config = load_checkpoint(tmp_path / "older.safetensors")[1]
     assert config.candidates == config.seam_candidates == 1  # the plain sampler
     shipped = read_config(builtin_path("tiny"))
-    assert shipped["candidates"] == DIT_CONFIGS["tiny"].candidates == 4  # a retrained tiny samples as it does
+    assert shipped["candidates"] == DIT_CONFIGS["tiny"].candidates == 8  # a retrained tiny samples as it does
     assert shipped["seam_candidates"] == DIT_CONFIGS["tiny"].seam_candidates == 3
     assert shipped["probe_time"] == DIT_CONFIGS["tiny"].probe_time
 

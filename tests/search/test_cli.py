@@ -325,7 +325,7 @@ def test_generate_writes_a_playable_mp4_and_its_record(tmp_path):
     guided = reelbase("generate", "a red ball", "--steps", "1", "--guidance", "2.5", "--out", str(tmp_path / "g.mp4"),
                       data_dir=tmp_path / "d")
     assert guided.returncode == 0 and json.loads((tmp_path / "g.json").read_text())["guidance"] == 2.5
-    assert record["candidates"] == 4  # the built-in model searches 4 noises for the motion a prompt asks for
+    assert record["candidates"] == 8  # the built-in model searches 8 noises for the motion a prompt asks for
     plain = reelbase("generate", "a red ball moving left", "--steps", "1", "--candidates", "1",
                      "--out", str(tmp_path / "p.mp4"), data_dir=tmp_path / "d")
     assert plain.returncode == 0 and json.loads((tmp_path / "p.json").read_text())["candidates"] == 1
