@@ -53,6 +53,7 @@ class DiTConfig:
     candidates: int = 1  # starting noises searched for the motion a prompt asks (pipeline._search); 1: none
     probe_time: float = 0.92  # each of those runs the steps above this time before the search picks one
     seam_candidates: int = 1  # clips a window continuing given frames finishes, keeping the best seam; 1: one
+    search_rounds: int = 1  # rounds of candidates a search whose check none passes draws (flow.NoiseSearch)
     frame_prompt: bool = False  # the prompt also conditions each frame's adaLN, by frame (FramePrompt)
     spacetime_prompt: bool = False  # the prompt also adds to each token, by frame and place (SpacetimePrompt)
     frame_size: int = world.SIZE  # frames are frame_size x frame_size pixels (the autoencoder's)
@@ -79,7 +80,8 @@ class DiTConfig:
 
 DIT_CONFIGS = {
     "tiny": DiTConfig(width=192, depth=4, heads=4, text_width=128, text_layers=2, continue_guidance=2.0,
-                      candidates=8, frame_guidance=2.0, seam_candidates=3),  # as the shipped file samples
+                      candidates=8, frame_guidance=2.0, seam_candidates=3,
+                      search_rounds=2),  # as the shipped file samples
     "base": DiTConfig(width=512, depth=12, heads=8, text_width=512, text_layers=4),  # accelerator
     # tiny's transformer on the "fine" autoencoder's 16 x 16 x 4 latents, 4 x 4 patches: the same 16 tokens a
     # frame, each over 4 px cells, which keep a square's corners (the tiny autoencoder's 8 px cells round them)

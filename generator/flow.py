@@ -217,17 +217,21 @@ class NoiseSearch:
     verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
     each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie; a NaN
     score counts as the lowest). With `accept`, a check on finished latents, the candidates go on to the
-    end in the judge's order until one passes it, and the judge's first is kept where none does. One noise
-    is chosen for the whole batch, judged as one."""
+    end in the judge's order until one passes it. Where none of them does, another round of `candidates`
+    noises is drawn, judged and checked the same way, up to `rounds` rounds; where no round passes one, the
+    first round's judged first is kept. One noise is chosen for the whole batch, judged as one."""
 
     candidates: int
     probe_time: float
     judge: Callable[[torch.Tensor], float]
     accept: Callable[[torch.Tensor], bool] | None = None
+    rounds: int = 1
 
     def __post_init__(self):
         if self.candidates < 1:
             raise ValueError(f"a noise search needs at least one candidate, not {self.candidates}")
+        if self.rounds < 1:
+            raise ValueError(f"a noise search needs at least one round, not {self.rounds}")
 
 
 def probe_steps(times: torch.Tensor, probe_time: float) -> int:
@@ -237,14 +241,14 @@ def probe_steps(times: torch.Tensor, probe_time: float) -> int:
 
 
 def model_passes(steps: int, t_start: float, time_shift: float, candidates: int = 1, probe_time: float = 1.0,
-                 accept: bool = False) -> int:
+                 accept: bool = False, rounds: int = 1) -> int:
     """How many guided model passes `sample` makes: its steps, and the probe steps of every candidate but
     the one that goes on (what its callback counts); with a search that checks finished latents
-    (`NoiseSearch.accept`), the most it can make: every candidate's every step."""
+    (`NoiseSearch.accept`), the most it can make: every step of every candidate of its `rounds` rounds."""
     times = sampling_times(steps, t_start, time_shift)
     probes = probe_steps(times, probe_time) if candidates > 1 else 0
     if probes and accept:
-        return candidates * (len(times) - 1)
+        return rounds * candidates * (len(times) - 1)
     return len(times) - 1 + (candidates - 1) * probes
 
 
@@ -266,10 +270,11 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     guide as well (`guided_velocity`; the config says too): each step also runs as if they were not
     given, noised to its time with noise it draws from `generator` (RePaint's fresh noise each step).
     `search` draws that many noises from `generator` and goes on from the one its judge prefers
-    (`NoiseSearch`), where a step lies above its probe time and no start latents are given; otherwise,
-    as with one candidate, it is the plain sampler. `callback(step, steps, latents)` returning False
-    stops sampling with `Cancelled`; the steps count the search's probes too (`model_passes`), and a
-    search whose check passes a candidate before the last calls it once more, at the end of the count.
+    (`NoiseSearch`; with its check, in up to `rounds` rounds of that many), where a step lies above its
+    probe time and no start latents are given; otherwise, as with one candidate, it is the plain sampler.
+    `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the steps count the
+    search's probes too (`model_passes`), and a search whose check passes a candidate before the last calls
+    it once more, at the end of the count.
     """
     B, device = shape[0], tokens.device
     t_start = 1.0 if start_latents is None else float(strength)
@@ -287,8 +292,9 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
         frame_mask = frame_mask if frame_mask.any() else None
     accept = search.accept if probes else None
+    rounds = search.rounds if accept is not None else 1
     done, total = 0, model_passes(steps, t_start, time_shift, candidates, search.probe_time if probes else 1.0,
-                                  accept is not None)
+                                  accept is not None, rounds)
 
     def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""
@@ -314,14 +320,25 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
             x = replace_known(x, known, known_mask, frame_mask, noise, times[-1])
         return x
 
-    start = [noise if start_latents is None else (1 - strength) * start_latents + strength * noise
-             for noise in noises]
+    def checked_rounds() -> torch.Tensor:
+        """Rounds of candidates judged, then finished and checked in the judge's order (`_first_accepted`):
+        the first that passes, or the first round's judged first where none of any round does."""
+        kept = None
+        for round_ in range(rounds):
+            drawn = noises if round_ == 0 else [initial_noise(shape, generator, device) for _ in range(candidates)]
+            finished, passed = _first_accepted(_ranked(step, drawn, drawn, probes, search.judge),
+                                               lambda x, noise: finish(x, noise, probes), accept)
+            kept = finished if passed or kept is None else kept
+            if passed:
+                break
+        return kept
+
     if not probes:
-        return finish(start[0], noises[0], 0)
-    ranked = _ranked(step, start, noises, probes, search.judge)
-    if accept is None:
-        return finish(*ranked[0], probes)
-    kept = _first_accepted(ranked, lambda x, noise: finish(x, noise, probes), accept)
+        start = noises[0] if start_latents is None else (1 - strength) * start_latents + strength * noises[0]
+        return finish(start, noises[0], 0)
+    if accept is None:  # a search starts from its noises themselves (it has no start latents)
+        return finish(*_ranked(step, noises, noises, probes, search.judge)[0], probes)
+    kept = checked_rounds()
     if done < total and callback is not None and callback(total, total, kept) is False:  # passed early
         raise Cancelled(f"cancelled at step {total} of {total}")
     return kept
@@ -329,16 +346,16 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
 
 def _first_accepted(ranked: list[tuple[torch.Tensor, torch.Tensor]],
                     finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                    accept: Callable[[torch.Tensor], bool]) -> torch.Tensor:
-    """Finish the candidates (latents, noise) in order until one passes `accept`: that one, or the first
-    where none does."""
+                    accept: Callable[[torch.Tensor], bool]) -> tuple[torch.Tensor, bool]:
+    """Finish the candidates (latents, noise) in order until one passes `accept`: that one and True, or the
+    first and False where none does."""
     first = None
     for x, noise in ranked:
         x = finish(x, noise)
         if accept(x):
-            return x
+            return x, True
         first = x if first is None else first
-    return first
+    return first, False
 
 
 def _ranked(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes: int,

@@ -275,7 +275,8 @@ class Generator:
         candidate's finished clip; one given fewer shows what the prompt asks (`generator.motion.search_score`),
         judged on each candidate's clip as predicted at the model's probe time (`_probe_time`), and where
         the prompt asks for a steady path, finished in the judge's order until one keeps it
-        (`_checks_path`). The judge and the check see the given pixels in place."""
+        (`_checks_path`), in up to the model's `search_rounds` rounds of candidates. The judge and the check see
+        the given pixels in place."""
         given = self._whole_frames_given(window)
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
@@ -290,8 +291,9 @@ class Generator:
         def accept(finished: torch.Tensor) -> bool:
             return keeps_path(judged(finished), wanted)
 
-        checked = self._checks_path(params, given)
-        return NoiseSearch(candidates, self._probe_time(given), judge, accept if checked else None)
+        if not self._checks_path(params, given):
+            return NoiseSearch(candidates, self._probe_time(given), judge)
+        return NoiseSearch(candidates, self._probe_time(given), judge, accept, self.dit.config.search_rounds)
 
     def _judged_frames(self, window: Window) -> Callable[[torch.Tensor], torch.Tensor]:
         """What a search's judge sees of a candidate's predicted latents (1, T, C, h, w): its decoded clip
@@ -343,8 +345,9 @@ class Generator:
         """The model passes of a window given `given` whole frames (`flow.model_passes`)."""
         config = self.dit.config
         t_start = params.strength if params.mode == "variation" else 1.0
+        checked = self._checks_path(params, given)
         return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
-                            self._probe_time(given), self._checks_path(params, given))
+                            self._probe_time(given), checked, config.search_rounds if checked else 1)
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""

@@ -409,6 +409,34 @@ def test_a_search_with_a_check_finishes_candidates_in_the_judges_order_until_one
     assert flow.model_passes(4, 1.0, 3.0, 3, 0.5, accept=True) == 3 * 4  # the most: every candidate finished
 
 
+def test_a_checked_search_draws_another_round_where_none_of_a_round_passes_and_keeps_the_first_that_does():
+    model, checked, seen = woken_model(), [], []
+    search = flow.NoiseSearch(2, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 5.0, 4.0]): next(s),
+                              accept=lambda x: checked.append(x) or len(checked) == 4, rounds=3)
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search,
+                         callback=lambda step, total, _x: seen.append((step, total)))
+    fourth = gen(3)
+    for _ in range(3):
+        torch.randn(SHAPE, generator=fourth)  # round 1's two noises (both fail), round 2's first (judged first, fails)
+    alone = flow.sample(model, SHAPE, tokens(), steps=4, generator=fourth, time_shift=3.0)
+    assert len(checked) == 4 and torch.equal(picked, alone)  # round 2's second noise passes: kept as it finished
+    assert flow.model_passes(4, 1.0, 3.0, 2, 0.5, accept=True, rounds=3) == 3 * 2 * 4  # the most: all rounds
+    assert seen[-1] == (24, 24) and seen[-2][0] < 24  # it passed in round 2 and ends at the count
+
+
+def test_a_checked_search_that_no_round_passes_keeps_the_first_rounds_judged_first():
+    model, checked = woken_model(), []
+    search = flow.NoiseSearch(2, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 5.0, 4.0]): next(s),
+                              accept=lambda x: checked.append(x) or False, rounds=2)
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search)
+    second = gen(3)
+    torch.randn(SHAPE, generator=second)  # round 1's judge ranks its second noise first
+    assert len(checked) == 4 and torch.equal(picked, checked[0])
+    assert torch.equal(picked, flow.sample(model, SHAPE, tokens(), steps=4, generator=second, time_shift=3.0))
+    with pytest.raises(ValueError, match="at least one round"):
+        flow.NoiseSearch(2, 0.5, judge=lambda _x: 0.0, rounds=0)
+
+
 def test_a_search_needs_a_candidate_and_probes_only_where_steps_lie_above_its_time():
     with pytest.raises(ValueError, match="at least one candidate"):
         flow.NoiseSearch(0, 0.9, judge=lambda _x: 0.0)

@@ -198,6 +198,17 @@ def test_the_shipped_models_path_check_keeps_the_asked_motion_where_the_judges_f
         assert evaluate_clip(checked.frames, clip.spec)["direction"]
 
 
+def test_the_shipped_models_second_round_keeps_the_asked_motion_where_none_of_its_first_round_did(shipped, monkeypatch):
+    clip = world.sample_clips(4_242_424, 43, 1)[0]  # bench/generation.py's prompt 43 (model card, session 24)
+    with monkeypatch.context() as patched:
+        patched.setattr(shipped.dit, "config", dataclasses.replace(shipped.dit.config, search_rounds=1))
+        one_round = shipped.generate(clip.caption, seed=43, steps=20)
+    two_rounds = shipped.generate(clip.caption, seed=43, steps=20)
+    assert shipped.dit.config.search_rounds == 2
+    assert not evaluate_clip(one_round.frames, clip.spec)["direction"]
+    assert evaluate_clip(two_rounds.frames, clip.spec)["direction"]
+
+
 def test_a_prompt_naming_no_motion_searches_nothing(shipped):
     prompt = "a red ball on black"
     one = shipped.generate(prompt, seed=2, steps=3, candidates=1)
@@ -284,6 +295,22 @@ def test_a_prompt_naming_a_way_finishes_candidates_in_the_judges_order_until_one
     checked.clear()
     small.generate("a red ball and a blue square colliding on black", seed=3, steps=4, frames=8)
     assert checked == []  # a prompt asking no steady path is not checked
+
+
+def test_a_prompt_whose_candidates_all_miss_its_path_gets_the_models_further_rounds(small, monkeypatch):
+    checked = []
+    monkeypatch.setattr("generator.pipeline.keeps_path",
+                        lambda frames, wanted: checked.append(to_uint8(frames[None])[0]) or len(checked) == 5)
+    two_rounds = Generator(STDiT(dataclasses.replace(small.dit.config, search_rounds=2)), small.autoencoder, "test")
+    two_rounds.dit.load_state_dict(small.dit.state_dict())
+    seen = []
+    kept = two_rounds.generate("a red ball moving left on black", seed=3, steps=4, frames=8,
+                               callback=lambda i, n: seen.append((i, n)))
+    assert len(checked) == 5 and np.array_equal(kept.frames, checked[4])  # the second round's second passes
+    assert seen[-1] == (2 * 3 * 4, 2 * 3 * 4)  # the count is every candidate of both rounds finished
+    checked.clear()
+    two_rounds.generate("a red ball and a blue square colliding on black", seed=3, steps=4, frames=8)
+    assert checked == []  # a prompt asking no steady path is not checked, nor searched again
 
 
 def test_the_judge_sees_each_candidates_clip_with_the_given_frame_in_place(small, monkeypatch):
