@@ -319,7 +319,7 @@ class Generator:
         if params.mode not in SEARCHED_MODES:
             return 1
         if given < SEAM_GIVEN:
-            return self.candidates(params) if asked(params.prompt).moves else 1
+            return self.candidates(params, self._checks_path(params, given)) if asked(params.prompt).moves else 1
         return params.candidates if params.candidates is not None else self.dit.config.seam_candidates
 
     def _checks_path(self, params: GenerationParams, given: int) -> bool:
@@ -379,9 +379,15 @@ class Generator:
                   "warnings": [warning] if warning else [], "created_at": time.time(), **details}
         return Clip(np.ascontiguousarray(frames), self.fps, record)
 
-    def candidates(self, params: GenerationParams) -> int:
-        """The starting noises a generation searches: the number it asks for, or the model's own."""
-        return params.candidates if params.candidates is not None else self.dit.config.candidates
+    def candidates(self, params: GenerationParams, checked: bool = True) -> int:
+        """The starting noises a generation searches: the number it asks for, or the model's own: `candidates`
+        where the search checks each finished clip (`_checks_path`), and `unchecked_candidates` where its judge
+        alone picks (a fall, a collision), since more candidates judged early only fit the judge better: they
+        fall faster than gravity and collide less often (model card, sessions 19 and 24)."""
+        config = self.dit.config
+        if params.candidates is not None:
+            return params.candidates
+        return config.candidates if checked or config.unchecked_candidates is None else config.unchecked_candidates
 
     def guidance(self, params: GenerationParams) -> float:
         """The guidance scale a generation samples with: the one it asks for, or the model's own for its mode."""

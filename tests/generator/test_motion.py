@@ -313,6 +313,20 @@ def test_a_prompt_whose_candidates_all_miss_its_path_gets_the_models_further_rou
     assert checked == []  # a prompt asking no steady path is not checked, nor searched again
 
 
+def test_a_prompt_whose_motion_is_not_checked_searches_the_models_unchecked_candidates(small, monkeypatch):
+    model = Generator(STDiT(dataclasses.replace(small.dit.config, unchecked_candidates=2)), small.autoencoder, "test")
+    judged = []
+    monkeypatch.setattr("generator.pipeline.search_score", lambda frames, wanted: judged.append(wanted) or 0.0)
+    for prompt, count in (("a red ball falling on black", 2), ("a red ball and a blue square colliding on black", 2),
+                          ("a red ball moving left on black", 3)):
+        judged.clear()
+        clip = model.generate(prompt, seed=1, steps=4, frames=8)
+        assert len(judged) == clip.record["candidates"] == count, prompt  # a way is checked: all 3
+    judged.clear()
+    assert model.generate("a red ball falling on black", steps=4, frames=8, candidates=3).record["candidates"] == 3
+    assert len(judged) == 3  # a request's count holds for every prompt
+
+
 def test_the_judge_sees_each_candidates_clip_with_the_given_frame_in_place(small, monkeypatch):
     judged = []
     monkeypatch.setattr("generator.pipeline.search_score", lambda frames, wanted: judged.append(frames) or 0.0)
