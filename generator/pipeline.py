@@ -367,7 +367,8 @@ class Generator:
 
     def _finish(self, params: GenerationParams, frames: np.ndarray, candidates: int = 1, **details) -> Clip:
         """The record of how a clip was made (`candidates`: the most starting noises any of its windows
-        searched), with the parsed prompt and any warning."""
+        searched in a round; a checked search may draw the model's further rounds), with the parsed prompt and
+        any warning."""
         parsed = parse_prompt(params.prompt)
         warning = parsed.warning()
         if warning:
