@@ -383,8 +383,8 @@ class Generator:
     def candidates(self, params: GenerationParams, checked: bool = True) -> int:
         """The starting noises a generation searches: the number it asks for, or the model's own: `candidates`
         where the search checks each finished clip (`_checks_path`), and `unchecked_candidates` where its judge
-        alone picks (a fall, a collision), since more candidates judged early only fit the judge better: they
-        fall faster than gravity and collide less often (model card, sessions 19 and 24)."""
+        alone picks (a fall, a collision), since more candidates judged early only fit the judge better: their
+        falls keep gravity and their objects collide less often (model card, sessions 19 and 24)."""
         config = self.dit.config
         if params.candidates is not None:
             return params.candidates
