@@ -244,7 +244,8 @@ def model_passes(steps: int, t_start: float, time_shift: float, candidates: int 
                  accept: bool = False, rounds: int = 1) -> int:
     """How many guided model passes `sample` makes: its steps, and the probe steps of every candidate but
     the one that goes on (what its callback counts); with a search that checks finished latents
-    (`NoiseSearch.accept`), the most it can make: every step of every candidate of its `rounds` rounds."""
+    (`NoiseSearch.accept`), the most it can make: every step of every candidate of its `rounds` rounds
+    (`rounds` counts only there)."""
     times = sampling_times(steps, t_start, time_shift)
     probes = probe_steps(times, probe_time) if candidates > 1 else 0
     if probes and accept:
@@ -326,7 +327,7 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         kept = None
         for round_ in range(rounds):
             drawn = noises if round_ == 0 else [initial_noise(shape, generator, device) for _ in range(candidates)]
-            finished, passed = _first_accepted(_ranked(step, drawn, drawn, probes, search.judge),
+            finished, passed = _first_accepted(_ranked(step, drawn, probes, search.judge),
                                                lambda x, noise: finish(x, noise, probes), accept)
             kept = finished if passed or kept is None else kept
             if passed:
@@ -336,8 +337,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     if not probes:
         start = noises[0] if start_latents is None else (1 - strength) * start_latents + strength * noises[0]
         return finish(start, noises[0], 0)
-    if accept is None:  # a search starts from its noises themselves (it has no start latents)
-        return finish(*_ranked(step, noises, noises, probes, search.judge)[0], probes)
+    if accept is None:
+        return finish(*_ranked(step, noises, probes, search.judge)[0], probes)
     kept = checked_rounds()
     if done < total and callback is not None and callback(total, total, kept) is False:  # passed early
         raise Cancelled(f"cancelled at step {total} of {total}")
@@ -358,12 +359,13 @@ def _first_accepted(ranked: list[tuple[torch.Tensor, torch.Tensor]],
     return first, False
 
 
-def _ranked(step, start: list[torch.Tensor], noises: list[torch.Tensor], probes: int,
+def _ranked(step, noises: list[torch.Tensor], probes: int,
             judge: Callable[[torch.Tensor], float]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Run each candidate the first `probes` steps; their latents and noises, the judge's highest score first
-    (in drawing order on a tie; a NaN score last)."""
+    """Run each candidate the first `probes` steps from its noise (a search has no start latents); their
+    latents and noises, the judge's highest score first (in drawing order on a tie; a NaN score last)."""
     scored = []
-    for k, (x, noise) in enumerate(zip(start, noises)):
+    for k, noise in enumerate(noises):
+        x = noise
         for i in range(probes):
             x, predicted = step(x, i, noise)
         score = judge(predicted)

@@ -291,9 +291,9 @@ class Generator:
         def accept(finished: torch.Tensor) -> bool:
             return keeps_path(judged(finished), wanted)
 
-        if not self._checks_path(params, given):
-            return NoiseSearch(candidates, self._probe_time(given), judge)
-        return NoiseSearch(candidates, self._probe_time(given), judge, accept, self.dit.config.search_rounds)
+        checked = self._checks_path(params, given)
+        return NoiseSearch(candidates, self._probe_time(given), judge, accept if checked else None,
+                           self.dit.config.search_rounds)  # rounds apply to a checked search only
 
     def _judged_frames(self, window: Window) -> Callable[[torch.Tensor], torch.Tensor]:
         """What a search's judge sees of a candidate's predicted latents (1, T, C, h, w): its decoded clip
@@ -345,9 +345,8 @@ class Generator:
         """The model passes of a window given `given` whole frames (`flow.model_passes`)."""
         config = self.dit.config
         t_start = params.strength if params.mode == "variation" else 1.0
-        checked = self._checks_path(params, given)
         return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
-                            self._probe_time(given), checked, config.search_rounds if checked else 1)
+                            self._probe_time(given), self._checks_path(params, given), config.search_rounds)
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""
