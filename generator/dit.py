@@ -51,7 +51,7 @@ class DiTConfig:
     guidance: float = 4.0  # the guidance scale a request that names none samples with (`guidance_for`)
     continue_guidance: float = 4.0  # the same for continuing a clip, where the given frames already say much
     candidates: int = 1  # starting noises searched for the motion a prompt asks (pipeline._search); 1: none
-    unchecked_candidates: int | None = None  # the same where no check reads the finished clip; None: candidates
+    wayless_candidates: int | None = None  # the same for a motion naming no way (a fall, a collision); None: candidates
     probe_time: float = 0.92  # each of those runs the steps above this time before the search picks one
     seam_candidates: int = 1  # clips a window continuing given frames finishes, keeping the best seam; 1: one
     search_rounds: int = 1  # rounds of candidates a search whose check none passes draws (flow.NoiseSearch)
@@ -81,7 +81,7 @@ class DiTConfig:
 
 DIT_CONFIGS = {
     "tiny": DiTConfig(width=192, depth=4, heads=4, text_width=128, text_layers=2, continue_guidance=2.0,
-                      candidates=8, unchecked_candidates=4, frame_guidance=2.0, seam_candidates=3,
+                      candidates=8, wayless_candidates=4, frame_guidance=2.0, seam_candidates=3,
                       search_rounds=2),  # as the shipped file samples
     "base": DiTConfig(width=512, depth=12, heads=8, text_width=512, text_layers=4),  # accelerator
     # tiny's transformer on the "fine" autoencoder's 16 x 16 x 4 latents, 4 x 4 patches: the same 16 tokens a
@@ -480,9 +480,13 @@ def _rebuilt(model: STDiT, config: DiTConfig, replaced: dict[str, torch.Tensor] 
     return out.train(model.training)
 
 
+RENAMED = {"unchecked_candidates": "wayless_candidates"}  # config fields an older file may name the old way
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[STDiT, DiTConfig, dict]:
     """Rebuild the model from its file alone; returns (model in eval mode, config, extra)."""
     state, raw, extra = read_weights(path)
+    raw = {RENAMED.get(key, key): value for key, value in raw.items()}
     config = DiTConfig(**raw | {"vocabulary": None if raw.get("vocabulary") is None else tuple(raw["vocabulary"])})
     model = STDiT(config)
     model.load_state_dict(state)

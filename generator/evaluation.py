@@ -29,20 +29,27 @@ def _persistent(tracks: Tracks) -> list[Track]:
     return sorted((tr for tr in tracks.tracks if tr.present.sum() >= MIN_TRACK), key=lambda tr: -tr.present.sum())
 
 
-def _match(tracks: Tracks, spec: ClipSpec, centres: np.ndarray | None) -> list[Track | None]:
-    """The track of each true object: long, of its colour and shape, near its true path when given."""
+Look = tuple[str | None, str | None]  # an object's colour and shape; None where a prompt does not say
+
+
+def _match(tracks: Tracks, looks: list[Look], centres: np.ndarray | None) -> list[Track | None]:
+    """The track of each object (`looks`): long, of its colour and shape, near its true path when given."""
 
     def score(tr: Track, k: int) -> float:
         n = min(len(tr.blobs), len(centres)) if centres is not None else 0
         d = np.linalg.norm(tr.centres[:n] - centres[:n, k], axis=1) if n else np.zeros(1)
         near = np.nanmean(d) if not np.isnan(d).all() else 1e3
-        same = 2 * (tr.colour == spec.objects[k].colour) + (tr.shape == spec.objects[k].shape)
+        same = 2 * (tr.colour == looks[k][0]) + (tr.shape == looks[k][1])
         return tr.present.sum() + world.NUM_FRAMES * same - near
 
-    K, candidates = len(spec.objects), _persistent(tracks)[:6]
+    K, candidates = len(looks), _persistent(tracks)[:6]
     options = permutations(candidates, min(K, len(candidates)))
     best = max(options, key=lambda p: sum(score(tr, k) for k, tr in enumerate(p)), default=())
     return list(best) + [None] * (K - len(best))
+
+
+def _looks(spec: ClipSpec) -> list[Look]:
+    return [(o.colour, o.shape) for o in spec.objects]
 
 
 def _axis_and_sign(direction: str) -> tuple[int, int]:
@@ -156,7 +163,7 @@ def evaluate_clip(frames: np.ndarray, truth_spec: ClipSpec, truth_centres: np.nd
     continued from the truth's first frames): it then also gives `velocity_error`.
     """
     tracks = track(frames, truth_spec.scene)
-    matched = _match(tracks, truth_spec, truth_centres)
+    matched = _match(tracks, _looks(truth_spec), truth_centres)
     objects, motion = truth_spec.objects, truth_spec.motion
     colours = Counter(tr.colour for tr in tracks.tracks if tr.present.sum() * 2 >= len(frames))
     checks = {
@@ -172,6 +179,17 @@ def evaluate_clip(frames: np.ndarray, truth_spec: ClipSpec, truth_centres: np.nd
     return {k: None if v is None else bool(v) for k, v in checks.items()} | {"velocity_error": error}
 
 
+def prompt_checks(frames: np.ndarray, looks: list[Look], motion: str, scene: str) -> dict[str, bool]:
+    """Direction, permanence and shape as above for a (T, H, W, 3) uint8 clip of `scene`, from what a prompt
+    says instead of a simulated clip's truth: its objects' looks (in the prompt's order; a shape it does not
+    say counts as right) and its motion ("moving [slowly|quickly] <direction>", "falling" or "colliding").
+    What a noise search checks its finished candidates for (`generator.motion.shows_asked`)."""
+    tracks = track(frames, scene)
+    matched = _match(tracks, looks, None)
+    return {"direction": _direction_ok(matched, motion), "permanence": _permanence_ok(tracks, matched),
+            "shape": all(tr is not None and shape in (None, tr.shape) for tr, (_, shape) in zip(matched, looks))}
+
+
 def direction_fault(frames: np.ndarray, spec: ClipSpec) -> str | None:
     """Why a clip of one object moving in a direction fails the direction check: "no object" (none is
     followed), "stalled" (it shifts less than STALL_PX along its axis over the first EARLY_FRAMES frames),
@@ -180,7 +198,7 @@ def direction_fault(frames: np.ndarray, spec: ClipSpec) -> str | None:
     direction = world.direction_of(spec)
     if direction is None:
         return None
-    (tr,) = _match(track(frames, spec.scene), spec, None)
+    (tr,) = _match(track(frames, spec.scene), _looks(spec), None)
     if tr is None:
         return "no object"
     if _moving_ok(tr, spec.motion):

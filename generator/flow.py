@@ -216,15 +216,16 @@ class NoiseSearch:
     """Which of `candidates` starting noises a sample goes on from (random search over noises with a
     verifier, Ma et al. 2025). Each runs the steps above `probe_time`; `judge` scores the clean latents
     each predicts at its last one (x - t v), and the highest scoring goes on (the first, on a tie; a NaN
-    score counts as the lowest). With `accept`, a check on finished latents, the candidates go on to the
-    end in the judge's order until one passes it. Where none of them does, another round of `candidates`
-    noises is drawn, judged and checked the same way, up to `rounds` rounds; where no round passes one, the
-    first round's judged first is kept. One noise is chosen for the whole batch, judged as one."""
+    score counts as the lowest). With `check`, a score in [0, 1] of finished latents (1: all that is asked),
+    the candidates go on to the end in the judge's order until one scores 1. Where none of them does,
+    another round of `candidates` noises is drawn, judged and checked the same way, up to `rounds` rounds;
+    where no round has one scoring 1, the highest checked is kept (the earliest checked, on a tie). One noise
+    is chosen for the whole batch, judged as one."""
 
     candidates: int
     probe_time: float
     judge: Callable[[torch.Tensor], float]
-    accept: Callable[[torch.Tensor], bool] | None = None
+    check: Callable[[torch.Tensor], float] | None = None
     rounds: int = 1
 
     def __post_init__(self):
@@ -241,14 +242,14 @@ def probe_steps(times: torch.Tensor, probe_time: float) -> int:
 
 
 def model_passes(steps: int, t_start: float, time_shift: float, candidates: int = 1, probe_time: float = 1.0,
-                 accept: bool = False, rounds: int = 1) -> int:
+                 checked: bool = False, rounds: int = 1) -> int:
     """How many guided model passes `sample` makes: its steps, and the probe steps of every candidate but
     the one that goes on (what its callback counts); with a search that checks finished latents
-    (`NoiseSearch.accept`), the most it can make: every step of every candidate of its `rounds` rounds
+    (`NoiseSearch.check`), the most it can make: every step of every candidate of its `rounds` rounds
     (`rounds` counts only there)."""
     times = sampling_times(steps, t_start, time_shift)
     probes = probe_steps(times, probe_time) if candidates > 1 else 0
-    if probes and accept:
+    if probes and checked:
         return rounds * candidates * (len(times) - 1)
     return len(times) - 1 + (candidates - 1) * probes
 
@@ -274,8 +275,8 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     (`NoiseSearch`; with its check, in up to `rounds` rounds of that many), where a step lies above its
     probe time and no start latents are given; otherwise, as with one candidate, it is the plain sampler.
     `callback(step, steps, latents)` returning False stops sampling with `Cancelled`; the steps count the
-    search's probes too (`model_passes`), and a search whose check passes a candidate before the last calls
-    it once more, at the end of the count.
+    search's probes too (`model_passes`), and a search whose check gives a candidate full marks before the
+    last calls it once more, at the end of the count.
     """
     B, device = shape[0], tokens.device
     t_start = 1.0 if start_latents is None else float(strength)
@@ -292,10 +293,10 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         known_mask = known_mask.to(noises[0].dtype).expand(shape)  # (B, T, C, h, w)
         frame_mask = (known_mask == 1).flatten(2).all(dim=-1)  # (B, T) wholly known frames
         frame_mask = frame_mask if frame_mask.any() else None
-    accept = search.accept if probes else None
-    rounds = search.rounds if accept is not None else 1
+    check = search.check if probes else None
+    rounds = search.rounds if check is not None else 1
     done, total = 0, model_passes(steps, t_start, time_shift, candidates, search.probe_time if probes else 1.0,
-                                  accept is not None, rounds)
+                                  check is not None, rounds)
 
     def step(x: torch.Tensor, i: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Euler step from times[i]: the next latents, and the clean latents predicted at times[i]."""
@@ -322,22 +323,23 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
         return x
 
     def checked_rounds() -> torch.Tensor:
-        """Rounds of candidates judged, then finished and checked in the judge's order (`_first_accepted`):
-        the first that passes, or the first round's judged first where none of any round does."""
-        kept = None
+        """Rounds of candidates judged, then finished and checked in the judge's order (`_best_checked`):
+        the first that scores 1, or the highest checked of all rounds (the earliest, on a tie)."""
+        kept, kept_score = None, -math.inf
         for round_ in range(rounds):
             drawn = noises if round_ == 0 else [initial_noise(shape, generator, device) for _ in range(candidates)]
-            finished, passed = _first_accepted(_ranked(step, drawn, probes, search.judge),
-                                               lambda x, noise: finish(x, noise, probes), accept)
-            kept = finished if passed or kept is None else kept
-            if passed:
+            finished, score = _best_checked(_ranked(step, drawn, probes, search.judge),
+                                            lambda x, noise: finish(x, noise, probes), check)
+            if kept is None or score > kept_score:
+                kept, kept_score = finished, score
+            if kept_score >= 1:
                 break
         return kept
 
     if not probes:
         start = noises[0] if start_latents is None else (1 - strength) * start_latents + strength * noises[0]
         return finish(start, noises[0], 0)
-    if accept is None:
+    if check is None:
         return finish(*_ranked(step, noises, probes, search.judge)[0], probes)
     kept = checked_rounds()
     if done < total and callback is not None and callback(total, total, kept) is False:  # passed early
@@ -345,18 +347,21 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     return kept
 
 
-def _first_accepted(ranked: list[tuple[torch.Tensor, torch.Tensor]],
-                    finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                    accept: Callable[[torch.Tensor], bool]) -> tuple[torch.Tensor, bool]:
-    """Finish the candidates (latents, noise) in order until one passes `accept`: that one and True, or the
-    first and False where none does."""
-    first = None
+def _best_checked(ranked: list[tuple[torch.Tensor, torch.Tensor]],
+                  finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  check: Callable[[torch.Tensor], float]) -> tuple[torch.Tensor, float]:
+    """Finish the candidates (latents, noise) in order until one scores 1 by `check`: the highest scoring
+    finished (the earliest, on a tie; a NaN score counts as the lowest) and its score."""
+    best, best_score = None, -math.inf
     for x, noise in ranked:
         x = finish(x, noise)
-        if accept(x):
-            return x, True
-        first = x if first is None else first
-    return first, False
+        score = check(x)
+        score = -math.inf if math.isnan(score) else score
+        if best is None or score > best_score:
+            best, best_score = x, score
+        if best_score >= 1:
+            break
+    return best, best_score
 
 
 def _ranked(step, noises: list[torch.Tensor], probes: int,

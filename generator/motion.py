@@ -9,9 +9,10 @@ clip moves along that way (`motion_along`: the least-squares slope, in pixels a 
 centre of each frame's moving mass, `moving_mass`), in how many of its frames the moving mass
 falls into as many pieces as the prompt names objects (`shows_objects`) and what the search keeps
 (`search_score`: the travel and those frames, less how unsteady the moving mass is over the frames).
-Where a prompt asks for a steady path (a direction word), the search also checks each finished clip it
-goes on with (`keeps_path`: the moving mass's centre keeps a constant speed the asked way, turning back
-only at the frame's edges), since the early prediction cannot show an object that slows and stops short.
+The search also checks each finished clip it goes on with (`shows_asked`): read with the world's tracker,
+as the bench reads it, do the objects the prompt names move as it says (a steady path the asked way,
+turning back only at the frame's edges; a fall; a collision), stay whole and alone, and have its shapes?
+The early prediction cannot show an object that slows and stops short, splits, or passes through another.
 A window that continues given frames is searched for the noise that keeps their motion across the
 seam instead (`seam_jump`).
 """
@@ -24,29 +25,39 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from generator.autoencoder import to_uint8
+from generator.evaluation import Look, guess_scene, prompt_checks
 from generator.prompt import parse_prompt
 from generator.tracker import label_components
-from generator.world import DIRECTIONS, fit_reflecting_path
+from generator.world import DIRECTIONS
 
 FALLING = (0.0, 1.0)  # a falling object moves down first
 STEADY_WEIGHT = 5.0  # px/frame of travel the search gives up for each unit of the moving mass's relative spread
 OBJECTS_WEIGHT = 4.0  # px/frame of travel the search gives up for every frame showing the objects asked for
 OBJECT_MASS = 1.0  # moving mass (L1 over RGB in [-1, 1]) from which a pixel belongs to an object
 MIN_PIECE = 20  # px: a smaller piece of moving mass is a speck, not an object (a ball of radius 4 is ~50)
-PATH_RMS = 1.5  # px: the most a finished clip's moving mass may stray from the steady path asked (`keeps_path`)
+# what the search's check of a finished clip weighs (`shows_asked`): its motion and keeping its objects alike,
+# its shapes half as much (model card, session 25)
+CHECK_WEIGHTS = {"direction": 2.0, "permanence": 2.0, "shape": 1.0}
 
 
 @dataclass(frozen=True)
 class Asked:
     """What a prompt asks a clip to show that the search can check: whether it names a motion (`moves`:
     a way, falling, colliding), the unit (x, y) way (`motion`, y grows downward; None where it names
-    none), how many objects it names (`objects`; 0 where it names none, at least 2 colliding) and whether
-    its way is a steady path (`path`: a direction word, not a fall, which speeds up)."""
+    none), how many objects it names (`objects`; 0 where it names none, at least 2 colliding), whether
+    its way is a steady path (`path`: a direction word, not a fall, which speeds up), and for the check of
+    a finished clip (`shows_asked`): its objects' looks (colour, shape; None where it does not say; as many
+    as `objects`), its motion in the world's words (`words`: "moving left", "falling", "colliding"; None
+    where it names none) and its scene (None where it names none)."""
 
     moves: bool
     motion: tuple[float, float] | None
     objects: int
     path: bool = False
+    looks: tuple[Look, ...] = ()
+    words: str | None = None
+    scene: str | None = None
 
 
 def asked(prompt: str) -> Asked:
@@ -55,7 +66,11 @@ def asked(prompt: str) -> Asked:
     way = DIRECTIONS[parsed.direction] if parsed.direction is not None else \
         FALLING if parsed.action == "falling" else None
     objects = max(len(parsed.objects), 2) if parsed.action == "colliding" else len(parsed.objects)
-    return Asked(moves=parsed.action is not None, motion=way, objects=objects, path=parsed.direction is not None)
+    looks = [(o["colour"], o["shape"]) for o in parsed.objects]
+    looks += [(None, None)] * (objects - len(looks))
+    words = f"moving {parsed.direction}" if parsed.direction is not None else parsed.action
+    return Asked(moves=parsed.action is not None, motion=way, objects=objects, path=parsed.direction is not None,
+                 looks=tuple(looks), words=words, scene=parsed.scene)
 
 
 def mass_centres(mass: torch.Tensor) -> torch.Tensor:
@@ -135,23 +150,17 @@ def search_score(frames: torch.Tensor, wanted: Asked) -> float:
     return score
 
 
-def keeps_path(frames: torch.Tensor, wanted: Asked) -> bool:
-    """Whether (T, 3, H, W) frames move on the steady path a prompt asks for (`Asked.path`; True where it
-    asks none): the centre of their moving mass fits a path at a constant speed the asked way, turning back
-    at walls an object's radius in from the frame's edges (`world.fit_reflecting_path`; the radius from the
-    mass's median area), within PATH_RMS px and at least as closely as any such path the other way; and over
-    the first half of the frames it moves the asked way (a path that turns back at once fits either way)."""
-    if not wanted.path:
-        return True
-    mass = moving_mass(frames.float())
-    axis = 0 if wanted.motion[0] else 1
-    sign = 1 if wanted.motion[axis] > 0 else -1
-    along = mass_centres(mass)[:, axis].double().cpu().numpy()
-    area = float((mass >= OBJECT_MASS).sum((1, 2)).median())
-    radius = max(2.0, math.sqrt(max(area, 1.0)) / 2)
-    size, t = frames.shape[-1 - axis], np.arange(len(along), dtype=float)
-    (fit, _), (other, _) = (fit_reflecting_path(t, along, radius, size - radius, s) for s in (sign, -sign))
-    return fit <= min(other, PATH_RMS) and _along(mass[: len(mass) // 2], wanted.motion) > 0
+def shows_asked(frames: torch.Tensor, wanted: Asked) -> float:
+    """How much of what a prompt asks (`asked`) finished (T, 3, H, W) frames in [-1, 1] show, read with the
+    world's tracker as the bench reads them (`evaluation.prompt_checks`): its objects moving as it says, kept
+    (each in every frame at a steady size, nothing else lasting) and of the shapes it names, weighed by
+    CHECK_WEIGHTS; 1 where they show all three, 0 where none. 1 where it names no motion: nothing to check.
+    The scene is the prompt's, else the one the frames' background is nearest to."""
+    if not wanted.moves:
+        return 1.0
+    clip = to_uint8(frames)  # (T, H, W, 3)
+    checks = prompt_checks(clip, list(wanted.looks), wanted.words, wanted.scene or guess_scene(clip))
+    return sum(weight * checks[name] for name, weight in CHECK_WEIGHTS.items()) / sum(CHECK_WEIGHTS.values())
 
 
 def seam_jump(frames: torch.Tensor, seam: int) -> float:

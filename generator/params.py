@@ -27,9 +27,9 @@ Guidance = Annotated[float | None, Field(default=None, ge=0, le=20, description=
 MAX_CANDIDATES = 8
 Candidates = Annotated[int | None, Field(default=None, ge=1, le=MAX_CANDIDATES, description=(
     "starting noises searched for the motion the prompt asks for (a way, falling, colliding; each costs "
-    "the first steps once more; where none keeps the way asked, the model may search more rounds of as many, "
-    "its config's search_rounds), or clips finished to continue given frames' motion across the seam (each "
-    "costs every step once more); none: the model's own, as its config says"))]
+    "the first steps once more; where none of those finished shows all the prompt asks, the model may search "
+    "more rounds of as many, its config's search_rounds), or clips finished to continue given frames' motion "
+    "across the seam (each costs every step once more); none: the model's own, as its config says"))]
 Frames = Annotated[int, Field(default=16, ge=2, le=128, description="frames to make (continue: new frames)")]
 SourceTime = Annotated[float, Field(default=0.0, ge=0, le=86_400, description="seconds into the source video")]
 Strength = Annotated[float, Field(default=0.6, ge=0, le=1, description="variation: how far from the source")]

@@ -29,7 +29,7 @@ from generator.autoencoder import FrameAutoencoder, load_autoencoder, to_uint8, 
 from generator.checkpoint import generator_files
 from generator.dit import STDiT, load_checkpoint, tokenize
 from generator.flow import NoiseSearch, model_passes, sample
-from generator.motion import asked, keeps_path, seam_jump, search_score
+from generator.motion import asked, seam_jump, search_score, shows_asked
 from generator.params import GenerationParams
 from generator.prompt import parse_prompt
 from generator.video import square_frames
@@ -273,10 +273,10 @@ class Generator:
         """The noise search where `_candidates_searched` says a window searches. A window given SEAM_GIVEN whole
         frames or more keeps their motion across the seam (`generator.motion.seam_jump`), judged on each
         candidate's finished clip; one given fewer shows what the prompt asks (`generator.motion.search_score`),
-        judged on each candidate's clip as predicted at the model's probe time (`_probe_time`), and where
-        the prompt asks for a steady path, finished in the judge's order until one keeps it
-        (`_checks_path`), in up to the model's `search_rounds` rounds of candidates. The judge and the check see
-        the given pixels in place."""
+        judged on each candidate's clip as predicted at the model's probe time (`_probe_time`), then finished
+        in the judge's order until one shows all the prompt asks (`_checks`: `generator.motion.shows_asked`),
+        in up to the model's `search_rounds` rounds of candidates. The judge and the check see the given pixels
+        in place."""
         given = self._whole_frames_given(window)
         candidates = self._candidates_searched(params, given)
         if candidates == 1:
@@ -288,11 +288,11 @@ class Generator:
             frames = judged(predicted)
             return -seam_jump(frames, given) if wanted is None else search_score(frames, wanted)
 
-        def accept(finished: torch.Tensor) -> bool:
-            return keeps_path(judged(finished), wanted)
+        def check(finished: torch.Tensor) -> float:
+            return shows_asked(judged(finished), wanted)
 
-        checked = self._checks_path(params, given)
-        return NoiseSearch(candidates, self._probe_time(given), judge, accept if checked else None,
+        checked = self._checks(params, given)
+        return NoiseSearch(candidates, self._probe_time(given), judge, check if checked else None,
                            self.dit.config.search_rounds)  # rounds apply to a checked search only
 
     def _judged_frames(self, window: Window) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -319,15 +319,16 @@ class Generator:
         if params.mode not in SEARCHED_MODES:
             return 1
         if given < SEAM_GIVEN:
-            return self.candidates(params, self._checks_path(params, given)) if asked(params.prompt).moves else 1
+            wanted = asked(params.prompt)
+            return self.candidates(params, wanted.path) if wanted.moves else 1
         return params.candidates if params.candidates is not None else self.dit.config.seam_candidates
 
-    def _checks_path(self, params: GenerationParams, given: int) -> bool:
-        """Whether a window's search checks each finished clip for the steady path its prompt asks for
-        (`generator.motion.keeps_path`): where it searches for the prompt's motion and the prompt names a way
-        to move (a direction word). The judge reads that way early, where the noise sets it; an object that
-        then slows and stops short of an edge shows only in the finished clip (model card, session 23)."""
-        return given < SEAM_GIVEN and asked(params.prompt).path
+    def _checks(self, params: GenerationParams, given: int) -> bool:
+        """Whether a window's search checks each finished clip for what its prompt asks
+        (`generator.motion.shows_asked`): wherever it searches for the prompt's motion. The judge reads that
+        motion early, where the noise sets it; an object that then slows and stops short of an edge, splits,
+        or passes through another shows only in the finished clip (model card, sessions 23 and 25)."""
+        return given < SEAM_GIVEN and asked(params.prompt).moves
 
     def _probe_time(self, given: int) -> float:
         """Where a window given `given` whole frames judges its candidates: a prompt's motion at the model's
@@ -346,7 +347,7 @@ class Generator:
         config = self.dit.config
         t_start = params.strength if params.mode == "variation" else 1.0
         return model_passes(params.steps, t_start, config.time_shift, self._candidates_searched(params, given),
-                            self._probe_time(given), self._checks_path(params, given), config.search_rounds)
+                            self._probe_time(given), self._checks(params, given), config.search_rounds)
 
     def _known_latents(self, given: np.ndarray, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the given frames and a latent mask: a cell is known when all its pixels are."""
@@ -379,15 +380,15 @@ class Generator:
                   "warnings": [warning] if warning else [], "created_at": time.time(), **details}
         return Clip(np.ascontiguousarray(frames), self.fps, record)
 
-    def candidates(self, params: GenerationParams, checked: bool = True) -> int:
-        """The starting noises a generation searches: the number it asks for, or the model's own: `candidates`
-        where the search checks each finished clip (`_checks_path`), and `unchecked_candidates` where its judge
-        alone picks (a fall, a collision), since more candidates judged early only fit the judge better: their
-        falls keep gravity and their objects collide less often (model card, sessions 19 and 24)."""
+    def candidates(self, params: GenerationParams, way: bool = True) -> int:
+        """The starting noises a generation searches in a round: the number it asks for, or the model's own:
+        `candidates` where its prompt names a way to move, and `wayless_candidates` where it names a motion
+        without one (a fall, a collision), since more of those judged early fit the judge better, not the
+        prompt: their falls keep gravity less often (model card, sessions 19, 24 and 25)."""
         config = self.dit.config
         if params.candidates is not None:
             return params.candidates
-        return config.candidates if checked or config.unchecked_candidates is None else config.unchecked_candidates
+        return config.candidates if way or config.wayless_candidates is None else config.wayless_candidates
 
     def guidance(self, params: GenerationParams) -> float:
         """The guidance scale a generation samples with: the one it asks for, or the model's own for its mode."""

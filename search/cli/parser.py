@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance scale (default: the model's own for the mode)")
     p.add_argument("--candidates", type=int, default=None,
                    help="starting noises searched for the motion the prompt asks for (in more rounds of as many "
-                        "where the model's config says and none keeps the way asked), or clips finished to keep "
+                        "where the model's config says and none shows all it asks), or clips finished to keep "
                         "the given frames' motion across the seam (default: the model's own)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--model", default="reelbase-tiny", help="built-in name or a .safetensors checkpoint")

@@ -151,8 +151,8 @@ def test_a_checkpoint_says_its_guidance_for_each_mode_and_older_ones_guide_every
 def test_a_checkpoint_says_how_many_noises_it_searches_and_older_ones_search_none(tmp_path):
     from generator.checkpoint import builtin_path, read_config, save_weights
 
-    searching = ("candidates", "unchecked_candidates", "probe_time", "seam_candidates", "search_rounds")
-    model = STDiT(replace(CONFIG, candidates=3, unchecked_candidates=2, probe_time=0.8, seam_candidates=2,
+    searching = ("candidates", "wayless_candidates", "probe_time", "seam_candidates", "search_rounds")
+    model = STDiT(replace(CONFIG, candidates=3, wayless_candidates=2, probe_time=0.8, seam_candidates=2,
                           search_rounds=2))
     save_checkpoint(tmp_path / "own.safetensors", model, model.config)
     config = load_checkpoint(tmp_path / "own.safetensors")[1]
@@ -161,12 +161,15 @@ def test_a_checkpoint_says_how_many_noises_it_searches_and_older_ones_search_non
     save_weights(tmp_path / "older.safetensors", model, older)
     config = load_checkpoint(tmp_path / "older.safetensors")[1]
     assert config.candidates == config.seam_candidates == config.search_rounds == 1  # the plain sampler
-    assert config.unchecked_candidates is None  # as many as `candidates`
+    assert config.wayless_candidates is None  # as many as `candidates`
+    renamed = older | {"unchecked_candidates": 2}  # session 24 named wayless_candidates so
+    save_weights(tmp_path / "renamed.safetensors", model, renamed)
+    assert load_checkpoint(tmp_path / "renamed.safetensors")[1].wayless_candidates == 2
     shipped = read_config(builtin_path("tiny"))
     assert shipped["candidates"] == DIT_CONFIGS["tiny"].candidates == 8  # a retrained tiny samples as it does
     assert shipped["seam_candidates"] == DIT_CONFIGS["tiny"].seam_candidates == 3
     assert shipped["search_rounds"] == DIT_CONFIGS["tiny"].search_rounds == 2
-    assert shipped["unchecked_candidates"] == DIT_CONFIGS["tiny"].unchecked_candidates == 4
+    assert shipped["wayless_candidates"] == DIT_CONFIGS["tiny"].wayless_candidates == 4
     assert shipped["probe_time"] == DIT_CONFIGS["tiny"].probe_time
 
 

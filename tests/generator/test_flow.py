@@ -396,23 +396,23 @@ def test_a_search_at_time_0_judges_each_candidates_finished_latents_and_keeps_th
     assert flow.model_passes(4, 1.0, 3.0, 3, 0.0) == 3 * 4  # every candidate runs every step, and no more
 
 
-def test_a_search_with_a_check_finishes_candidates_in_the_judges_order_until_one_passes_it():
+def test_a_search_with_a_check_finishes_candidates_in_the_judges_order_until_one_scores_full_marks():
     model, checked = woken_model(), []
     search = flow.NoiseSearch(3, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 2.0]): next(s),
-                              accept=lambda x: checked.append(x) or len(checked) == 2)
+                              check=lambda x: checked.append(x) or (1.0 if len(checked) == 2 else 0.5))
     picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search)
     third = gen(3)
     torch.randn(SHAPE, generator=third)
     torch.randn(SHAPE, generator=third)  # the judge's order is the second, the third, the first
     alone = flow.sample(model, SHAPE, tokens(), steps=4, generator=third, time_shift=3.0)
     assert len(checked) == 2 and torch.equal(checked[1], alone) and torch.equal(picked, alone)
-    assert flow.model_passes(4, 1.0, 3.0, 3, 0.5, accept=True) == 3 * 4  # the most: every candidate finished
+    assert flow.model_passes(4, 1.0, 3.0, 3, 0.5, checked=True) == 3 * 4  # the most: every candidate finished
 
 
-def test_a_checked_search_draws_another_round_where_none_of_a_round_passes_and_keeps_the_first_that_does():
+def test_a_checked_search_draws_another_round_where_none_of_a_round_scores_full_marks_and_keeps_the_first_that_does():
     model, checked, seen = woken_model(), [], []
     search = flow.NoiseSearch(2, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 5.0, 4.0]): next(s),
-                              accept=lambda x: checked.append(x) or len(checked) == 4, rounds=3)
+                              check=lambda x: checked.append(x) or float(len(checked) == 4), rounds=3)
     picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search,
                          callback=lambda step, total, _x: seen.append((step, total)))
     fourth = gen(3)
@@ -420,14 +420,25 @@ def test_a_checked_search_draws_another_round_where_none_of_a_round_passes_and_k
         torch.randn(SHAPE, generator=fourth)  # round 1's two noises (both fail), round 2's first (judged first, fails)
     alone = flow.sample(model, SHAPE, tokens(), steps=4, generator=fourth, time_shift=3.0)
     assert len(checked) == 4 and torch.equal(picked, alone)  # round 2's second noise passes: kept as it finished
-    assert flow.model_passes(4, 1.0, 3.0, 2, 0.5, accept=True, rounds=3) == 3 * 2 * 4  # the most: all rounds
+    assert flow.model_passes(4, 1.0, 3.0, 2, 0.5, checked=True, rounds=3) == 3 * 2 * 4  # the most: all rounds
     assert seen[-1] == (24, 24) and seen[-2][0] < 24  # it passed in round 2 and ends at the count
 
 
-def test_a_checked_search_that_no_round_passes_keeps_the_first_rounds_judged_first():
+def test_a_checked_search_that_no_round_gives_full_marks_keeps_the_highest_checked_the_earliest_on_a_tie():
     model, checked = woken_model(), []
     search = flow.NoiseSearch(2, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 5.0, 4.0]): next(s),
-                              accept=lambda x: checked.append(x) or False, rounds=2)
+                              check=lambda x, s=iter([0.0, 2 / 3, 2 / 3, float("nan")]): checked.append(x) or next(s),
+                              rounds=2)
+    picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search)
+    # round 1's judge ranks its first noise second, the first checked 2/3; round 2's first ties it: the earlier is kept
+    assert len(checked) == 4 and torch.equal(picked, checked[1])
+    assert torch.equal(picked, flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0))
+
+
+def test_a_checked_search_that_no_candidate_scores_keeps_the_first_rounds_judged_first():
+    model, checked = woken_model(), []
+    search = flow.NoiseSearch(2, 0.5, judge=lambda _x, s=iter([1.0, 3.0, 5.0, 4.0]): next(s),
+                              check=lambda x: checked.append(x) or 0.0, rounds=2)
     picked = flow.sample(model, SHAPE, tokens(), steps=4, generator=gen(3), time_shift=3.0, search=search)
     second = gen(3)
     torch.randn(SHAPE, generator=second)  # round 1's judge ranks its second noise first

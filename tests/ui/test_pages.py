@@ -87,7 +87,7 @@ def test_generate_shows_progress_and_the_clip(api_url):
     assert labelled(at.select_slider, "Candidates").value == "model's own"
     job = Api().job(at.session_state.watch_job)  # asked for none: sampled with the model's own for text
     assert job["params"]["guidance"] is None and job["video"]["meta"]["guidance"] == 4.0
-    assert job["params"]["candidates"] is None  # a fall, which no check reads: the model's unchecked candidates
+    assert job["params"]["candidates"] is None  # a fall, which names no way: the model's wayless candidates
     assert job["video"]["meta"]["candidates"] == 4
 
 

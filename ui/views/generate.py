@@ -20,8 +20,8 @@ with st.form("generate"):
                                 help="classifier-free guidance scale; the model's own by default")
     candidates = c4.select_slider("Candidates", [MODELS_OWN, *range(1, 9)], MODELS_OWN,
                                   help="starting noises searched for the motion the prompt asks for (each costs the "
-                                       "first steps once more; the model may search more rounds where none keeps "
-                                       "the way asked), or clips finished to keep a continued clip's motion "
+                                       "first steps once more; the model may search more rounds where none shows "
+                                       "all the prompt asks), or clips finished to keep a continued clip's motion "
                                        "(each costs every step once more); 1: none; the model's own by default")
     frames = c5.slider("Frames", 2, 128, 16)
     submitted = st.form_submit_button("Generate")
