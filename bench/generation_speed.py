@@ -1,10 +1,10 @@
 """Generation speed: time per clip beside its guided model forwards x one forward's time, in one run.
 
-The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging the
+The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging and
 noise search's candidates) should stay within 10% of the clip's time. The forwards are the model's
 batched passes as they run: the steps, the search's probes when the prompt asks for a motion
-(`--candidates`; the model's own by default), and the candidates finished where the prompt names a way
-and the first one finished does not keep it (with the model's further rounds where none of them does).
+(`--candidates`; the model's own by default), and the candidates finished where the first one finished
+does not show all the prompt asks (with the model's further rounds where none of them does).
 With `--extend`, each clip continues a world clip's first 8 frames by 8 more in one window: its forwards
 are every step of each finished seam candidate, and each also runs the pass the given frames guide by,
 where the model's config says they guide. Also prints peak memory (CUDA allocator, or the process's peak

@@ -48,7 +48,7 @@ class Asked:
     none), how many objects it names (`objects`; 0 where it names none, at least 2 colliding), whether
     its way is a steady path (`path`: a direction word, not a fall, which speeds up), and for the check of
     a finished clip (`shows_asked`): its objects' looks (colour, shape; None where it does not say; as many
-    as `objects`), its motion in the world's words (`words`: "moving left", "falling", "colliding"; None
+    as `objects`, and one at least where it names a motion), its motion in the world's words (`words`: "moving left", "falling", "colliding"; None
     where it names none) and its scene (None where it names none)."""
 
     moves: bool
@@ -67,7 +67,7 @@ def asked(prompt: str) -> Asked:
         FALLING if parsed.action == "falling" else None
     objects = max(len(parsed.objects), 2) if parsed.action == "colliding" else len(parsed.objects)
     looks = [(o["colour"], o["shape"]) for o in parsed.objects]
-    looks += [(None, None)] * (objects - len(looks))
+    looks += [(None, None)] * (max(objects, parsed.action is not None) - len(looks))  # a motion moves something
     words = f"moving {parsed.direction}" if parsed.direction is not None else parsed.action
     return Asked(moves=parsed.action is not None, motion=way, objects=objects, path=parsed.direction is not None,
                  looks=tuple(looks), words=words, scene=parsed.scene)

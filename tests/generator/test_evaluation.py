@@ -97,6 +97,20 @@ def test_direction_fault_says_why_a_mover_fails(clips):
     assert all(evaluation.direction_fault(c.frames, c.spec) is None for c in clips[:40])  # falls, collisions too
 
 
+def test_a_prompts_checks_read_a_clip_as_its_truth_does(clips):
+    for clip in clips[:40]:  # moves, falls and collisions
+        looks = [(o.colour, o.shape) for o in clip.spec.objects]
+        truth = evaluation.evaluate_clip(clip.frames, clip.spec)
+        checks = evaluation.prompt_checks(clip.frames, looks, clip.spec.motion, clip.spec.scene)
+        assert checks == {name: truth[name] for name in checks} == dict.fromkeys(checks, True)
+    spec = clips[0].spec
+    looks = [("white" if o.colour != "white" else "red", "square" if o.shape == "ball" else "ball")
+             for o in spec.objects]
+    assert not evaluation.prompt_checks(clips[0].frames, looks, spec.motion, spec.scene)["shape"]  # not as named
+    unsaid = [(None, None)] * len(spec.objects)  # a prompt that names no colour nor shape: any object will do
+    assert all(evaluation.prompt_checks(clips[0].frames, unsaid, spec.motion, spec.scene).values())
+
+
 def test_ceiling_on_simulator_clips(clips):
     summary = summary_of(clips, [c.frames for c in clips])
     log.info("ceiling on %d simulator clips: %s", N, summary)

@@ -55,7 +55,7 @@ def test_a_prompt_asks_for_the_way_its_words_name(prompt, way):
      Asked(moves=True, motion=None, objects=2, looks=(("green", "square"), (None, None)), words="colliding")),
     ("a red ball on black", Asked(moves=False, motion=None, objects=1, looks=(("red", "ball"),), scene="on black")),
     ("something falling",  # a fall speeds up: no steady path
-     Asked(moves=True, motion=(0.0, 1.0), objects=0, words="falling")),
+     Asked(moves=True, motion=(0.0, 1.0), objects=0, looks=((None, None),), words="falling")),
     ("a dragon over a castle", Asked(moves=False, motion=None, objects=0)),
 ])
 def test_a_prompt_asks_for_a_motion_and_the_objects_its_words_name(prompt, wanted):
@@ -130,6 +130,7 @@ def test_a_finished_clip_shows_what_its_prompt_asks_where_its_object_keeps_the_w
     left = world_clip(scene, "moving left", (40.0, 32.0), speed=2.5)  # turns at the left edge part-way
     assert shows_asked(left, asked(f"a yellow ball moving left {scene}")) == 1.0
     assert shows_asked(left, asked("a yellow ball moving left")) == 1.0  # the scene read from the frames
+    assert shows_asked(left, asked("a dragon moving left")) == 1.0  # whatever moves, where it names nothing known
     assert shows_asked(left, asked(f"a yellow ball moving right {scene}")) == pytest.approx(share("direction"))
     assert shows_asked(left, asked(f"a yellow square moving left {scene}")) == pytest.approx(share("shape"))
     stopped = left.clone()
