@@ -48,8 +48,9 @@ class Asked:
     none), how many objects it names (`objects`; 0 where it names none, at least 2 colliding), whether
     its way is a steady path (`path`: a direction word, not a fall, which speeds up), and for the check of
     a finished clip (`shows_asked`): its objects' looks (colour, shape; None where it does not say; as many
-    as `objects`, and one at least where it names a motion), its motion in the world's words (`words`: "moving left", "falling", "colliding"; None
-    where it names none) and its scene (None where it names none)."""
+    as `objects`, and one at least where it names a motion), its motion in the world's words (`words`:
+    "moving left", "falling", "colliding"; None where it names none) and its scene (None where it names
+    none)."""
 
     moves: bool
     motion: tuple[float, float] | None
