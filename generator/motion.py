@@ -155,12 +155,15 @@ def shows_asked(frames: torch.Tensor, wanted: Asked) -> float:
     """How much of what a prompt asks (`asked`) finished (T, 3, H, W) frames in [-1, 1] show, read with the
     world's tracker as the bench reads them (`evaluation.prompt_checks`): its objects moving as it says, kept
     (each in every frame at a steady size, nothing else lasting) and of the shapes it names, weighed by
-    CHECK_WEIGHTS; 1 where they show all three, 0 where none. 1 where it names no motion: nothing to check.
+    CHECK_WEIGHTS; 1 where they show all three, 0 where none. A way asked must also be the way the moving mass
+    travels over the first half of the frames. 1 where it names no motion: nothing to check.
     The scene is the prompt's, else the one the frames' background is nearest to."""
     if not wanted.moves:
         return 1.0
     clip = to_uint8(frames)  # (T, H, W, 3)
     checks = prompt_checks(clip, list(wanted.looks), wanted.words, wanted.scene or guess_scene(clip))
+    if wanted.path:  # and it sets off the asked way: from an edge, a path turned back at once fits either way
+        checks["direction"] &= _along(moving_mass(frames[: len(frames) // 2].float()), wanted.motion) > 0
     return sum(weight * checks[name] for name, weight in CHECK_WEIGHTS.items()) / sum(CHECK_WEIGHTS.values())
 
 

@@ -10,7 +10,7 @@ import torch
 from generator import world
 from generator.autoencoder import AE_CONFIGS, FrameAutoencoder, to_uint8, to_video_tensor
 from generator.dit import DIT_CONFIGS, STDiT
-from generator.evaluation import evaluate_clip, seam_velocity_ok
+from generator.evaluation import evaluate_clip, prompt_checks, seam_velocity_ok
 from generator.motion import (
     CHECK_WEIGHTS,
     OBJECTS_WEIGHT,
@@ -137,6 +137,11 @@ def test_a_finished_clip_shows_what_its_prompt_asks_where_its_object_keeps_the_w
     stopped[8:] = left[7]  # it stops half-way: the rest of the clip stands still
     assert shows_asked(stopped, asked(f"a yellow ball moving left {scene}")) == pytest.approx(share("direction"))
     assert shows_asked(stopped, asked(f"a yellow ball falling {scene}")) == pytest.approx(share("direction"))
+    edge = world_clip(scene, "moving left", (58.0, 32.0), speed=2.0)  # from the wall: the bench reads either way
+    assert all(prompt_checks(to_uint8(edge), [("yellow", "ball")], f"moving {way}", scene)["direction"]
+               for way in ("left", "right"))
+    assert shows_asked(edge, asked(f"a yellow ball moving left {scene}")) == 1.0
+    assert shows_asked(edge, asked(f"a yellow ball moving right {scene}")) == pytest.approx(share("direction"))
     copied = left.clone()
     copied[6:, :, 4:18, 46:60] = left[0, :, 26:40, 33:47]  # a copy of the ball appears at frame 6 and stays
     assert shows_asked(copied, asked(f"a yellow ball moving left {scene}")) == pytest.approx(share("permanence"))
