@@ -1,7 +1,7 @@
 """Generation speed: time per clip beside its guided model forwards x one forward's time, in one run.
 
 The sampler's own overhead (text encoding, the autoencoder, known-latent bookkeeping, judging and
-noise search's candidates) should stay within 10% of the clip's time. The forwards are the model's
+checking the noise search's candidates) should stay within 10% of the clip's time. The forwards are the model's
 batched passes as they run: the steps, the search's probes when the prompt asks for a motion
 (`--candidates`; the model's own by default), and the candidates finished where the first one finished
 does not show all the prompt asks (with the model's further rounds where none of them does).

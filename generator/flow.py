@@ -325,16 +325,14 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
     def checked_rounds() -> torch.Tensor:
         """Rounds of candidates judged, then finished and checked in the judge's order (`_best_checked`):
         the first that scores 1, or the highest checked of all rounds (the earliest, on a tie)."""
-        kept, kept_score = None, -math.inf
+        kept = (None, -math.inf)
         for round_ in range(rounds):
             drawn = noises if round_ == 0 else [initial_noise(shape, generator, device) for _ in range(candidates)]
-            finished, score = _best_checked(_ranked(step, drawn, probes, search.judge),
-                                            lambda x, noise: finish(x, noise, probes), check)
-            if kept is None or score > kept_score:
-                kept, kept_score = finished, score
-            if kept_score >= 1:
+            kept = _best_checked(_ranked(step, drawn, probes, search.judge),
+                                 lambda x, noise: finish(x, noise, probes), check, kept)
+            if kept[1] >= 1:
                 break
-        return kept
+        return kept[0]
 
     if not probes:
         start = noises[0] if start_latents is None else (1 - strength) * start_latents + strength * noises[0]
@@ -349,19 +347,23 @@ def sample(model, shape: tuple[int, ...], tokens: torch.Tensor, neg_tokens: torc
 
 def _best_checked(ranked: list[tuple[torch.Tensor, torch.Tensor]],
                   finish: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  check: Callable[[torch.Tensor], float]) -> tuple[torch.Tensor, float]:
+                  check: Callable[[torch.Tensor], float],
+                  best: tuple[torch.Tensor | None, float]) -> tuple[torch.Tensor, float]:
     """Finish the candidates (latents, noise) in order until one scores 1 by `check`: the highest scoring
-    finished (the earliest, on a tie; a NaN score counts as the lowest) and its score."""
-    best, best_score = None, -math.inf
+    finished latents and score, `best` (an earlier round's, or (None, -inf)) included; the earliest on a tie."""
     for x, noise in ranked:
         x = finish(x, noise)
-        score = check(x)
-        score = -math.inf if math.isnan(score) else score
-        if best is None or score > best_score:
-            best, best_score = x, score
-        if best_score >= 1:
+        score = _orderable(check(x))
+        if best[0] is None or score > best[1]:
+            best = (x, score)
+        if best[1] >= 1:
             break
-    return best, best_score
+    return best
+
+
+def _orderable(score: float) -> float:
+    """A judge's or a check's score, with NaN as the lowest."""
+    return -math.inf if math.isnan(score) else score
 
 
 def _ranked(step, noises: list[torch.Tensor], probes: int,
@@ -374,6 +376,6 @@ def _ranked(step, noises: list[torch.Tensor], probes: int,
         for i in range(probes):
             x, predicted = step(x, i, noise)
         score = judge(predicted)
-        scored.append((-math.inf if math.isnan(score) else score, -k, x, noise))
+        scored.append((_orderable(score), -k, x, noise))
     scored.sort(key=lambda c: c[:2], reverse=True)
     return [(x, noise) for *_, x, noise in scored]
